@@ -1,0 +1,209 @@
+"""Matrix-level theorems of SPEC §2 (L1, L2, T1, T2, T10), each returning both sides.
+
+Each function evaluates the quantities of one inequality on a (batch of) matrices and returns
+an :class:`Inequality` (a chain ``t_0 ≤ t_1 ≤ …``) or, for the tail bound T2, a
+:class:`TailBound`. The property tests of the library check these on random matrices;
+users can call :meth:`Inequality.holds` on their own operators.
+
+The statements and proof sketches are in SPEC §2; the framework is that of Katende,
+arXiv:2602.01136 (2026). The statements are this library's own formalisation where the paper's
+theorem text was not available.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from . import _xp
+from .spectra import Spectrum, _spectrum
+
+Array = Any
+
+__all__ = [
+    "Inequality",
+    "TailBound",
+    "deep_linear_frobenius",
+    "entropy_attribution_bound",
+    "gaussian_sensitivity_tail",
+    "stable_vs_effective_rank",
+    "typical_sensitivity",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Inequality:
+    """A chain of inequalities ``terms[0] ≤ terms[1] ≤ …`` evaluated on arrays.
+
+    Attributes
+    ----------
+    name : str
+        The SPEC label (``"L1"``, ``"T1"``, ...).
+    terms : tuple of (str, array)
+        Named sides in increasing order; arrays share the batch shape of the input.
+
+    """
+
+    name: str
+    terms: tuple[tuple[str, Array], ...]
+
+    def __getitem__(self, key: str) -> Array:
+        """The side called ``key``."""
+        for name, value in self.terms:
+            if name == key:
+                return value
+        raise KeyError(f"{self.name} has no term {key!r}; terms: {[n for n, _ in self.terms]}")
+
+    def margins(self) -> tuple[Array, ...]:
+        """``terms[i+1] − terms[i]`` for each link of the chain (≥ 0 where it holds)."""
+        values = [v for _, v in self.terms]
+        return tuple(b - a for a, b in pairwise(values))
+
+    def holds(self, rtol: float = 1e-10, atol: float = 0.0) -> bool:
+        """Whether every link holds up to ``a ≤ b + rtol·|b| + atol`` for every batch entry."""
+        values = [v for _, v in self.terms]
+        for a, b in pairwise(values):
+            xp = _xp.namespace(a, b) if hasattr(a, "shape") else None
+            if xp is None:
+                if not a <= b + rtol * abs(b) + atol:
+                    return False
+            elif not bool(xp.all(a <= b + rtol * xp.abs(b) + atol)):
+                return False
+        return True
+
+
+@dataclass(frozen=True, eq=False)
+class TailBound:
+    """Two-sided concentration bounds for ``‖A δ‖²`` (SPEC T2).
+
+    ``P(‖Aδ‖² ≥ upper) ≤ probability`` and ``P(‖Aδ‖² ≤ lower) ≤ probability``, with ``mean``
+    the exact expectation ``E‖Aδ‖²``.
+    """
+
+    mean: Array
+    lower: Array
+    upper: Array
+    probability: float
+
+
+def stable_vs_effective_rank(a: Array | Spectrum, *, rtol: float | None = None) -> Inequality:
+    """L1: ``srank(A) ≤ erank(A) ≤ rank(A)`` (energy convention).
+
+    Shannon entropy dominates min-entropy ``−log max p_i = log(‖A‖_F²/σ_1²)``, and is at most
+    the log of the support size. ``rank`` is the numerical rank at ``rtol``.
+    """
+    spec = _spectrum(a)
+    xp = spec.xp
+    rank = xp.astype(spec.rank(rtol), spec.values.dtype)
+    return Inequality(
+        "L1",
+        (
+            ("stable_rank", spec.stable_rank()),
+            ("effective_rank", spec.effective_rank("energy")),
+            ("rank", rank),
+        ),
+    )
+
+
+def entropy_attribution_bound(a: Array | Spectrum) -> Inequality:
+    """L2: ``r · exp(−H(A)) ≤ κ_attr(A)² ≤ r`` with ``r = min(m, n)``.
+
+    The lower bound follows from L1 (``srank ≤ erank``) and ``κ_attr² = r / srank``.
+    Entropy bounds κ_attr from below without ordering samples.
+    """
+    spec = _spectrum(a)
+    xp = spec.xp
+    h = spec.entropy("energy")
+    k2 = spec.attribution_condition_number() ** 2
+    return Inequality(
+        "L2",
+        (
+            ("r_exp_neg_entropy", spec.r * xp.exp(-h)),
+            ("attribution_condition_squared", k2),
+            ("r", xp.full_like(k2, float(spec.r))),
+        ),
+    )
+
+
+def typical_sensitivity(a: Array | Spectrum, eps: float = 1.0) -> Inequality:
+    """T1: typical versus worst-case sensitivity to isotropic input noise.
+
+    For ``δ`` with ``E[δ δᵀ] = (ε²/n) I`` (uniform on the ε-sphere, or ``N(0, ε²/n · I)``)::
+
+        E‖Aδ‖² = ε²‖A‖_F²/n  ≤  ε² σ_1² exp(H)/n  ≤  ε² σ_1² rank/n  ≤  ε² σ_1²
+
+    where the last term is the squared worst case ``max_{‖δ‖=ε} ‖Aδ‖²``. The first term is
+    exact (an expectation), the chain follows from L1 and ``rank ≤ n``.
+    """
+    if not eps > 0:
+        raise ValueError(f"eps (the perturbation radius) must be positive; got {eps}")
+    spec = _spectrum(a)
+    xp = spec.xp
+    n = spec.shape[1]
+    s1_sq = spec.operator_norm() ** 2
+    scale = eps**2 / n
+    return Inequality(
+        "T1",
+        (
+            ("expected_squared_gain", scale * spec.frobenius_norm() ** 2),
+            ("entropy_bound", scale * s1_sq * spec.effective_rank("energy")),
+            ("rank_bound", scale * s1_sq * xp.astype(spec.rank(), s1_sq.dtype)),
+            ("worst_case_squared", eps**2 * s1_sq),
+        ),
+    )
+
+
+def gaussian_sensitivity_tail(a: Array | Spectrum, eps: float, t: float) -> TailBound:
+    """T2: Laurent–Massart concentration of ``‖Aδ‖²`` for ``δ ~ N(0, ε²/n · I)``.
+
+    With ``a_i = ε² σ_i² / n`` (Laurent & Massart 2000, Lemma 1), for every ``t > 0``::
+
+        P(‖Aδ‖² ≥ Σa_i + 2‖a‖_2 √t + 2‖a‖_∞ t) ≤ e^{−t}
+        P(‖Aδ‖² ≤ Σa_i − 2‖a‖_2 √t) ≤ e^{−t}
+    """
+    if not eps > 0:
+        raise ValueError(f"eps must be positive; got {eps}")
+    if not t > 0:
+        raise ValueError(f"t must be positive (the bound holds with probability 1 − e^-t); got {t}")
+    spec = _spectrum(a)
+    xp = spec.xp
+    coef = spec.values**2 * (eps**2 / spec.shape[1])
+    mean = xp.sum(coef, axis=-1)
+    l2 = xp.sqrt(xp.sum(coef**2, axis=-1))
+    linf = coef[..., 0]
+    root = math.sqrt(t)
+    return TailBound(
+        mean=mean,
+        lower=mean - 2 * l2 * root,
+        upper=mean + 2 * l2 * root + 2 * linf * t,
+        probability=math.exp(-t),
+    )
+
+
+def deep_linear_frobenius(widths: Sequence[int], variances: Sequence[float]) -> float:
+    """T10: ``E‖W_L ⋯ W_1‖_F² = n_L Π_l σ_l²`` for independent Gaussian-like factors.
+
+    Parameters
+    ----------
+    widths : (n_0, n_1, ..., n_L)
+        Layer widths; ``W_l`` has shape ``(n_l, n_{l−1})``.
+    variances : (σ_1², ..., σ_L²)
+        ``W_l`` has iid mean-zero entries of variance ``σ_l² / n_{l−1}``.
+
+    Returns
+    -------
+    float
+        The exact expectation (it does not depend on the hidden widths).
+
+    """
+    widths = [int(w) for w in widths]
+    if len(widths) != len(variances) + 1 or len(variances) == 0:
+        raise ValueError(
+            f"need L+1 widths for L variances; got {len(widths)} widths and {len(variances)}"
+        )
+    if min(widths) < 1 or min(variances) < 0:
+        raise ValueError("widths must be positive and variances non-negative")
+    return float(widths[-1] * math.prod(float(v) for v in variances))

@@ -1,0 +1,406 @@
+"""Spectral statistics of matrices (SPEC §1).
+
+One object, :class:`Spectrum`, holds the singular values (or the eigenvalues of a symmetric
+matrix) of a batch of matrices; every statistic is a method of it, and the public functions
+(:func:`spectral_entropy`, :func:`effective_rank`, ...) are thin wrappers that build it from a
+matrix. All statistics depend on singular values / eigenvalues only — never on singular
+vectors — so they are differentiable in PyTorch and JAX wherever the values are distinct.
+
+Definitions follow the framework of Katende, "A Unified Matrix-Spectral Framework for
+Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026); where the paper's
+exact formula was not available they are this library's own (see SPEC §1 in the docs).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from . import _xp
+from .errors import ShapeError, ZeroSpectrumError
+
+Array = Any
+Convention = Literal["energy", "roy-vetterli", "trace"]
+OnZero = Literal["raise", "nan"]
+
+__all__ = [
+    "Spectrum",
+    "attribution_condition_number",
+    "condition_number",
+    "effective_rank",
+    "singular_values",
+    "spectral_entropy",
+    "stable_rank",
+    "typical_gain",
+]
+
+_CONVENTIONS = ("energy", "roy-vetterli", "trace")
+
+
+@dataclass(frozen=True, eq=False)
+class Spectrum:
+    """Singular values (or symmetric eigenvalues) of a batch of ``m × n`` matrices.
+
+    Build it with :meth:`from_matrix`, :meth:`from_singular_values` or :meth:`from_eigenvalues`
+    rather than directly.
+
+    Attributes
+    ----------
+    values : array, shape ``(..., r)``
+        Singular values in descending order, ``r = min(m, n)``. For a symmetric matrix these
+        are the absolute eigenvalues ``|λ_i|`` (which *are* its singular values).
+    shape : tuple of int
+        ``(m, n)``, the shape of each matrix (``n`` is the input dimension used by
+        :meth:`typical_gain`).
+    eigenvalues : array or None, shape ``(..., n)``
+        For a symmetric matrix, the signed eigenvalues ordered like ``values`` (by decreasing
+        ``|λ|``); ``None`` for a general matrix.
+
+    """
+
+    values: Array
+    shape: tuple[int, int]
+    eigenvalues: Array | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_matrix(cls, a: Array, *, hermitian: bool = False) -> Spectrum:
+        """Spectrum of ``a`` with shape ``(..., m, n)``.
+
+        With ``hermitian=True`` ``a`` must be symmetric (only its lower triangle is read) and
+        its eigenvalues are computed with ``eigvalsh``; the default distribution then becomes
+        ``p_i = |λ_i| / Σ|λ_j|`` (SPEC §1, PSD and indefinite matrices).
+
+        Raises
+        ------
+        ShapeError, EmptyInputError, DTypeError, NonFiniteError
+            For fewer than two axes, an empty axis, a non-float dtype, NaN/Inf entries.
+
+        """
+        xp = _xp.check_matrix(a, square=hermitian)
+        m, n = int(a.shape[-2]), int(a.shape[-1])
+        if hermitian:
+            return cls._from_checked_eigenvalues(xp.linalg.eigvalsh(a), xp)
+        return cls(values=xp.linalg.svdvals(a), shape=(m, n))
+
+    @classmethod
+    def from_singular_values(
+        cls, s: Array, *, shape: tuple[int, int] | None = None, sort: bool = True
+    ) -> Spectrum:
+        """Spectrum from singular values ``s`` with shape ``(..., r)`` (non-negative).
+
+        Parameters
+        ----------
+        s : array
+            Singular values.
+        shape : (m, n), optional
+            Shape of the matrices they came from; needed for :meth:`typical_gain` and the
+            default ``rtol`` of :meth:`condition_number`. Default ``(r, r)``.
+        sort : bool
+            Sort into descending order (pass ``False`` only if ``s`` is already sorted).
+
+        """
+        xp = _check_vector(s, "singular values")
+        if _xp.concrete_bool(xp.any(s < 0)):
+            raise ValueError(
+                "singular values must be non-negative; for eigenvalues of a symmetric matrix use "
+                "Spectrum.from_eigenvalues"
+            )
+        r = int(s.shape[-1])
+        m, n = (r, r) if shape is None else (int(shape[0]), int(shape[1]))
+        if min(m, n) != r:
+            raise ShapeError(f"{r} singular values do not fit a matrix of shape {(m, n)}")
+        values = xp.sort(s, axis=-1, descending=True) if sort else s
+        return cls(values=values, shape=(m, n))
+
+    @classmethod
+    def from_eigenvalues(cls, eigenvalues: Array) -> Spectrum:
+        """Spectrum of a symmetric ``n × n`` matrix from its eigenvalues ``(..., n)``.
+
+        PSD (NTK, GGN) and indefinite (Hessian) matrices alike; :meth:`negative_mass` reports
+        the share of ``Σ|λ|`` carried by negative eigenvalues.
+        """
+        xp = _check_vector(eigenvalues, "eigenvalues")
+        return cls._from_checked_eigenvalues(eigenvalues, xp)
+
+    @classmethod
+    def _from_checked_eigenvalues(cls, lam: Array, xp: Any) -> Spectrum:
+        n = int(lam.shape[-1])
+        order = xp.argsort(xp.abs(lam), axis=-1, descending=True, stable=True)
+        lam = xp.take_along_axis(lam, order, axis=-1)
+        return cls(values=xp.abs(lam), shape=(n, n), eigenvalues=lam)
+
+    # ----------------------------------------------------------------- basics
+    @property
+    def xp(self) -> Any:
+        """Array namespace of the values."""
+        return _xp.namespace(self.values)
+
+    @property
+    def hermitian(self) -> bool:
+        """Whether the spectrum came from a symmetric eigenvalue problem."""
+        return self.eigenvalues is not None
+
+    @property
+    def r(self) -> int:
+        """``min(m, n)``: the number of singular values of each matrix."""
+        return min(self.shape)
+
+    def operator_norm(self) -> Array:
+        """``σ_1``, the largest singular value (spectral norm)."""
+        return self.values[..., 0]
+
+    def frobenius_norm(self) -> Array:
+        """``‖A‖_F = (Σ σ_i²)^½``."""
+        xp = self.xp
+        return xp.sqrt(xp.sum(self.values**2, axis=-1))
+
+    def default_rtol(self) -> float:
+        """``max(m, n) · eps(dtype)``, the default relative threshold for rank and κ."""
+        return max(self.shape) * _xp.eps(self.xp, self.values.dtype)
+
+    def rank(self, rtol: float | None = None) -> Array:
+        """Numerical rank: the number of ``σ_i > rtol · σ_1`` (integer array)."""
+        xp = self.xp
+        tol = self.default_rtol() if rtol is None else rtol
+        big = self.values > tol * self.values[..., :1]
+        return xp.sum(xp.astype(big, xp.int64), axis=-1)
+
+    def negative_mass(self) -> Array:
+        """``Σ_{λ<0} |λ| / Σ|λ|`` for a symmetric spectrum (SPEC §1, indefinite matrices)."""
+        if self.eigenvalues is None:
+            raise ValueError(
+                "negative mass needs eigenvalues; build the spectrum with hermitian=True or "
+                "Spectrum.from_eigenvalues"
+            )
+        xp = self.xp
+        neg = xp.sum(xp.where(self.eigenvalues < 0, self.values, 0.0), axis=-1)
+        return neg / self._checked_total(self.values, "raise")[0]
+
+    # ----------------------------------------------------------------- distribution and entropy
+    def _weights(self, convention: Convention | None) -> Array:
+        convention = self._resolve(convention)
+        return self.values**2 if convention == "energy" else self.values
+
+    def _resolve(self, convention: Convention | None) -> str:
+        if convention is None:
+            return "trace" if self.hermitian else "energy"
+        if convention not in _CONVENTIONS:
+            raise ValueError(f"convention must be one of {_CONVENTIONS}; got {convention!r}")
+        if convention == "trace" and not self.hermitian:
+            raise ValueError(
+                "convention='trace' (p_i = |λ_i| / Σ|λ_j|) needs a symmetric matrix; pass "
+                "hermitian=True, or use 'roy-vetterli' (p_i = σ_i / Σ σ_j) for a general matrix"
+            )
+        return convention
+
+    def _checked_total(self, w: Array, on_zero: OnZero) -> tuple[Array, Array | None]:
+        """``Σ w`` with zero totals replaced by 1, and the mask of zero matrices (or None)."""
+        if on_zero not in ("raise", "nan"):
+            raise ValueError(f"on_zero must be 'raise' or 'nan'; got {on_zero!r}")
+        xp = self.xp
+        total = xp.sum(w, axis=-1)
+        zero = total == 0
+        if not _xp.concrete_bool(xp.any(zero)):
+            return total, None
+        if on_zero == "raise":
+            raise ZeroSpectrumError(
+                "a zero matrix has no spectral distribution (entropy, effective rank and κ_attr "
+                "are undefined); drop it, or pass on_zero='nan' to get NaN for it"
+            )
+        return xp.where(zero, xp.ones_like(total), total), zero
+
+    def distribution(
+        self, convention: Convention | None = None, on_zero: OnZero = "raise"
+    ) -> Array:
+        """Spectral distribution ``p`` on the simplex (SPEC §1).
+
+        ``"energy"`` (default for a general matrix): ``p_i = σ_i² / ‖A‖_F²``.
+        ``"roy-vetterli"``: ``p_i = σ_i / Σ σ_j`` (Roy & Vetterli 2007).
+        ``"trace"`` (default for a symmetric matrix): ``p_i = |λ_i| / Σ |λ_j|``, which for a PSD
+        Gram matrix ``K = G Gᵀ`` equals the energy distribution of ``G`` (so ``H(K) = H(G)``).
+        """
+        w = self._weights(convention)
+        total, zero = self._checked_total(w, on_zero)
+        p = w / total[..., None]
+        if zero is not None:
+            p = self.xp.where(zero[..., None], self.xp.nan, p)
+        return p
+
+    def entropy(
+        self,
+        convention: Convention | None = None,
+        *,
+        normalized: bool = False,
+        on_zero: OnZero = "raise",
+    ) -> Array:
+        """Spectral entropy ``H = −Σ p_i log p_i`` (natural log, ``0 log 0 = 0``; SPEC §1).
+
+        With ``normalized=True`` returns ``H / log r`` in ``[0, 1]`` (needs ``r ≥ 2``).
+        """
+        xp = self.xp
+        p = self.distribution(convention, on_zero)
+        safe = xp.where(p > 0, p, xp.ones_like(p))  # keeps log and its gradient finite at p = 0
+        h = -xp.sum(p * xp.log(safe), axis=-1)
+        if normalized:
+            if self.r < 2:
+                raise ShapeError(
+                    "normalised entropy H / log r needs r = min(m, n) ≥ 2; this matrix has r = 1"
+                )
+            h = h / math.log(self.r)
+        return h
+
+    def effective_rank(
+        self, convention: Convention | None = None, *, on_zero: OnZero = "raise"
+    ) -> Array:
+        """``erank = exp H`` (Roy & Vetterli 2007), in ``[1, rank A]``."""
+        return self.xp.exp(self.entropy(convention, on_zero=on_zero))
+
+    # ----------------------------------------------------------------- norms and ratios
+    def stable_rank(self) -> Array:
+        """``srank = ‖A‖_F² / σ_1²`` in ``[1, rank A]``; NaN for a zero matrix."""
+        xp = self.xp
+        s1 = self.operator_norm()
+        return _safe_ratio(xp, xp.sum(self.values**2, axis=-1), s1**2)
+
+    def condition_number(self, *, rtol: float | None = None, k: int | None = None) -> Array:
+        """``κ = σ_1 / σ_r``, ``+∞`` when ``σ_r ≤ rtol · σ_1``; or ``κ_k = σ_1 / σ_k`` if ``k``.
+
+        Parameters
+        ----------
+        rtol : float, optional
+            Relative singularity threshold; default ``max(m, n) · eps(dtype)``.
+        k : int, optional
+            Truncation ``1 ≤ k ≤ r``: return ``σ_1 / σ_k`` (``+∞`` if ``σ_k = 0``).
+
+        """
+        xp = self.xp
+        s1 = self.values[..., 0]
+        if k is not None:
+            if not 1 <= int(k) <= self.r:
+                raise ValueError(f"k must satisfy 1 ≤ k ≤ r = {self.r}; got k={k}")
+            sk = self.values[..., int(k) - 1]
+            ok = sk > 0
+        else:
+            tol = self.default_rtol() if rtol is None else float(rtol)
+            if tol < 0:
+                raise ValueError(f"rtol must be non-negative; got {rtol}")
+            sk = self.values[..., -1]
+            ok = sk > tol * s1
+        return xp.where(ok, s1 / xp.where(ok, sk, xp.ones_like(sk)), xp.inf)
+
+    def typical_gain(self) -> Array:
+        """``τ = ‖A‖_F / √n`` with ``n`` the number of columns (input dimension); in ``[0, σ_1]``.
+
+        It is the root-mean-square gain ``(E‖A δ‖² / ε²)^½`` for isotropic ``δ`` (SPEC T1).
+        """
+        return self.frobenius_norm() / math.sqrt(self.shape[1])
+
+    def attribution_condition_number(self, *, on_zero: OnZero = "raise") -> Array:
+        """``κ_attr = σ_1 / (‖A‖_F / √r) = (r / srank)^½`` in ``[1, √r]``."""
+        xp = self.xp
+        total, zero = self._checked_total(self.values**2, on_zero)
+        k = self.values[..., 0] * math.sqrt(self.r) / xp.sqrt(total)
+        return k if zero is None else xp.where(zero, xp.nan, k)
+
+
+def _safe_ratio(xp: Any, num: Array, den: Array) -> Array:
+    ok = den > 0
+    return xp.where(ok, num / xp.where(ok, den, xp.ones_like(den)), xp.nan)
+
+
+def _check_vector(s: Array, what: str) -> Any:
+    xp = _xp.namespace(s)
+    if s.ndim < 1:
+        raise ShapeError(f"{what} must have shape (..., r); got a 0-d array")
+    if any(int(d) == 0 for d in s.shape):
+        from .errors import EmptyInputError
+
+        raise EmptyInputError(f"{what} have shape {tuple(s.shape)} with a zero-length axis")
+    _xp.check_real_floating(s, xp, what)
+    _xp.check_finite(s, xp, what)
+    return xp
+
+
+def _spectrum(a: Array | Spectrum, hermitian: bool = False) -> Spectrum:
+    if isinstance(a, Spectrum):
+        return a
+    return Spectrum.from_matrix(a, hermitian=hermitian)
+
+
+# --------------------------------------------------------------------- functional API
+def singular_values(a: Array) -> Array:
+    """Singular values ``(..., min(m, n))`` of ``a`` with shape ``(..., m, n)``, descending.
+
+    Same namespace, dtype and device as ``a``; validated (finite, real floating, non-empty).
+    """
+    return Spectrum.from_matrix(a).values
+
+
+def spectral_entropy(
+    a: Array | Spectrum,
+    *,
+    convention: Convention | None = None,
+    normalized: bool = False,
+    hermitian: bool = False,
+    on_zero: OnZero = "raise",
+) -> Array:
+    """Spectral entropy ``H(A) = −Σ p_i log p_i`` of each matrix in ``a`` (SPEC §1).
+
+    Parameters
+    ----------
+    a : array ``(..., m, n)`` or Spectrum
+        The matrices, or their precomputed spectrum.
+    convention : {"energy", "roy-vetterli", "trace"}, optional
+        Default ``"energy"`` (``p_i = σ_i²/‖A‖_F²``), or ``"trace"`` (``p_i = |λ_i|/Σ|λ_j|``)
+        when ``hermitian=True``.
+    normalized : bool
+        Return ``H / log r`` in ``[0, 1]``.
+    hermitian : bool
+        ``a`` is symmetric: use ``eigvalsh`` (PSD: NTK, GGN; indefinite: Hessian).
+    on_zero : {"raise", "nan"}
+        A zero matrix raises :class:`~specinterp.errors.ZeroSpectrumError`, or gives NaN.
+
+    Returns
+    -------
+    array ``(...)`` in ``a``'s namespace, dtype and device; in ``[0, log rank A]``.
+
+    """
+    return _spectrum(a, hermitian).entropy(convention, normalized=normalized, on_zero=on_zero)
+
+
+def effective_rank(
+    a: Array | Spectrum,
+    *,
+    convention: Convention | None = None,
+    hermitian: bool = False,
+    on_zero: OnZero = "raise",
+) -> Array:
+    """Effective rank ``erank(A) = exp H(A)`` in ``[1, rank A]`` (Roy & Vetterli 2007; SPEC §1)."""
+    return _spectrum(a, hermitian).effective_rank(convention, on_zero=on_zero)
+
+
+def stable_rank(a: Array | Spectrum) -> Array:
+    """Stable rank ``srank(A) = ‖A‖_F² / σ_1²`` in ``[1, rank A]`` (SPEC §1); NaN if ``A = 0``."""
+    return _spectrum(a).stable_rank()
+
+
+def condition_number(
+    a: Array | Spectrum, *, rtol: float | None = None, k: int | None = None
+) -> Array:
+    """Condition number ``κ = σ_1/σ_r`` (``+∞`` if singular), or ``κ_k = σ_1/σ_k`` (SPEC §1).
+
+    ``rtol`` defaults to ``max(m, n) · eps(dtype)``: ``σ_r ≤ rtol·σ_1`` counts as singular.
+    """
+    return _spectrum(a).condition_number(rtol=rtol, k=k)
+
+
+def typical_gain(a: Array | Spectrum) -> Array:
+    """Typical gain ``τ(A) = ‖A‖_F / √n`` (``n`` = columns) in ``[0, σ_1]`` (SPEC §1, T1)."""
+    return _spectrum(a).typical_gain()
+
+
+def attribution_condition_number(a: Array | Spectrum, *, on_zero: OnZero = "raise") -> Array:
+    """Attribution condition number ``κ_attr = σ_1 √r / ‖A‖_F`` in ``[1, √r]`` (SPEC §1, L2)."""
+    return _spectrum(a).attribution_condition_number(on_zero=on_zero)

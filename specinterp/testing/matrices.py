@@ -1,0 +1,46 @@
+"""Matrices with a prescribed spectrum, ``Q diag(s) Vᵀ`` with Haar-random orthogonal factors.
+
+Built in NumPy float64 — the reference precision — so a test can convert one matrix to every
+backend and compare each backend's answer with the spectrum it was built from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["haar_orthogonal", "matrix_with_spectrum", "symmetric_with_eigenvalues"]
+
+
+def haar_orthogonal(n: int, rng: np.random.Generator, k: int | None = None) -> np.ndarray:
+    """The first ``k`` columns (default all ``n``) of a Haar-distributed orthogonal matrix.
+
+    QR of a Gaussian matrix with the signs of ``R``'s diagonal moved into ``Q`` (Mezzadri 2007),
+    which makes the distribution exactly Haar.
+    """
+    k = n if k is None else k
+    q, r = np.linalg.qr(rng.standard_normal((n, k)))
+    signs = np.sign(np.diag(r))
+    signs[signs == 0] = 1.0
+    return q * signs
+
+
+def matrix_with_spectrum(
+    singular_values: np.ndarray, m: int, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """An ``m × n`` matrix ``Q diag(s) Vᵀ`` whose singular values are exactly ``s``.
+
+    ``s`` has ``min(m, n)`` non-negative entries (any order); ``Q``, ``V`` are Haar.
+    """
+    s = np.asarray(singular_values, dtype=np.float64)
+    r = min(m, n)
+    if s.shape != (r,) or np.any(s < 0):
+        raise ValueError(f"need {r} non-negative singular values for a {m}×{n} matrix")
+    return (haar_orthogonal(m, rng, r) * s) @ haar_orthogonal(n, rng, r).T
+
+
+def symmetric_with_eigenvalues(eigenvalues: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A symmetric matrix ``Q diag(λ) Qᵀ`` with exactly the given (real) eigenvalues."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    q = haar_orthogonal(lam.size, rng)
+    a = (q * lam) @ q.T
+    return 0.5 * (a + a.T)

@@ -1,0 +1,86 @@
+"""Hypothesis strategies for matrices with prescribed spectra.
+
+Examples
+--------
+>>> from hypothesis import given
+>>> from specinterp.testing.strategies import spectral_matrices
+>>> @given(spectral_matrices())
+... def test_stable_rank_at_most_rank(case):
+...     ...
+
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .matrices import matrix_with_spectrum, symmetric_with_eigenvalues
+
+__all__ = ["SpectralCase", "singular_value_sets", "spectral_matrices", "symmetric_matrices"]
+
+
+@dataclass(frozen=True)
+class SpectralCase:
+    """A matrix and the exact spectrum it was built from."""
+
+    matrix: np.ndarray
+    values: np.ndarray  # singular values (descending) or eigenvalues (any order)
+
+
+@st.composite
+def singular_value_sets(
+    draw: st.DrawFn,
+    r: int,
+    *,
+    min_value: float = 0.0,
+    max_value: float = 1e3,
+    allow_zero: bool = True,
+    min_nonzero: int = 1,
+) -> np.ndarray:
+    """``r`` non-negative singular values in descending order, at least ``min_nonzero`` > 0.
+
+    Values are drawn on a log scale (up to six decades) with optional exact zeros and ties, to
+    reach rank-deficient, clustered and degenerate spectra.
+    """
+    logs = draw(st.lists(st.floats(-3.0, 3.0), min_size=r, max_size=r))
+    s = np.clip(10.0 ** np.asarray(logs), max(min_value, 1e-300), max_value)
+    if draw(st.booleans()):  # ties (degenerate spectrum)
+        s[r // 2 :] = s[0]
+    if allow_zero and r > min_nonzero:
+        zeros = draw(st.integers(0, r - min_nonzero))
+        s[np.argsort(s)[:zeros]] = 0.0
+    return np.sort(s)[::-1].copy()
+
+
+@st.composite
+def spectral_matrices(
+    draw: st.DrawFn,
+    *,
+    max_side: int = 12,
+    allow_zero: bool = True,
+    seed: st.SearchStrategy[int] | None = None,
+) -> SpectralCase:
+    """An ``m × n`` matrix ``Q diag(s) Vᵀ`` with Haar factors and a drawn spectrum ``s``."""
+    m = draw(st.integers(1, max_side))
+    n = draw(st.integers(1, max_side))
+    s = draw(singular_value_sets(min(m, n), allow_zero=allow_zero))
+    rng = np.random.default_rng(draw(seed if seed is not None else st.integers(0, 2**32 - 1)))
+    return SpectralCase(matrix_with_spectrum(s, m, n, rng), s)
+
+
+@st.composite
+def symmetric_matrices(draw: st.DrawFn, *, max_side: int = 12, psd: bool = False) -> SpectralCase:
+    """A symmetric ``n × n`` matrix with drawn eigenvalues (PSD if ``psd``, else any sign)."""
+    n = draw(st.integers(1, max_side))
+    mags = draw(singular_value_sets(n))
+    signs = (
+        np.ones(n)
+        if psd
+        else np.asarray(draw(st.lists(st.sampled_from([-1.0, 1.0]), min_size=n, max_size=n)))
+    )
+    lam = mags * signs
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return SpectralCase(symmetric_with_eigenvalues(lam, rng), lam)

@@ -1,0 +1,141 @@
+"""Shared fixtures: the ``xp`` backend fixture and Hypothesis profiles.
+
+Every backend test builds its inputs in NumPy float64 (the reference), converts them with
+``backend.asarray`` and compares the results, converted back with ``backend.to_numpy``, against
+an independent NumPy/SciPy float64 computation with the backend's stated tolerance.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from specinterp import _xp
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+settings.register_profile(
+    "dev",
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array backend under test, with its dtype and the tolerance results are held to."""
+
+    name: str
+    xp: Any
+    dtype: Any
+    rtol: float
+
+    def asarray(self, a: np.ndarray) -> Any:
+        return self.xp.asarray(np.asarray(a, dtype=np.float64), dtype=self.dtype)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(_xp.to_numpy(a), dtype=np.float64)
+
+    @property
+    def is_float64(self) -> bool:
+        return self.rtol < 1e-9
+
+
+def _has(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _numpy() -> Backend:
+    import array_api_compat.numpy as xp
+
+    return Backend("numpy", xp, xp.float64, 1e-10)
+
+
+def _strict() -> Backend:
+    import array_api_strict as xp
+
+    return Backend("array_api_strict", xp, xp.float64, 1e-10)
+
+
+def _torch64() -> Backend:
+    import array_api_compat.torch as xp
+
+    return Backend("torch-float64", xp, xp.float64, 1e-10)
+
+
+def _torch32() -> Backend:
+    import array_api_compat.torch as xp
+
+    return Backend("torch-float32", xp, xp.float32, 2e-4)
+
+
+def _jax() -> Backend:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # test setup only; the library never flips it
+    import jax.numpy as xp
+
+    return Backend("jax", xp, xp.float64, 1e-10)
+
+
+def _cupy() -> Backend:
+    import array_api_compat.cupy as xp
+
+    return Backend("cupy", xp, xp.float64, 1e-10)
+
+
+def _cupy_available() -> bool:
+    if not _has("cupy"):
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+_BACKENDS = [
+    ("numpy", _numpy, lambda: True),
+    ("array_api_strict", _strict, lambda: _has("array_api_strict")),
+    ("torch-float64", _torch64, lambda: _has("torch")),
+    ("torch-float32", _torch32, lambda: _has("torch")),
+    ("jax", _jax, lambda: _has("jax")),
+    ("cupy", _cupy, _cupy_available),
+]
+
+
+@pytest.fixture(params=[name for name, _, _ in _BACKENDS])
+def xp(request: pytest.FixtureRequest) -> Backend:
+    """Every available array backend; unavailable ones skip with the reason."""
+    _, make, available = next(b for b in _BACKENDS if b[0] == request.param)
+    if not available():
+        pytest.skip(f"{request.param} is not installed or has no device here")
+    return make()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20260201)
