@@ -287,7 +287,8 @@ def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:
         raise ShapeError(f"input size {input_size} is smaller than the kernel {kernel.shape[2:]}")
     _xp.check_real_floating(kernel, xp, "kernel")
     _xp.check_finite(kernel, xp, "kernel")
-    blocks = xp.fft.fftn(kernel, s=(n_h, n_w), axes=(2, 3))
+    cdtype = xp.complex128 if kernel.dtype == xp.float64 else xp.complex64
+    blocks = xp.fft.fftn(xp.astype(kernel, cdtype), s=(n_h, n_w), axes=(2, 3))
     blocks = xp.permute_dims(blocks, (2, 3, 0, 1))
     s = xp.linalg.svdvals(blocks)
     return xp.sort(xp.reshape(s, (-1,)), descending=True)
