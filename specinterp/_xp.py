@@ -250,3 +250,12 @@ def as_generator(
             f"seed must be an int, a numpy.random.Generator or None; got {type(seed).__name__}"
         )
     return Generator(seed, xp, device)
+
+
+def from_host(values: np.ndarray, like: Array) -> Array:
+    """``values`` (a small NumPy array) in the namespace, dtype and device of ``like``.
+
+    Used by the matrix-free algorithms for the small projected matrices they solve on the host.
+    """
+    xp = namespace(like)
+    return xp.asarray(np.asarray(values), dtype=like.dtype, device=device(like))

@@ -97,6 +97,7 @@ def run_digits_analysis(
         Number of test images whose input Jacobians are analysed (≤ 359).
     hidden : tuple of int
         Hidden widths of the ReLU MLP.
+
     """
     try:
         from sklearn.datasets import load_digits

@@ -54,8 +54,19 @@ def format_analysis(result: DigitsAnalysis) -> str:
             )
     out.append(
         format_table(
-            ["layer", "weights", "shape", "q", "σ²", "λ₊", "λ_max", "spikes", "KS", "srank",
-             "H/log r"],
+            [
+                "layer",
+                "weights",
+                "shape",
+                "q",
+                "σ²",
+                "λ₊",
+                "λ_max",
+                "spikes",
+                "KS",
+                "srank",
+                "H/log r",
+            ],
             rows,
         )
     )

@@ -5,6 +5,16 @@ library's own test-suite uses the same strategies. Needs the ``testing`` extra (
 for :mod:`specinterp.testing.strategies`; :mod:`specinterp.testing.matrices` is plain NumPy.
 """
 
-from .matrices import haar_orthogonal, matrix_with_spectrum, symmetric_with_eigenvalues
+from .matrices import (
+    haar_orthogonal,
+    matrix_with_spectrum,
+    operator_with_spectrum,
+    symmetric_with_eigenvalues,
+)
 
-__all__ = ["haar_orthogonal", "matrix_with_spectrum", "symmetric_with_eigenvalues"]
+__all__ = [
+    "haar_orthogonal",
+    "matrix_with_spectrum",
+    "operator_with_spectrum",
+    "symmetric_with_eigenvalues",
+]

@@ -6,9 +6,18 @@ backend and compare each backend's answer with the spectrum it was built from.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-__all__ = ["haar_orthogonal", "matrix_with_spectrum", "symmetric_with_eigenvalues"]
+from ..linalg import LinearOperator
+
+__all__ = [
+    "haar_orthogonal",
+    "matrix_with_spectrum",
+    "operator_with_spectrum",
+    "symmetric_with_eigenvalues",
+]
 
 
 def haar_orthogonal(n: int, rng: np.random.Generator, k: int | None = None) -> np.ndarray:
@@ -44,3 +53,37 @@ def symmetric_with_eigenvalues(eigenvalues: np.ndarray, rng: np.random.Generator
     q = haar_orthogonal(lam.size, rng)
     a = (q * lam) @ q.T
     return 0.5 * (a + a.T)
+
+
+def operator_with_spectrum(
+    eigenvalues: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    num_reflections: int = 3,
+    xp: Any = None,
+) -> LinearOperator:
+    """A matrix-free symmetric operator ``Q diag(λ) Qᵀ`` with exactly the given eigenvalues.
+
+    ``Q = H_1 ⋯ H_r`` is a product of random Householder reflections, so a product costs
+    ``O(n r)`` and ``n`` can be far beyond what a dense eigensolver could check: the spectrum is
+    known by construction. ``xp`` is the namespace of the operator (default NumPy).
+    """
+    if xp is None:
+        import array_api_compat.numpy as xp
+    lam_np = np.asarray(eigenvalues, dtype=np.float64)
+    n = lam_np.size
+    vs = rng.standard_normal((num_reflections, n))
+    vs /= np.linalg.norm(vs, axis=1, keepdims=True)
+    lam = xp.asarray(lam_np)
+    refl = [xp.asarray(v) for v in vs]
+
+    def q_apply(x: Any, order: list[Any]) -> Any:
+        for v in order:
+            x = x - 2.0 * v[:, None] * (v[None, :] @ x)
+        return x
+
+    def matmat(x: Any) -> Any:
+        y = q_apply(x, refl)  # Qᵀ x = H_r ⋯ H_1 x, reflections are symmetric
+        return q_apply(lam[:, None] * y, refl[::-1])
+
+    return LinearOperator((n, n), matmat=matmat, xp=xp, symmetric=True, dtype=lam.dtype)

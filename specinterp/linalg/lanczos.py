@@ -1,0 +1,240 @@
+"""Symmetric Lanczos (SPEC §6): thick-restart band Lanczos and plain tridiagonalisation.
+
+``eigsh`` computes eigenpairs; ``lanczos_tridiagonal`` is the plain Lanczos run behind
+stochastic Lanczos quadrature.
+
+The eigensolver keeps the full projected matrix ``T = Vᵀ A V`` (computed, not assumed
+tridiagonal), orthogonalises every new direction against the whole basis twice, and restarts
+by keeping the best Ritz vectors (thick restart, Wu & Simon 2000; Stathopoulos & Saad 2007).
+With ``block_size = b > 1`` it is Ruhe's band Lanczos (1979): ``b`` pending directions are
+expanded one at a time, so eigenvalues of multiplicity up to ``b`` are found — like ARPACK, a
+single-vector Krylov method (``b = 1``) sees only one copy of a repeated eigenvalue. An
+invariant subspace (fewer distinct eigenvalues than steps) is detected and the iteration goes on
+with a fresh random direction orthogonal to the basis, never dividing by zero.
+
+The small projected eigenproblems are solved on the host in float64 (NumPy); the Krylov basis
+and every product stay in the operator's namespace and device.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import _xp
+from ..errors import ShapeError
+from ._orth import normalize_or_restart, project_out
+from .operator import LinearOperator, aslinearoperator
+from .results import EigResult
+
+Array = Any
+Which = Literal["LA", "SA", "LM", "BE"]
+
+__all__ = ["eigsh", "lanczos_tridiagonal"]
+
+
+def _order(theta: np.ndarray, which: str, k: int) -> np.ndarray:
+    """Indices of the ``k`` best Ritz values for ``which``, best first."""
+    if which == "LA":
+        return np.argsort(-theta, kind="stable")[:k]
+    if which == "SA":
+        return np.argsort(theta, kind="stable")[:k]
+    if which == "LM":
+        return np.argsort(-np.abs(theta), kind="stable")[:k]
+    # BE: alternate between the top and the bottom, one more from the top when k is odd
+    asc = np.argsort(theta, kind="stable")
+    picked: list[int] = []
+    lo, hi = 0, len(asc) - 1
+    while len(picked) < k and lo <= hi:
+        picked.append(int(asc[hi]))
+        hi -= 1
+        if len(picked) < k and lo <= hi:
+            picked.append(int(asc[lo]))
+            lo += 1
+    return np.asarray(picked, dtype=int)
+
+
+def _output_order(theta: np.ndarray, which: str) -> np.ndarray:
+    if which == "LA":
+        return np.argsort(-theta, kind="stable")
+    if which == "LM":
+        return np.argsort(-np.abs(theta), kind="stable")
+    return np.argsort(theta, kind="stable")  # SA and BE: ascending
+
+
+def eigsh(
+    op: LinearOperator | Array,
+    k: int = 6,
+    *,
+    which: Which = "LA",
+    tol: float | None = None,
+    max_iter: int = 300,
+    ncv: int | None = None,
+    block_size: int = 1,
+    v0: Array | None = None,
+    seed: int | np.random.Generator | None = 0,
+    return_vectors: bool = False,
+) -> EigResult:
+    """``k`` eigenpairs of a symmetric operator by thick-restart (band) Lanczos.
+
+    Parameters
+    ----------
+    op : LinearOperator or dense symmetric array
+        Symmetric ``n × n``.
+    k : int
+        Number of eigenpairs, ``1 ≤ k < n`` (``k = n`` is allowed: the basis fills the space).
+    which : {"LA", "SA", "LM", "BE"}
+        Largest / smallest algebraic, largest magnitude, both ends (half from each end).
+    tol : float, optional
+        Relative residual tolerance: a pair is converged when
+        ``‖A x − θ x‖ ≤ tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule). Default ``√eps``.
+    max_iter : int
+        Maximum number of restarts.
+    ncv : int, optional
+        Basis size before a restart; default ``max(2k + 1, 20)``, capped at ``n``.
+    block_size : int
+        Pending directions ``b``; ``b`` at least the largest wanted multiplicity.
+    v0 : array, optional
+        Starting vector ``(n,)`` (``b = 1`` only); default random from ``seed``.
+    seed : int, Generator or None
+        Seeds the starting block and any breakdown restarts (reproducible on every backend).
+    return_vectors : bool
+        Also return the Ritz vectors ``(n, k)``.
+
+    Returns
+    -------
+    EigResult
+        Values ordered by ``which`` (descending for LA/LM, ascending for SA/BE), residual
+        norms (T9: an eigenvalue lies within each), ``converged``, ``num_matvecs``.
+
+    """
+    op = aslinearoperator(op)
+    if not op.symmetric:
+        raise ValueError(
+            "eigsh needs a symmetric operator; build it with symmetric=True, or use svds for "
+            "a rectangular or non-symmetric operator"
+        )
+    n = op.shape[0]
+    xp = op.xp
+    if which not in ("LA", "SA", "LM", "BE"):
+        raise ValueError(f"which must be 'LA', 'SA', 'LM' or 'BE'; got {which!r}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must satisfy 1 ≤ k ≤ n = {n}; got k={k}")
+    b = int(block_size)
+    if not 1 <= b <= n:
+        raise ValueError(f"block_size must lie in [1, n]; got {block_size}")
+    m = min(n, max(2 * k + 1, 20, k + 2 * b) if ncv is None else int(ncv))
+    if m < min(n, k + b):
+        raise ValueError(f"ncv must be at least k + block_size = {k + b} (or n); got {ncv}")
+    tol = float(np.sqrt(_xp.eps(xp, op.dtype))) if tol is None else float(tol)
+    rng = _xp.as_generator(seed, xp, op.device)
+    eps = _xp.eps(xp, op.dtype)
+
+    if v0 is not None:
+        if b != 1:
+            raise ValueError("v0 gives one starting vector; use it with block_size=1")
+        if tuple(v0.shape) != (n,):
+            raise ShapeError(f"v0 must have shape ({n},); got {tuple(v0.shape)}")
+        starts = [v0]
+    else:
+        starts = [rng.normal((n,), dtype=op.dtype) for _ in range(b)]
+    # Pending directions: (raw vector, reference norm, basis column whose image it is). A raw
+    # image is kept unnormalised so that residuals ‖(I − VVᵀ) A v_j‖ can be read off it.
+    pending = [(v, float(xp.linalg.vector_norm(v)), -1) for v in starts]
+
+    basis: Array | None = None  # (n, j) orthonormal columns
+    t_mat = np.zeros((0, 0))  # host float64: T = Vᵀ A V, computed column by column
+    matvecs = 0
+
+    for restart in range(max_iter + 1):
+        # ---- expand the basis to m columns (or to n: then it spans the whole space)
+        while basis is None or basis.shape[1] < m:
+            raw, ref, _ = pending.pop(0)
+            q, _ = project_out(basis, raw)
+            q, _ = normalize_or_restart(basis, q, ref, rng)
+            basis = q[:, None] if basis is None else xp.concat([basis, q[:, None]], axis=1)
+            w = op.matvec(q)
+            matvecs += 1
+            ref = float(xp.linalg.vector_norm(w))
+            w, coef = project_out(basis, w)
+            j = basis.shape[1] - 1
+            t_new = np.zeros((j + 1, j + 1))
+            t_new[:j, :j] = t_mat
+            t_new[: j + 1, j] = coef
+            t_new[j, : j + 1] = coef
+            t_mat = t_new
+            pending.append((w, ref, j))
+            if basis.shape[1] == n:
+                break
+        theta, y = np.linalg.eigh(t_mat)
+        t_norm = float(np.max(np.abs(theta)))
+        # ---- residuals ‖R y‖, R = (I − VVᵀ) A V: non-zero only in the columns that own a
+        # pending image (every older image has been absorbed into the basis)
+        if basis.shape[1] == n:
+            res = np.zeros_like(theta)
+        else:
+            owners = np.asarray([o for _, _, o in pending])
+            assert np.all(owners >= 0), "a restart came before the pending images were absorbed"
+            # each pending image was orthogonalised only against the basis of its own step:
+            # project it against the whole basis now (also what a restart must carry over)
+            pending = [(project_out(basis, w)[0], ref, o) for w, ref, o in pending]
+            r_block = xp.stack([w for w, _, _ in pending], axis=1)
+            r = r_block @ _xp.from_host(y[owners, :], r_block)
+            res = _xp.to_numpy(xp.linalg.vector_norm(r, axis=0)).astype(np.float64)
+        want = _order(theta, which, k)
+        thresh = tol * np.maximum(np.abs(theta[want]), eps ** (2 / 3) * t_norm)
+        converged = bool(np.all(res[want] <= thresh)) or basis.shape[1] == n
+        # the reported bound adds the rounding in V and in eigh, so that T9 stays rigorous
+        res = res + basis.shape[1] * eps * t_norm
+        if converged or restart == max_iter:
+            break
+        # ---- thick restart: keep the p best Ritz vectors; the pending images (now orthogonal
+        # to the whole old basis, hence to the kept one) span the residuals of the kept vectors
+        # and are absorbed within the next b ≤ m − p steps
+        p = min(k + (m - k) // 2, m - b)
+        keep = _order(theta, which, p)
+        basis = basis @ _xp.from_host(y[:, keep], basis)
+        t_mat = np.diag(theta[keep])
+        pending = [(w, ref, -1) for w, ref, _ in pending]
+
+    out = want[_output_order(theta[want], which)]
+    vectors = None
+    if return_vectors:
+        vectors = basis @ _xp.from_host(y[:, out], basis)
+    return EigResult(
+        values=_xp.from_host(theta[out], basis),
+        vectors=vectors,
+        residuals=_xp.from_host(res[out], basis),
+        converged=converged,
+        num_matvecs=matvecs,
+    )
+
+
+def lanczos_tridiagonal(
+    op: LinearOperator, v0: Array, num_steps: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Plain Lanczos with full reorthogonalisation from ``v0`` for up to ``num_steps`` steps.
+
+    Returns the diagonal ``α`` and off-diagonal ``β`` of the tridiagonal ``T`` (host float64)
+    and the number of products. Stops early at an invariant subspace (``β ≈ 0``), where the
+    Gauss quadrature of ``v0``'s spectral measure is already exact (SLQ relies on that).
+    """
+    xp = op.xp
+    eps = _xp.eps(xp, op.dtype)
+    q = v0 / xp.linalg.vector_norm(v0)
+    basis = q[:, None]
+    alphas: list[float] = []
+    betas: list[float] = []
+    for step in range(num_steps):
+        w = op.matvec(q)
+        w, coef = project_out(basis, w)
+        alphas.append(float(coef[-1]))
+        beta = float(xp.linalg.vector_norm(w))
+        scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
+        if step == num_steps - 1 or beta <= 1e3 * eps * max(scale, 1e-300):
+            break
+        betas.append(beta)
+        q = w / beta
+        basis = xp.concat([basis, q[:, None]], axis=1)
+    return np.asarray(alphas), np.asarray(betas), len(alphas)

@@ -1,0 +1,96 @@
+"""LinearOperator: every product and every algebraic combination against the dense matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from specinterp.errors import DTypeError, NamespaceMismatchError, ShapeError
+from specinterp.linalg import LinearOperator, aslinearoperator
+
+
+def test_products_match_dense(xp, rng):
+    a_np = rng.standard_normal((5, 3))
+    op = aslinearoperator(xp.asarray(a_np))
+    v, u = rng.standard_normal(3), rng.standard_normal(5)
+    x, y = rng.standard_normal((3, 4)), rng.standard_normal((5, 2))
+    np.testing.assert_allclose(xp.to_numpy(op.matvec(xp.asarray(v))), a_np @ v, rtol=xp.rtol * 10)
+    np.testing.assert_allclose(xp.to_numpy(op @ xp.asarray(x)), a_np @ x, rtol=xp.rtol * 10)
+    np.testing.assert_allclose(
+        xp.to_numpy(op.rmatvec(xp.asarray(u))), a_np.T @ u, rtol=xp.rtol * 10
+    )
+    np.testing.assert_allclose(xp.to_numpy(op.T @ xp.asarray(y)), a_np.T @ y, rtol=xp.rtol * 10)
+    assert not op.symmetric
+
+
+def test_algebra_matches_dense(xp, rng):
+    a_np, b_np, c_np = (rng.standard_normal(s) for s in ((4, 4), (4, 4), (4, 6)))
+    a, b, c = (aslinearoperator(xp.asarray(m)) for m in (a_np, b_np, c_np))
+    x = rng.standard_normal((4, 3))
+    cases = {
+        "sum": (a + b, a_np + b_np),
+        "difference": (a - b, a_np - b_np),
+        "scalar": (2.5 * a, 2.5 * a_np),
+        "negation": (-a, -a_np),
+        "composition": (a @ b, a_np @ b_np),
+    }
+    for name, (op, dense) in cases.items():
+        got = xp.to_numpy(op.matmat(xp.asarray(x)))
+        np.testing.assert_allclose(got, dense @ x, rtol=xp.rtol * 100, err_msg=name)
+        got_t = xp.to_numpy(op.rmatmat(xp.asarray(x)))
+        np.testing.assert_allclose(got_t, dense.T @ x, rtol=xp.rtol * 100, err_msg=name)
+    comp = a @ c
+    assert comp.shape == (4, 6)
+    z = rng.standard_normal((6, 2))
+    np.testing.assert_allclose(
+        xp.to_numpy(comp @ xp.asarray(z)), a_np @ c_np @ z, rtol=xp.rtol * 100
+    )
+
+
+def test_symmetry_detection_and_flags(rng):
+    s = rng.standard_normal((5, 5))
+    assert aslinearoperator(s + s.T).symmetric
+    assert not aslinearoperator(s).symmetric
+    assert not aslinearoperator(s + s.T, symmetric=False).symmetric
+    sym = aslinearoperator(s + s.T)
+    assert sym.T is sym
+    assert (sym + sym).symmetric and (3.0 * sym).symmetric
+
+
+def test_matvec_only_operator_builds_columnwise_matmat(rng):
+    a = rng.standard_normal((3, 4))
+    calls = []
+
+    def mv(v):
+        calls.append(1)
+        return a @ v
+
+    op = LinearOperator((3, 4), mv)
+    x = rng.standard_normal((4, 5))
+    np.testing.assert_allclose(op.matmat(x), a @ x)
+    assert len(calls) == 5
+    with pytest.raises(NotImplementedError, match="rmatvec"):
+        op.rmatvec(np.ones(3))
+
+
+def test_shape_dtype_and_namespace_errors(rng):
+    op = aslinearoperator(rng.standard_normal((3, 4)))
+    with pytest.raises(ShapeError, match=r"shape \(4,\)"):
+        op.matvec(np.ones(3))
+    with pytest.raises(ShapeError, match=r"\(4, k\)"):
+        op.matmat(np.ones((3, 2)))
+    with pytest.raises(DTypeError, match="no silent"):
+        op.matvec(np.ones(4, dtype=np.float32))
+    with pytest.raises(ShapeError, match="compose"):
+        op @ op
+    with pytest.raises(ShapeError, match="add"):
+        op + aslinearoperator(np.ones((4, 3)))
+    with pytest.raises(ShapeError, match="square"):
+        LinearOperator((3, 4), lambda v: v, symmetric=True)
+    with pytest.raises(TypeError, match="matvec"):
+        LinearOperator((3, 3))
+    with pytest.raises(DTypeError, match="real floating"):
+        LinearOperator((3, 3), lambda v: v, dtype=np.int64)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(NamespaceMismatchError, match="convert it explicitly"):
+        op.matvec(torch.ones(4, dtype=torch.float64))
