@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import spectra_overhead
+from . import eigsh_vs_arpack, spectra_overhead
 
-CASES = {"spectra_overhead": spectra_overhead.run}
+CASES = {"spectra_overhead": spectra_overhead.run, "eigsh_vs_arpack": eigsh_vs_arpack.run}
 
 
 def main() -> None:
