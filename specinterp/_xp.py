@@ -252,6 +252,39 @@ def as_generator(
     return Generator(seed, xp, device)
 
 
+def svdvals(a: Array, xp: Namespace) -> Array:
+    """Batched singular values ``(..., min(m, n))``, descending.
+
+    Dask has no batched SVD: its chunks are rechunked to whole matrices and each block is
+    decomposed by its own library (NumPy or CuPy), so the batch axes stay lazy and parallel.
+    """
+    if compat.is_dask_namespace(xp):
+        real = xp.float32 if a.dtype in (xp.float32, xp.complex64) else xp.float64
+        return _dask_blockwise(
+            a,
+            lambda b: compat.array_namespace(b).linalg.svdvals(b),
+            min(int(a.shape[-2]), int(a.shape[-1])),
+            real,
+        )
+    return xp.linalg.svdvals(a)
+
+
+def eigvalsh(a: Array, xp: Namespace) -> Array:
+    """Batched eigenvalues ``(..., n)`` of symmetric matrices, ascending (Dask as in svdvals)."""
+    if compat.is_dask_namespace(xp):
+        return _dask_blockwise(
+            a, lambda b: compat.array_namespace(b).linalg.eigvalsh(b), int(a.shape[-1]), a.dtype
+        )
+    return xp.linalg.eigvalsh(a)
+
+
+def _dask_blockwise(a: Array, fn: Any, r: int, dtype: Any) -> Array:
+    whole = a.rechunk({a.ndim - 2: -1, a.ndim - 1: -1})
+    return whole.map_blocks(
+        fn, drop_axis=a.ndim - 1, chunks=(*whole.chunks[:-2], (r,)), dtype=dtype
+    )
+
+
 def from_host(values: np.ndarray, like: Array) -> Array:
     """``values`` (a small NumPy array) in the namespace, dtype and device of ``like``.
 

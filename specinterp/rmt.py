@@ -290,7 +290,7 @@ def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:
     cdtype = xp.complex128 if kernel.dtype == xp.float64 else xp.complex64
     blocks = xp.fft.fftn(xp.astype(kernel, cdtype), s=(n_h, n_w), axes=(2, 3))
     blocks = xp.permute_dims(blocks, (2, 3, 0, 1))
-    s = xp.linalg.svdvals(blocks)
+    s = _xp.svdvals(blocks, xp)
     return xp.sort(xp.reshape(s, (-1,)), descending=True)
 
 

@@ -54,8 +54,8 @@ class Spectrum:
         ``(m, n)``, the shape of each matrix (``n`` is the input dimension used by
         :meth:`typical_gain`).
     eigenvalues : array or None, shape ``(..., n)``
-        For a symmetric matrix, the signed eigenvalues ordered like ``values`` (by decreasing
-        ``|λ|``); ``None`` for a general matrix.
+        For a symmetric matrix, the signed eigenvalues in ascending order; ``None`` for a
+        general matrix.
 
     """
 
@@ -81,8 +81,8 @@ class Spectrum:
         xp = _xp.check_matrix(a, square=hermitian)
         m, n = int(a.shape[-2]), int(a.shape[-1])
         if hermitian:
-            return cls._from_checked_eigenvalues(xp.linalg.eigvalsh(a), xp)
-        return cls(values=xp.linalg.svdvals(a), shape=(m, n))
+            return cls._from_checked_eigenvalues(_xp.eigvalsh(a, xp), xp)
+        return cls(values=_xp.svdvals(a, xp), shape=(m, n))
 
     @classmethod
     def from_singular_values(
@@ -127,9 +127,10 @@ class Spectrum:
     @classmethod
     def _from_checked_eigenvalues(cls, lam: Array, xp: Any) -> Spectrum:
         n = int(lam.shape[-1])
-        order = xp.argsort(xp.abs(lam), axis=-1, descending=True, stable=True)
-        lam = xp.take_along_axis(lam, order, axis=-1)
-        return cls(values=xp.abs(lam), shape=(n, n), eigenvalues=lam)
+        lam = xp.sort(lam, axis=-1)
+        return cls(
+            values=xp.sort(xp.abs(lam), axis=-1, descending=True), shape=(n, n), eigenvalues=lam
+        )
 
     # ----------------------------------------------------------------- basics
     @property
@@ -175,7 +176,8 @@ class Spectrum:
                 "Spectrum.from_eigenvalues"
             )
         xp = self.xp
-        neg = xp.sum(xp.where(self.eigenvalues < 0, self.values, 0.0), axis=-1)
+        lam = self.eigenvalues
+        neg = xp.sum(xp.where(lam < 0, -lam, xp.zeros_like(lam)), axis=-1)
         return neg / self._checked_total(self.values, "raise")[0]
 
     # ----------------------------------------------------------------- distribution and entropy

@@ -53,7 +53,16 @@ class Backend:
     rtol: float
 
     def asarray(self, a: np.ndarray) -> Any:
-        return self.xp.asarray(np.asarray(a, dtype=np.float64), dtype=self.dtype)
+        a = np.asarray(a, dtype=np.float64)
+        if self.name == "dask":  # split the batch axes (or a vector) into two chunks each
+            import dask.array as da
+
+            if a.ndim == 0:
+                return da.from_array(a)
+            lead = a.shape[:-2] if a.ndim >= 2 else a.shape
+            chunks = tuple(max(1, (s + 1) // 2) for s in lead) + (-1,) * (a.ndim - len(lead))
+            return da.from_array(a, chunks=chunks)
+        return self.xp.asarray(a, dtype=self.dtype)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         return np.asarray(_xp.to_numpy(a), dtype=np.float64)
@@ -117,6 +126,12 @@ def _cupy_available() -> bool:
         return False
 
 
+def _dask() -> Backend:
+    import array_api_compat.dask.array as xp
+
+    return Backend("dask", xp, xp.float64, 1e-10)
+
+
 _BACKENDS = [
     ("numpy", _numpy, lambda: True),
     ("array_api_strict", _strict, lambda: _has("array_api_strict")),
@@ -124,16 +139,31 @@ _BACKENDS = [
     ("torch-float32", _torch32, lambda: _has("torch")),
     ("jax", _jax, lambda: _has("jax")),
     ("cupy", _cupy, _cupy_available),
+    ("dask", _dask, lambda: _has("dask")),
 ]
+
+# Dask serves the batched dense statistics (chunks over the batch axes); the matrix-free
+# algorithms need in-memory arrays and say so. Tests of those use ``xp_eager``.
+_LAZY = {"dask"}
+
+
+def _make(name: str) -> Backend:
+    _, make, available = next(b for b in _BACKENDS if b[0] == name)
+    if not available():
+        pytest.skip(f"{name} is not installed or has no device here")
+    return make()
 
 
 @pytest.fixture(params=[name for name, _, _ in _BACKENDS])
 def xp(request: pytest.FixtureRequest) -> Backend:
     """Every available array backend; unavailable ones skip with the reason."""
-    _, make, available = next(b for b in _BACKENDS if b[0] == request.param)
-    if not available():
-        pytest.skip(f"{request.param} is not installed or has no device here")
-    return make()
+    return _make(request.param)
+
+
+@pytest.fixture(params=[name for name, _, _ in _BACKENDS if name not in _LAZY])
+def xp_eager(request: pytest.FixtureRequest) -> Backend:
+    """Every available in-memory (non-lazy) backend, for the matrix-free algorithms."""
+    return _make(request.param)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from specinterp.errors import DTypeError, NamespaceMismatchError, ShapeError
 from specinterp.linalg import LinearOperator, aslinearoperator
 
 
-def test_products_match_dense(xp, rng):
+def test_products_match_dense(xp_eager, rng):
+    xp = xp_eager
     a_np = rng.standard_normal((5, 3))
     op = aslinearoperator(xp.asarray(a_np))
     v, u = rng.standard_normal(3), rng.standard_normal(5)
@@ -23,7 +24,8 @@ def test_products_match_dense(xp, rng):
     assert not op.symmetric
 
 
-def test_algebra_matches_dense(xp, rng):
+def test_algebra_matches_dense(xp_eager, rng):
+    xp = xp_eager
     a_np, b_np, c_np = (rng.standard_normal(s) for s in ((4, 4), (4, 4), (4, 6)))
     a, b, c = (aslinearoperator(xp.asarray(m)) for m in (a_np, b_np, c_np))
     x = rng.standard_normal((4, 3))
@@ -94,3 +96,9 @@ def test_shape_dtype_and_namespace_errors(rng):
     torch = pytest.importorskip("torch")
     with pytest.raises(NamespaceMismatchError, match="convert it explicitly"):
         op.matvec(torch.ones(4, dtype=torch.float64))
+
+
+def test_dask_is_refused_with_advice():
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(TypeError, match="in-memory arrays"):
+        aslinearoperator(da.from_array(np.eye(3)))

@@ -56,7 +56,8 @@ def test_svds_matrix_free_large(rng):
     np.testing.assert_allclose(res.values, [30.0, 20.0, 10.0], rtol=1e-10)
 
 
-def test_svds_same_answer_on_every_backend(xp, rng):
+def test_svds_same_answer_on_every_backend(xp_eager, rng):
+    xp = xp_eager
     a = matrix_with_spectrum(np.concatenate([[9.0, 7.0, 6.0], rng.uniform(0, 2, 37)]), 50, 40, rng)
     ref = svds(a, 3, tol=1e-12, seed=2)
     got = svds(aslinearoperator(xp.asarray(a)), 3, tol=1e-12 if xp.is_float64 else 1e-5, seed=2)
@@ -65,7 +66,8 @@ def test_svds_same_answer_on_every_backend(xp, rng):
     )
 
 
-def test_randomized_svd_is_exact_for_low_rank_and_bounds_hold(xp, rng):
+def test_randomized_svd_is_exact_for_low_rank_and_bounds_hold(xp_eager, rng):
+    xp = xp_eager
     s = np.concatenate([[8.0, 4.0, 2.0, 1.0], np.zeros(26)])
     a = matrix_with_spectrum(s, 40, 30, rng)
     res = randomized_svd(aslinearoperator(xp.asarray(a)), 4, seed=0)

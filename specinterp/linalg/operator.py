@@ -70,6 +70,12 @@ class LinearOperator:
             raise ShapeError(f"a symmetric operator must be square; got shape {shape}")
         if xp is None:
             import array_api_compat.numpy as xp
+        if _xp.backend_name(xp) == "dask":
+            raise TypeError(
+                "the matrix-free algorithms need in-memory arrays: a Dask graph would grow with "
+                "every Krylov step. Use NumPy or CuPy arrays (e.g. x.compute()), or Dask for the "
+                "batched dense statistics of specinterp.spectra"
+            )
         self.shape = (int(shape[0]), int(shape[1]))
         self.xp = xp
         self.dtype = xp.float64 if dtype is None else dtype
