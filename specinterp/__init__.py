@@ -5,7 +5,21 @@ for Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026), w
 against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-api-strict.
 """
 
-from . import bounds, errors, rmt
+from . import bounds, errors, linalg, losses, rmt
+from .diagnostics import certified_radius
+from .model import Model, as_model
+from .operators import (
+    ggn,
+    ggn_operator,
+    hessian,
+    hessian_operator,
+    input_jacobian,
+    input_jacobian_operator,
+    ntk,
+    ntk_operator,
+    param_jacobian,
+    param_jacobian_operator,
+)
 from .spectra import (
     Spectrum,
     attribution_condition_number,
@@ -20,13 +34,28 @@ from .spectra import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Model",
     "Spectrum",
     "__version__",
+    "as_model",
     "attribution_condition_number",
     "bounds",
+    "certified_radius",
     "condition_number",
     "effective_rank",
     "errors",
+    "ggn",
+    "ggn_operator",
+    "hessian",
+    "hessian_operator",
+    "input_jacobian",
+    "input_jacobian_operator",
+    "linalg",
+    "losses",
+    "ntk",
+    "ntk_operator",
+    "param_jacobian",
+    "param_jacobian_operator",
     "rmt",
     "singular_values",
     "spectral_entropy",

@@ -29,6 +29,7 @@ __all__ = [
     "deep_linear_frobenius",
     "entropy_attribution_bound",
     "gaussian_sensitivity_tail",
+    "layer_product_bound",
     "stable_vs_effective_rank",
     "typical_sensitivity",
 ]
@@ -207,3 +208,39 @@ def deep_linear_frobenius(widths: Sequence[int], variances: Sequence[float]) -> 
     if min(widths) < 1 or min(variances) < 0:
         raise ValueError("widths must be positive and variances non-negative")
     return float(widths[-1] * math.prod(float(v) for v in variances))
+
+
+def layer_product_bound(
+    jacobian: Array,
+    weights: Sequence[Array],
+    diagonals: Sequence[Array],
+    lipschitz: Sequence[float] | None = None,
+) -> Inequality:
+    """T3: ``σ_1(J(x)) ≤ Π_l ‖W_l‖₂ · Π_{l<L} ‖D_l(x)‖₂ ≤ Π_l ‖W_l‖₂ · Π_l Lip(φ_l)``.
+
+    Parameters
+    ----------
+    jacobian : array ``(N, C, d)``
+        Per-sample Jacobians.
+    weights : sequence of ``(n_l, n_{l−1})`` arrays
+        ``W_1, …, W_L``.
+    diagonals : sequence of ``(N, n_l)`` arrays
+        ``diag D_l(x)`` for ``l < L``.
+    lipschitz : sequence of float, optional
+        ``Lip(φ_l)``; the last link is omitted when absent.
+
+    """
+    xp = _xp.namespace(jacobian)
+    s1 = Spectrum.from_matrix(jacobian).operator_norm()
+    w_prod = math.prod(
+        float(_xp.to_numpy(Spectrum.from_matrix(w).operator_norm())) for w in weights
+    )
+    d_prod = xp.ones_like(s1)
+    for d in diagonals:
+        d_prod = d_prod * xp.max(xp.abs(d), axis=-1)
+    terms = [("operator_norm", s1), ("activation_product", w_prod * d_prod)]
+    if lipschitz is not None:
+        terms.append(
+            ("lipschitz_product", xp.full_like(s1, w_prod * math.prod(float(v) for v in lipschitz)))
+        )
+    return Inequality("T3", tuple(terms))

@@ -10,6 +10,8 @@ from __future__ import annotations
 __all__ = [
     "DTypeError",
     "EmptyInputError",
+    "MemoryBudgetError",
+    "ModelError",
     "NamespaceMismatchError",
     "NonFiniteError",
     "ShapeError",
@@ -44,3 +46,11 @@ class ZeroSpectrumError(SpecinterpError, ValueError):
 
 class NamespaceMismatchError(SpecinterpError, TypeError):
     """Arrays from different libraries (or devices) were mixed in one call."""
+
+
+class MemoryBudgetError(SpecinterpError, MemoryError):
+    """A dense matrix was requested that would exceed the memory budget."""
+
+
+class ModelError(SpecinterpError, TypeError):
+    """An object could not be used as a model, or a model is in an unusable state."""

@@ -1,0 +1,465 @@
+"""Hand-written networks on any array namespace (NumPy on a CPU, CuPy on a GPU).
+
+``Sequential([Dense(W, b), ReLU(), ...])`` is a plain list of layers with analytic JVPs, VJPs
+and Pearlmutter R-operators (see :mod:`specinterp.adapters._arraynet_layers`), so every
+operator of the framework — input and parameter Jacobians, NTK, exact Hessian-vector products,
+GGN — is computed without an autodiff framework. MLPs also expose the chain-rule product form
+``J(x) = W_L D_{L−1}(x) ⋯ D_1(x) W_1`` (SPEC §0, T3) and their pre-activations (T4).
+
+Parameters are flattened in layer order, weight before bias.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from specinterp import _xp
+from specinterp.errors import ModelError
+from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
+from specinterp.model import ModelBase
+
+from ._arraynet_layers import (
+    GELU,
+    Activation,
+    Conv2d,
+    Dense,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Tanh,
+)
+
+Array = Any
+
+__all__ = [
+    "GELU",
+    "ArrayNetModel",
+    "Conv2d",
+    "Dense",
+    "Flatten",
+    "LayerFactors",
+    "LeakyReLU",
+    "ReLU",
+    "Sequential",
+    "Sigmoid",
+    "Softplus",
+    "Tanh",
+    "from_torch",
+    "init_mlp",
+    "train",
+]
+
+
+@dataclass(frozen=True)
+class Sequential:
+    """A feed-forward network: layers applied in order to a batch ``(N, ...)``."""
+
+    layers: tuple[Layer, ...]
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        layers = tuple(layers)
+        if not layers or not all(isinstance(lay, Layer) for lay in layers):
+            raise ModelError("Sequential needs a non-empty list of arraynet layers")
+        object.__setattr__(self, "layers", layers)
+
+    @property
+    def params(self) -> list[Array]:
+        """All parameter arrays in layer order (weight before bias)."""
+        return [p for lay in self.layers for p in lay.params]
+
+    def with_params(self, params: Sequence[Array]) -> Sequential:
+        """The same architecture with new parameter arrays (same order as :attr:`params`)."""
+        out, i = [], 0
+        for lay in self.layers:
+            k = len(lay.params)
+            out.append(lay.with_params(list(params[i : i + k])))
+            i += k
+        return Sequential(out)
+
+    def __call__(self, x: Array) -> Array:
+        """Outputs of the network on a batch ``x``."""
+        for lay in self.layers:
+            x, _ = lay.forward(x)
+        return x
+
+
+@dataclass(frozen=True)
+class LayerFactors:
+    """The product form ``J(x_i) = W_L D_{L−1}(x_i) W_{L−1} ⋯ D_1(x_i) W_1`` of an MLP.
+
+    ``weights[l]`` is ``W_{l+1}`` ``(n_{l+1}, n_l)``; ``diagonals[l]`` is ``diag D_{l+1}``
+    per sample, ``(N, n_{l+1})``; ``preactivations[l]`` is ``z_{l+1}`` ``(N, n_{l+1})``.
+    """
+
+    weights: list[Array]
+    diagonals: list[Array]
+    preactivations: list[Array]
+    piecewise_linear: bool
+
+
+class ArrayNetModel(ModelBase):
+    """An arraynet :class:`Sequential` behind the :class:`~specinterp.model.Model` protocol."""
+
+    def __init__(self, net: Sequential, *, input_shape: Sequence[int] | None = None) -> None:
+        if not isinstance(net, Sequential):
+            raise ModelError("ArrayNetModel wraps an arraynet Sequential")
+        params = net.params
+        if not params:
+            raise ModelError("the network has no parameters")
+        self.net = net
+        self.xp = _xp.namespace(*params)
+        dtypes = {p.dtype for p in params}
+        if len(dtypes) != 1:
+            raise ModelError(f"all parameters must share one dtype; got {dtypes}")
+        self.dtype = dtypes.pop()
+        self.device = _xp.device(params[0])
+        self._shapes = [tuple(int(s) for s in p.shape) for p in params]
+        self._sizes = [math.prod(s) for s in self._shapes]
+        self.num_params = sum(self._sizes)
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+
+    # ------------------------------------------------------------------ flat parameters
+    def unflatten(self, v: Array) -> list[Array]:
+        """Split a flat vector into arrays shaped like the parameters."""
+        self.check_flat_params(v)
+        out, i = [], 0
+        for shape, size in zip(self._shapes, self._sizes, strict=True):
+            out.append(self.xp.reshape(v[i : i + size], shape))
+            i += size
+        return out
+
+    def flatten(self, arrays: Sequence[Array]) -> Array:
+        """Concatenate parameter-shaped arrays into one flat vector."""
+        return self.xp.concat([self.xp.reshape(a, (-1,)) for a in arrays])
+
+    def _per_layer(self, flat_list: list[Array]) -> list[list[Array]]:
+        out, i = [], 0
+        for lay in self.net.layers:
+            k = len(lay.params)
+            out.append(flat_list[i : i + k])
+            i += k
+        return out
+
+    # ------------------------------------------------------------------ passes
+    def _forward(self, x: Array) -> tuple[Array, list[Any]]:
+        caches = []
+        for lay in self.net.layers:
+            x, cache = lay.forward(x)
+            caches.append(cache)
+        return x, caches
+
+    def _tangent(
+        self, caches: list[Any], dh: Array, vp: list[list[Array]] | None
+    ) -> tuple[Array, list[Array]]:
+        """Forward tangent; returns the output tangent and the tangent entering each layer."""
+        entering = []
+        for lay, cache, k in zip(self.net.layers, caches, range(len(caches)), strict=True):
+            entering.append(dh)
+            dp = None if vp is None or not lay.params else vp[k]
+            dh = lay.jvp(cache, dh, dp)
+        return dh, entering
+
+    def _backward(
+        self, caches: list[Any], g: Array, per_sample: bool = False
+    ) -> tuple[Array, list[Array]]:
+        grads: list[list[Array]] = []
+        for lay, cache in zip(reversed(self.net.layers), reversed(caches), strict=True):
+            g, dp = lay.vjp(cache, g, per_sample)
+            grads.append(dp)
+        flat = [a for dp in reversed(grads) for a in dp]
+        return g, flat
+
+    # ------------------------------------------------------------------ protocol
+    def apply(self, x: Array) -> Array:
+        """Outputs ``(N, C)``."""
+        self.check_input(x)
+        out = self.net(x)
+        if out.ndim != 2:
+            raise ModelError(f"the network must end in (N, C) outputs; got {tuple(out.shape)}")
+        return out
+
+    def jvp_input(self, x: Array, v: Array) -> Array:
+        """``J_i v_i`` by forward-mode through the layers."""
+        self.check_input(x)
+        _, caches = self._forward(x)
+        return self._tangent(caches, v, None)[0]
+
+    def vjp_input(self, x: Array, u: Array) -> Array:
+        """``J_iᵀ u_i`` by backpropagation."""
+        self.check_input(x)
+        _, caches = self._forward(x)
+        return self._backward(caches, u)[0]
+
+    def jvp_params(self, x: Array, v: Array) -> Array:
+        """``G_i v`` by forward-mode with a parameter tangent."""
+        self.check_input(x)
+        _, caches = self._forward(x)
+        vp = self._per_layer(self.unflatten(v))
+        return self._tangent(caches, self.xp.zeros_like(x), vp)[0]
+
+    def vjp_params(self, x: Array, u: Array) -> Array:
+        """``Σ_i G_iᵀ u_i`` by backpropagation."""
+        self.check_input(x)
+        _, caches = self._forward(x)
+        return self.flatten(self._backward(caches, u)[1])
+
+    def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
+        """Exact ``H v`` by Pearlmutter's R-operator: R-forward, then R-backward."""
+        self.check_input(x)
+        check_loss(loss)
+        xp = self.xp
+        n = int(x.shape[0])
+        z, caches = self._forward(x)
+        vp = self._per_layer(self.unflatten(v))
+        rz, entering = self._tangent(caches, xp.zeros_like(x), vp)
+        g = loss_gradient(z, y, loss) / n
+        rg = apply_output_hessian(z, y, loss, rz) / n
+        out: list[list[Array]] = []
+        layers = list(zip(self.net.layers, caches, entering, vp, strict=True))
+        for lay, cache, rh, vl in reversed(layers):
+            g_next, _ = lay.vjp(cache, g)
+            rg, rdp = lay.rvjp(cache, g, rg, rh, vl)
+            g = g_next
+            out.append(rdp)
+        return self.flatten([a for rdp in reversed(out) for a in rdp])
+
+    def loss(self, x: Array, y: Array, loss: str) -> Array:
+        """Mean loss ``L``."""
+        return loss_value(self.apply(x), y, loss)
+
+    def loss_grad(self, x: Array, y: Array, loss: str) -> Array:
+        """``∇_θ L`` (flat) by backpropagation."""
+        self.check_input(x)
+        z, caches = self._forward(x)
+        return self.flatten(self._backward(caches, loss_gradient(z, y, loss) / x.shape[0])[1])
+
+    # ------------------------------------------------------------------ native dense paths
+    def param_jacobian(self, x: Array) -> Array:
+        """``(N, C, p)``: one backward pass per output with per-sample parameter gradients."""
+        self.check_input(x)
+        xp = self.xp
+        z, caches = self._forward(x)
+        n, c = int(z.shape[0]), int(z.shape[1])
+        rows = []
+        for a in range(c):
+            e = xp.zeros_like(z) + xp.astype(xp.arange(c, device=self.device) == a, z.dtype)
+            _, per = self._backward(caches, e, per_sample=True)
+            rows.append(xp.concat([xp.reshape(g, (n, -1)) for g in per], axis=1))
+        return xp.stack(rows, axis=1)
+
+    def input_jacobian(self, x: Array) -> Array:
+        """``(N, C, d)`` from the product form when the network is an MLP, else by backprop."""
+        self.check_input(x)
+        try:
+            fac = self.layer_factors(x)
+        except NotImplementedError:
+            from specinterp.operators import input_jacobian
+
+            return input_jacobian(self, x, native=False)
+        xp = self.xp
+        jac = xp.broadcast_to(fac.weights[0], (int(x.shape[0]), *fac.weights[0].shape))
+        for w, d in zip(fac.weights[1:], fac.diagonals, strict=True):
+            jac = w @ (d[:, :, None] * jac)
+        return jac
+
+    def layer_factors(self, x: Array) -> LayerFactors:
+        """The product form of an MLP.
+
+        The network must be an optional leading ``Flatten``, then ``Dense`` layers separated by
+        elementwise activations, ending in ``Dense``.
+
+        Raises
+        ------
+        NotImplementedError
+            For networks without that structure (e.g. convolutions).
+
+        """
+        self.check_input(x)
+        xp = self.xp
+        layers = list(self.net.layers)
+        h = x
+        if layers and isinstance(layers[0], Flatten):
+            h, _ = layers[0].forward(h)
+            layers = layers[1:]
+        if h.ndim != 2 or not layers or not isinstance(layers[-1], Dense):
+            raise NotImplementedError("layer_factors needs an MLP: Dense layers and activations")
+        weights, diags, pre = [], [], []
+        pwl = True
+        expect_dense = True
+        for lay in layers:
+            if expect_dense and isinstance(lay, Dense):
+                h, _ = lay.forward(h)
+                weights.append(lay.weight)
+                expect_dense = False
+            elif not expect_dense and isinstance(lay, Activation):
+                pre.append(h)
+                diags.append(lay.df(h))
+                pwl = pwl and lay.piecewise_linear
+                h, _ = lay.forward(h)
+                expect_dense = True
+            else:
+                raise NotImplementedError(
+                    "layer_factors needs Dense and activation layers in alternation"
+                )
+        del xp
+        return LayerFactors(weights, diags, pre, pwl)
+
+    def preactivations(self, x: Array) -> list[Array]:
+        """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (SPEC T4)."""
+        return self.layer_factors(x).preactivations
+
+
+# ---------------------------------------------------------------------- construction
+def init_mlp(
+    widths: Sequence[int],
+    activation: Activation | None = None,
+    *,
+    seed: int = 0,
+    xp: Any = None,
+    dtype: Any = None,
+    bias: bool = True,
+) -> Sequential:
+    """A randomly initialised MLP ``widths[0] → … → widths[-1]`` (He-normal weights, zero bias).
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Layer widths, input first.
+    activation : Activation
+        Between Dense layers (default ``ReLU()``).
+    seed : int
+        Seeds the weights (the same numbers on every backend).
+    xp, dtype
+        Namespace and dtype of the parameters (default NumPy float64).
+    bias : bool
+        Whether Dense layers have a bias.
+
+    """
+    if xp is None:
+        import array_api_compat.numpy as xp
+    dtype = xp.float64 if dtype is None else dtype
+    activation = ReLU() if activation is None else activation
+    rng = _xp.Generator(seed, xp)
+    layers: list[Layer] = []
+    for i, (n_in, n_out) in enumerate(pairwise(widths)):
+        w = rng.normal((n_out, n_in), dtype=dtype, scale=math.sqrt(2.0 / n_in))
+        b = xp.zeros((n_out,), dtype=dtype) if bias else None
+        layers.append(Dense(w, b))
+        if i < len(widths) - 2:
+            layers.append(activation)
+    return Sequential(layers)
+
+
+def from_torch(module: Any, *, xp: Any = None) -> Sequential:
+    """Copy a ``torch.nn.Sequential`` of supported layers into an arraynet ``Sequential``.
+
+    Supported: ``Linear``, ``Conv2d`` (zero padding, dilation 1, groups 1, square stride and
+    padding), ``Flatten``, ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``Softplus`` and
+    ``GELU(approximate="tanh")``. Weights are copied to the host (NumPy by default, or
+    ``xp``).
+    """
+    import torch
+
+    def arr(t: Any) -> Array:
+        a = t.detach().cpu().numpy()
+        return a if xp is None else xp.asarray(a)
+
+    if not isinstance(module, torch.nn.Sequential):
+        raise ModelError("from_torch copies a torch.nn.Sequential")
+    layers: list[Layer] = []
+    for m in module:
+        if isinstance(m, torch.nn.Linear):
+            layers.append(Dense(arr(m.weight), None if m.bias is None else arr(m.bias)))
+        elif isinstance(m, torch.nn.Conv2d):
+            if (
+                m.groups != 1
+                or m.dilation != (1, 1)
+                or m.padding_mode != "zeros"
+                or len({*m.stride}) != 1
+                or isinstance(m.padding, str)
+                or len({*m.padding}) != 1
+            ):
+                raise ModelError(f"unsupported Conv2d configuration: {m}")
+            layers.append(
+                Conv2d(
+                    arr(m.weight),
+                    None if m.bias is None else arr(m.bias),
+                    stride=m.stride[0],
+                    padding=m.padding[0],
+                )
+            )
+        elif isinstance(m, torch.nn.Flatten):
+            layers.append(Flatten())
+        elif isinstance(m, torch.nn.ReLU):
+            layers.append(ReLU())
+        elif isinstance(m, torch.nn.LeakyReLU):
+            layers.append(LeakyReLU(m.negative_slope))
+        elif isinstance(m, torch.nn.Tanh):
+            layers.append(Tanh())
+        elif isinstance(m, torch.nn.Sigmoid):
+            layers.append(Sigmoid())
+        elif isinstance(m, torch.nn.Softplus):
+            layers.append(Softplus(m.beta))
+        elif isinstance(m, torch.nn.GELU) and m.approximate == "tanh":
+            layers.append(GELU())
+        else:
+            raise ModelError(f"from_torch does not support {type(m).__name__} ({m})")
+    return Sequential(layers)
+
+
+# ---------------------------------------------------------------------- training
+def train(
+    net: Sequential,
+    x: Array,
+    y: Array,
+    *,
+    loss: str = "cross_entropy",
+    optimizer: str = "adam",
+    lr: float = 1e-3,
+    epochs: int = 20,
+    batch_size: int = 64,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+) -> Sequential:
+    """Train ``net`` with mini-batch SGD or Adam (Kingma & Ba 2015) and return the new network.
+
+    Gradients come from the hand-written backprop; the shuffling is seeded, so a run is
+    reproducible on every backend.
+    """
+    if optimizer not in ("sgd", "adam"):
+        raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
+    check_loss(loss)
+    model = ArrayNetModel(net)
+    xp = model.xp
+    theta = model.flatten(net.params)
+    m1 = xp.zeros_like(theta)
+    m2 = xp.zeros_like(theta)
+    rng = np.random.default_rng(seed)
+    n = int(x.shape[0])
+    step = 0
+    for _ in range(int(epochs)):
+        order = rng.permutation(n)
+        for start in range(0, n, batch_size):
+            idx = xp.asarray(order[start : start + batch_size], device=_xp.device(x))
+            xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+            model = ArrayNetModel(net.with_params(model.unflatten(theta)))
+            g = model.loss_grad(xb, yb, loss) + weight_decay * theta
+            step += 1
+            if optimizer == "sgd":
+                theta = theta - lr * g
+            else:
+                m1 = 0.9 * m1 + 0.1 * g
+                m2 = 0.999 * m2 + 0.001 * g**2
+                theta = theta - lr * (m1 / (1 - 0.9**step)) / (
+                    xp.sqrt(m2 / (1 - 0.999**step)) + 1e-8
+                )
+    return net.with_params(model.unflatten(theta))

@@ -1,0 +1,94 @@
+"""The built-in losses of SPEC §0, on any array namespace.
+
+``"mse"``: ``ℓ(z, y) = ½‖z − y‖²`` with output curvature ``Λ = I`` (``β_ℓ = 1``).
+``"cross_entropy"``: ``ℓ(z, y) = −log softmax(z)_y`` with integer labels and
+``Λ = diag(p) − p pᵀ`` (``β_ℓ ≤ ½``). ``L`` is always the mean over the batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from . import _xp
+from .errors import ShapeError
+
+Array = Any
+LossName = Literal["mse", "cross_entropy"]
+
+__all__ = ["LOSSES", "check_loss", "loss_gradient", "loss_value", "output_hessian", "softmax"]
+
+LOSSES = ("mse", "cross_entropy")
+
+
+def check_loss(loss: str) -> str:
+    """Return ``loss`` if it is a built-in loss name, else raise a ``ValueError``."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}; got {loss!r}")
+    return loss
+
+
+def softmax(z: Array) -> Array:
+    """Row-wise softmax, shifted by the row maximum for stability."""
+    xp = _xp.namespace(z)
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+def _one_hot(y: Array, num_classes: int, like: Array) -> Array:
+    xp = _xp.namespace(like)
+    if not xp.isdtype(y.dtype, "integral"):
+        raise TypeError(f"cross_entropy needs integer class labels; got dtype {y.dtype}")
+    classes = xp.arange(num_classes, device=_xp.device(like))
+    return xp.astype(y[:, None] == classes[None, :], like.dtype)
+
+
+def _check(z: Array, y: Array, loss: str) -> None:
+    check_loss(loss)
+    if z.ndim != 2:
+        raise ShapeError(f"model outputs must have shape (N, C); got {tuple(z.shape)}")
+    n = int(z.shape[0])
+    want = (n,) if loss == "cross_entropy" else tuple(z.shape)
+    if tuple(y.shape) != want:
+        raise ShapeError(f"targets for {loss} must have shape {want}; got {tuple(y.shape)}")
+
+
+def loss_value(z: Array, y: Array, loss: str) -> Array:
+    """``L = (1/N) Σ_i ℓ(z_i, y_i)`` (0-d array)."""
+    _check(z, y, loss)
+    xp = _xp.namespace(z)
+    if loss == "mse":
+        return 0.5 * xp.sum((z - y) ** 2) / z.shape[0]
+    m = xp.max(z, axis=-1, keepdims=True)
+    lse = m[:, 0] + xp.log(xp.sum(xp.exp(z - m), axis=-1))
+    picked = xp.sum(z * _one_hot(y, int(z.shape[1]), z), axis=-1)
+    return xp.mean(lse - picked)
+
+
+def loss_gradient(z: Array, y: Array, loss: str) -> Array:
+    """Per-sample ``∂ℓ/∂z_i`` ``(N, C)`` (not divided by N)."""
+    _check(z, y, loss)
+    if loss == "mse":
+        return z - y
+    return softmax(z) - _one_hot(y, int(z.shape[1]), z)
+
+
+def output_hessian(z: Array, y: Array, loss: str) -> Array:
+    """Per-sample output curvature ``Λ_i = ∇²_z ℓ(z_i, y_i)``, shape ``(N, C, C)``."""
+    _check(z, y, loss)
+    xp = _xp.namespace(z)
+    n, c = int(z.shape[0]), int(z.shape[1])
+    eye = xp.eye(c, dtype=z.dtype, device=_xp.device(z))
+    if loss == "mse":
+        return xp.broadcast_to(eye, (n, c, c))
+    p = softmax(z)
+    return p[:, :, None] * eye - p[:, :, None] * p[:, None, :]
+
+
+def apply_output_hessian(z: Array, y: Array, loss: str, dz: Array) -> Array:
+    """``Λ_i dz_i`` for every sample, without forming ``Λ`` (``(N, C)``)."""
+    _check(z, y, loss)
+    if loss == "mse":
+        return dz
+    xp = _xp.namespace(z)
+    p = softmax(z)
+    return p * dz - p * xp.sum(p * dz, axis=-1, keepdims=True)

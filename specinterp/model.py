@@ -1,0 +1,187 @@
+"""The Model protocol: the seam between the backend-neutral core and the adapters.
+
+An adapter turns a framework model into an object with batched products in its own array
+namespace (DESIGN.md); every model-level operator of :mod:`specinterp.operators` and every
+diagnostic is written once against these products. Inputs ``x`` have shape
+``(N, *input_shape)``; outputs ``(N, C)``; parameters are one flat vector of length ``p`` in the
+framework's own order (torch ``named_parameters()``, JAX tree-flatten order, arraynet layer
+order).
+
+:func:`as_model` recognises a model by the *module name* of its type (as array-api-compat
+recognises arrays) and imports the matching adapter lazily, so ``import specinterp`` never
+imports torch or jax.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol, runtime_checkable
+
+from . import _xp
+from .errors import DTypeError, EmptyInputError, ModelError, ShapeError
+
+Array = Any
+
+__all__ = ["Model", "ModelBase", "as_model"]
+
+
+@runtime_checkable
+class Model(Protocol):
+    """What the core needs from a model (all products batched over samples).
+
+    Attributes
+    ----------
+    xp : namespace
+        Array namespace of inputs, outputs and parameter vectors.
+    dtype : dtype
+        Real floating dtype of the parameters; inputs must have it too.
+    num_params : int
+        ``p``, the length of the flat parameter vector.
+
+    """
+
+    xp: Any
+    dtype: Any
+    num_params: int
+
+    def apply(self, x: Array) -> Array:
+        """Outputs ``f(x_i)``, shape ``(N, C)``."""
+        ...
+
+    def jvp_input(self, x: Array, v: Array) -> Array:
+        """``J_i v_i`` for tangents ``v`` shaped like ``x``; returns ``(N, C)``."""
+        ...
+
+    def vjp_input(self, x: Array, u: Array) -> Array:
+        """``J_iᵀ u_i`` for cotangents ``u`` of shape ``(N, C)``; returns the shape of ``x``."""
+        ...
+
+    def jvp_params(self, x: Array, v: Array) -> Array:
+        """``G_i v`` for a flat parameter tangent ``v`` ``(p,)``; returns ``(N, C)``."""
+        ...
+
+    def vjp_params(self, x: Array, u: Array) -> Array:
+        """``Σ_i G_iᵀ u_i`` for ``u`` of shape ``(N, C)``; returns ``(p,)``."""
+        ...
+
+    def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
+        """``H v`` with ``H = ∇²_θ (1/N) Σ_i ℓ(f(x_i), y_i)``; returns ``(p,)``."""
+        ...
+
+
+class ModelBase:
+    """Shared input checks for adapters (namespace, dtype, shape, finiteness)."""
+
+    xp: Any
+    dtype: Any
+    device: Any = None
+    input_shape: tuple[int, ...] | None = None
+
+    def check_input(self, x: Array, what: str = "x") -> None:
+        """Raise a specific error unless ``x`` is a usable batch for this model."""
+        if not hasattr(x, "shape") or _xp.backend_name(_xp.namespace(x)) != _xp.backend_name(
+            self.xp
+        ):
+            raise _xp.NamespaceMismatchError(
+                f"{what} must be a {_xp.backend_name(self.xp)} array for this model; "
+                "convert it explicitly (no silent copies between libraries or devices)"
+            )
+        if x.ndim < 2:
+            raise ShapeError(
+                f"{what} must be a batch (N, *input_shape); got shape {tuple(x.shape)} — "
+                "add a batch axis with x[None]"
+            )
+        if int(x.shape[0]) == 0:
+            raise EmptyInputError(f"{what} is an empty batch; pass at least one sample")
+        if not self.xp.isdtype(x.dtype, "real floating"):
+            raise DTypeError(
+                f"{what} has dtype {x.dtype}; models take real floating inputs — convert with "
+                f"an explicit cast to {self.dtype}"
+            )
+        if x.dtype != self.dtype:
+            raise DTypeError(
+                f"{what} has dtype {x.dtype} but the model's parameters are {self.dtype}; cast "
+                "one of them explicitly (no silent up- or down-cast)"
+            )
+        if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ShapeError(
+                f"{what} has per-sample shape {tuple(x.shape[1:])} but the model takes "
+                f"{tuple(self.input_shape)}"
+            )
+        _xp.check_finite(x, self.xp, what)
+
+    def check_flat_params(self, v: Array, what: str = "v") -> None:
+        """Raise unless ``v`` is a flat parameter vector of this model."""
+        if v.ndim != 1 or int(v.shape[0]) != self.num_params:  # type: ignore[attr-defined]
+            raise ShapeError(
+                f"{what} must be a flat parameter vector of shape ({self.num_params},); "  # type: ignore[attr-defined]
+                f"got {tuple(v.shape)}"
+            )
+
+    @property
+    def num_inputs_per_sample(self) -> int | None:
+        """``d``: the flattened input dimension, if known."""
+        return None if self.input_shape is None else math.prod(self.input_shape)
+
+
+def _mro_modules(obj: Any) -> list[str]:
+    return [getattr(cls, "__module__", "") or "" for cls in type(obj).__mro__]
+
+
+def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
+    """Wrap ``obj`` as a :class:`Model`, importing only the adapter it needs.
+
+    Parameters
+    ----------
+    obj
+        A ``torch.nn.Module`` (or a batch-first torch callable with ``params=`` a dict of
+        tensors); a JAX function ``apply_fn(params, x_batch)`` or a Flax ``linen`` module with
+        ``params=`` its pytree; an arraynet ``Sequential``; or an object that already
+        implements :class:`Model` (returned unchanged).
+    params
+        Parameters for function-style models.
+    **options
+        Passed to the adapter (e.g. ``param_names=`` for a torch parameter subset).
+
+    Raises
+    ------
+    ModelError
+        If ``obj`` is none of these, with the accepted kinds in the message.
+
+    """
+    if isinstance(obj, Model) and params is None and not options:
+        return obj
+    modules = _mro_modules(obj)
+    if any(m.startswith("specinterp.adapters.arraynet") for m in modules):
+        from .adapters.arraynet import ArrayNetModel
+
+        return ArrayNetModel(obj, **options)
+    if any(m.startswith("torch") for m in modules) or _leaves_from(params, "torch"):
+        from .adapters.torch import TorchModel
+
+        return TorchModel(obj, params=params, **options)
+    if any(m.startswith("flax") for m in modules) or _leaves_from(params, "jax"):
+        from .adapters.jax import JaxModel
+
+        return JaxModel(obj, params=params, **options)
+    raise ModelError(
+        f"cannot use a {type(obj).__module__}.{type(obj).__qualname__} as a model: pass a "
+        "torch.nn.Module, a JAX apply_fn with params= (a pytree of jax arrays), a Flax linen "
+        "module with params=, or a specinterp.adapters.arraynet.Sequential"
+    )
+
+
+def _leaves_from(params: Any, library: str) -> bool:
+    """Whether ``params`` (a dict/list/tuple tree) holds an array of ``library``."""
+    stack = [params]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif item is not None:
+            mods = _mro_modules(item)
+            if any(m.startswith(library) for m in mods):
+                return True
+    return False

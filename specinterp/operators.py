@@ -1,0 +1,246 @@
+"""Model-level operators of SPEC §0, dense and matrix-free, derived from the Model protocol.
+
+Dense builders (``input_jacobian``, ``param_jacobian``, ``ntk``, ``hessian``, ``ggn``) are
+for small problems: they check a memory budget first and name the matrix-free alternative when
+it would be exceeded. The ``*_operator`` functions return :class:`~specinterp.linalg.
+LinearOperator` objects for :mod:`specinterp.linalg` (Lanczos, SLQ, trace estimators).
+
+Every dense builder has a *derived* path that uses only the protocol's products — the
+reference — and uses an adapter's native path (``vmap``/``jacrev``, analytic product forms)
+when the adapter offers one and ``native=True``. The tests compare the two.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from . import _xp
+from .errors import MemoryBudgetError, ShapeError
+from .linalg import LinearOperator
+from .losses import apply_output_hessian, check_loss, output_hessian
+from .model import Model, as_model
+
+Array = Any
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "ggn",
+    "ggn_operator",
+    "hessian",
+    "hessian_operator",
+    "input_jacobian",
+    "input_jacobian_operator",
+    "ntk",
+    "ntk_operator",
+    "param_jacobian",
+    "param_jacobian_operator",
+]
+
+#: Default budget for one dense matrix: 2 GiB, or ``SPECINTERP_MAX_DENSE_BYTES``.
+DEFAULT_MAX_BYTES = int(os.environ.get("SPECINTERP_MAX_DENSE_BYTES", 2**31))
+
+
+def _check_budget(
+    model: Model, shape: tuple[int, ...], what: str, alternative: str, max_bytes: int | None
+) -> None:
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    nbytes = math.prod(shape) * (model.xp.finfo(model.dtype).bits // 8)
+    if nbytes > limit:
+        raise MemoryBudgetError(
+            f"the dense {what} of shape {shape} needs {nbytes / 2**30:.3g} GiB, over the "
+            f"budget of {limit / 2**30:.3g} GiB; use {alternative} with specinterp.linalg "
+            "(matrix-free), or pass a larger max_bytes="
+        )
+
+
+def _prepare(model: Any, x: Array) -> tuple[Model, Any]:
+    model = as_model(model)
+    model.check_input(x)
+    return model, model.xp
+
+
+def _onehot_cotangent(xp: Any, n: int, c: int, cls: int, like: Array) -> Array:
+    e = xp.zeros((n, c), dtype=like.dtype, device=_xp.device(like))
+    return e + xp.astype(xp.arange(c, device=_xp.device(like)) == cls, like.dtype)[None, :]
+
+
+# ------------------------------------------------------------------ dense builders
+def input_jacobian(
+    model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
+) -> Array:
+    """Per-sample input Jacobians ``J_i = ∂f/∂x(x_i)``, shape ``(N, C, d)`` (inputs flattened).
+
+    The derived path costs ``C`` batched VJPs.
+    """
+    model, xp = _prepare(model, x)
+    n, d = int(x.shape[0]), math.prod(x.shape[1:])
+    z = model.apply(x)
+    c = int(z.shape[1])
+    _check_budget(model, (n, c, d), "input Jacobian", "input_jacobian_operator", max_bytes)
+    if native and hasattr(model, "input_jacobian"):
+        return model.input_jacobian(x)
+    rows = [
+        xp.reshape(model.vjp_input(x, _onehot_cotangent(xp, n, c, a, z)), (n, d)) for a in range(c)
+    ]
+    return xp.stack(rows, axis=1)
+
+
+def param_jacobian(
+    model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
+) -> Array:
+    """Per-sample parameter Jacobians ``G_i = ∂f/∂θ(x_i)``, shape ``(N, C, p)``.
+
+    The derived path costs ``N · C`` single-sample VJPs.
+    """
+    model, xp = _prepare(model, x)
+    n = int(x.shape[0])
+    z = model.apply(x)
+    c = int(z.shape[1])
+    _check_budget(
+        model, (n, c, model.num_params), "parameter Jacobian", "param_jacobian_operator", max_bytes
+    )
+    if native and hasattr(model, "param_jacobian"):
+        return model.param_jacobian(x)
+    per_sample = []
+    for i in range(n):
+        xi = x[i : i + 1, ...]
+        per_sample.append(
+            xp.stack(
+                [model.vjp_params(xi, _onehot_cotangent(xp, 1, c, a, z)) for a in range(c)], axis=0
+            )
+        )
+    return xp.stack(per_sample, axis=0)
+
+
+def ntk(
+    model: Any,
+    x1: Array,
+    x2: Array | None = None,
+    *,
+    trace: bool = False,
+    native: bool = True,
+    max_bytes: int | None = None,
+) -> Array:
+    """Empirical NTK ``K = G₁ G₂ᵀ``: ``(N₁C, N₂C)`` sample-major, or ``(N₁, N₂)`` if ``trace``.
+
+    ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b`` (SPEC §0).
+    """
+    model, xp = _prepare(model, x1)
+    g1 = param_jacobian(model, x1, native=native, max_bytes=max_bytes)
+    g2 = g1 if x2 is None else param_jacobian(model, x2, native=native, max_bytes=max_bytes)
+    n1, c, p = (int(s) for s in g1.shape)
+    n2 = int(g2.shape[0])
+    if trace:
+        _check_budget(model, (n1, n2), "trace NTK", "ntk_operator", max_bytes)
+        return sum(g1[:, a, :] @ g2[:, a, :].T for a in range(c))
+    _check_budget(model, (n1 * c, n2 * c), "NTK", "ntk_operator", max_bytes)
+    return xp.reshape(g1, (n1 * c, p)) @ xp.reshape(g2, (n2 * c, p)).T
+
+
+def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None = None) -> Array:
+    """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``, from ``p`` HVPs."""
+    model, xp = _prepare(model, x)
+    check_loss(loss)
+    p = model.num_params
+    _check_budget(model, (p, p), "Hessian", "hessian_operator", max_bytes)
+    eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
+    cols = [model.hvp(x, y, eye[:, j], loss) for j in range(p)]
+    h = xp.stack(cols, axis=1)
+    return 0.5 * (h + h.T)
+
+
+def ggn(
+    model: Any, x: Array, y: Array, loss: str, *, native: bool = True, max_bytes: int | None = None
+) -> Array:
+    """Generalised Gauss–Newton ``(1/N) Σ_i G_iᵀ Λ_i G_i``, ``(p, p)`` (SPEC §0)."""
+    model, xp = _prepare(model, x)
+    check_loss(loss)
+    p = model.num_params
+    _check_budget(model, (p, p), "GGN", "ggn_operator", max_bytes)
+    g = param_jacobian(model, x, native=native, max_bytes=max_bytes)
+    lam = output_hessian(model.apply(x), y, loss)
+    n, c = int(g.shape[0]), int(g.shape[1])
+    lg = xp.reshape(lam @ g, (n * c, p))
+    return xp.reshape(g, (n * c, p)).T @ lg / n
+
+
+# ------------------------------------------------------------------ matrix-free operators
+def _operator(model: Model, shape: tuple[int, int], mv: Any, rmv: Any = None, **kw: Any) -> Any:
+    return LinearOperator(
+        shape,
+        mv,
+        rmatvec=rmv,
+        dtype=model.dtype,
+        xp=model.xp,
+        device=getattr(model, "device", None),
+        **kw,
+    )
+
+
+def input_jacobian_operator(model: Any, x: Array) -> LinearOperator:
+    """The batch input Jacobian as a block-diagonal ``(N·C) × (N·d)`` operator (JVP / VJP)."""
+    model, xp = _prepare(model, x)
+    n = int(x.shape[0])
+    c = int(model.apply(x).shape[1])
+    d = math.prod(x.shape[1:])
+    return _operator(
+        model,
+        (n * c, n * d),
+        lambda v: xp.reshape(model.jvp_input(x, xp.reshape(v, tuple(x.shape))), (n * c,)),
+        lambda u: xp.reshape(model.vjp_input(x, xp.reshape(u, (n, c))), (n * d,)),
+    )
+
+
+def param_jacobian_operator(model: Any, x: Array) -> LinearOperator:
+    """The stacked parameter Jacobian ``G`` as an ``(N·C) × p`` operator (JVP / VJP)."""
+    model, xp = _prepare(model, x)
+    n = int(x.shape[0])
+    c = int(model.apply(x).shape[1])
+    return _operator(
+        model,
+        (n * c, model.num_params),
+        lambda v: xp.reshape(model.jvp_params(x, v), (n * c,)),
+        lambda u: model.vjp_params(x, xp.reshape(u, (n, c))),
+    )
+
+
+def ntk_operator(model: Any, x: Array) -> LinearOperator:
+    """The NTK ``K = G Gᵀ`` as a symmetric ``(N·C) × (N·C)`` operator: ``K u = G(Gᵀ u)``."""
+    model, xp = _prepare(model, x)
+    n = int(x.shape[0])
+    c = int(model.apply(x).shape[1])
+    return _operator(
+        model,
+        (n * c, n * c),
+        lambda u: xp.reshape(
+            model.jvp_params(x, model.vjp_params(x, xp.reshape(u, (n, c)))), (n * c,)
+        ),
+        symmetric=True,
+    )
+
+
+def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
+    """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
+    model, _ = _prepare(model, x)
+    check_loss(loss)
+    p = model.num_params
+    return _operator(model, (p, p), lambda v: model.hvp(x, y, v, loss), symmetric=True)
+
+
+def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
+    """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``."""
+    model, _ = _prepare(model, x)
+    check_loss(loss)
+    z = model.apply(x)
+    n = int(x.shape[0])
+    if tuple(z.shape[:1]) != (n,):
+        raise ShapeError("model outputs must have one row per sample")
+    p = model.num_params
+    return _operator(
+        model,
+        (p, p),
+        lambda v: model.vjp_params(x, apply_output_hessian(z, y, loss, model.jvp_params(x, v))) / n,
+        symmetric=True,
+    )
