@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from specinterp import _xp
-from specinterp.errors import ModelError
+from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
 
@@ -127,6 +127,28 @@ class ArrayNetModel(ModelBase):
         self.num_params = sum(self._sizes)
         self.input_shape = None if input_shape is None else tuple(input_shape)
 
+    def check_input(self, x: Array, what: str = "x") -> None:
+        """The shared checks, plus the input size the first layer accepts."""
+        super().check_input(x, what)
+        layers = self.net.layers
+        first = layers[1] if isinstance(layers[0], Flatten) and len(layers) > 1 else layers[0]
+        per_sample = tuple(int(s) for s in x.shape[1:])
+        if isinstance(first, Dense):
+            need = int(first.weight.shape[1])
+            got = math.prod(per_sample) if isinstance(layers[0], Flatten) else per_sample
+            if got != need and got != (need,):
+                raise ShapeError(
+                    f"{what} has per-sample shape {per_sample}, but the first Dense layer takes "
+                    f"{need} features"
+                )
+        elif isinstance(first, Conv2d):
+            c_in = int(first.weight.shape[1])
+            if len(per_sample) != 3 or per_sample[0] != c_in:
+                raise ShapeError(
+                    f"{what} has per-sample shape {per_sample}, but the first Conv2d takes "
+                    f"({c_in}, H, W) images"
+                )
+
     # ------------------------------------------------------------------ flat parameters
     def unflatten(self, v: Array) -> list[Array]:
         """Split a flat vector into arrays shaped like the parameters."""
@@ -148,6 +170,17 @@ class ArrayNetModel(ModelBase):
             out.append(flat_list[i : i + k])
             i += k
         return out
+
+    def with_params(self, theta: Array) -> ArrayNetModel:
+        """The same network with the flat parameter vector ``theta``."""
+        return ArrayNetModel(
+            self.net.with_params(self.unflatten(theta)), input_shape=self.input_shape
+        )
+
+    @property
+    def flat_params(self) -> Array:
+        """The current parameters as one flat vector."""
+        return self.flatten(self.net.params)
 
     # ------------------------------------------------------------------ passes
     def _forward(self, x: Array) -> tuple[Array, list[Any]]:

@@ -9,6 +9,7 @@ never flips it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -33,10 +34,19 @@ class JaxModel(ModelBase):
         ``fn(params, x)`` returning ``(N, C)``; for a Flax module its ``apply`` is used.
     params : pytree
         The parameters (for Flax, the ``variables`` dict passed to ``apply``).
+    input_shape : tuple of int, optional
+        Per-sample input shape, checked on every call when given.
 
     """
 
-    def __init__(self, fn: Callable[..., Any] | Any, params: Any = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any] | Any,
+        params: Any = None,
+        *,
+        input_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         if params is None:
             raise ModelError("a JAX model needs params= (the parameter pytree)")
         if not callable(fn) and not hasattr(fn, "apply"):
@@ -68,6 +78,18 @@ class JaxModel(ModelBase):
 
         self._jac_in = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0)))
         self._jac_p = jax.jit(jax.vmap(jax.jacrev(single, argnums=0), in_axes=(None, 0)))
+
+    def with_params(self, theta: jax.Array) -> JaxModel:
+        """The same model with the flat parameter vector ``theta``."""
+        self.check_flat_params(theta)
+        other = copy.copy(self)
+        other.flat = theta
+        return other
+
+    @property
+    def flat_params(self) -> jax.Array:
+        """The current parameters as one flat vector."""
+        return self.flat
 
     def apply(self, x: jax.Array) -> jax.Array:
         """Outputs ``(N, C)``."""

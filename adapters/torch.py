@@ -11,6 +11,7 @@ stochastic or batch-coupled function is not what the framework analyses.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -38,6 +39,8 @@ class TorchModel(ModelBase):
         Parameters of a callable (ignored for a module, whose ``named_parameters()`` are used).
     param_names : sequence of str, optional
         A subset of parameter names to differentiate; the others are held fixed.
+    input_shape : sequence of int, optional
+        Per-sample input shape, checked on every call when given.
 
     """
 
@@ -47,8 +50,10 @@ class TorchModel(ModelBase):
         params: dict[str, torch.Tensor] | None = None,
         *,
         param_names: Sequence[str] | None = None,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
         self.xp = xp_torch
+        self.input_shape = None if input_shape is None else tuple(input_shape)
         if isinstance(model, torch.nn.Module):
             if model.training and any(isinstance(m, _MODE_DEPENDENT) for m in model.modules()):
                 raise ModelError(
@@ -108,6 +113,17 @@ class TorchModel(ModelBase):
     def flatten(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
         """Concatenate a parameter dict (same keys) into one flat vector."""
         return torch.cat([p[k].reshape(-1) for k in self.params])
+
+    def with_params(self, theta: torch.Tensor) -> TorchModel:
+        """The same model with the flat parameter vector ``theta``."""
+        other = copy.copy(self)
+        other.params = self.unflatten(theta)
+        return other
+
+    @property
+    def flat_params(self) -> torch.Tensor:
+        """The current parameters as one flat vector."""
+        return self.flatten(self.params)
 
     # ------------------------------------------------------------------ protocol
     def apply(self, x: torch.Tensor) -> torch.Tensor:

@@ -94,15 +94,20 @@ def param_jacobian(
 
     The derived path costs ``N · C`` single-sample VJPs.
     """
-    model, xp = _prepare(model, x)
+    model, _ = _prepare(model, x)
+    c = int(model.apply(x).shape[1])
+    shape = (int(x.shape[0]), c, model.num_params)
+    _check_budget(model, shape, "parameter Jacobian", "param_jacobian_operator", max_bytes)
+    return _param_jacobian(model, x, native)
+
+
+def _param_jacobian(model: Model, x: Array, native: bool) -> Array:
+    xp = model.xp
+    if native and hasattr(model, "param_jacobian"):
+        return model.param_jacobian(x)
     n = int(x.shape[0])
     z = model.apply(x)
     c = int(z.shape[1])
-    _check_budget(
-        model, (n, c, model.num_params), "parameter Jacobian", "param_jacobian_operator", max_bytes
-    )
-    if native and hasattr(model, "param_jacobian"):
-        return model.param_jacobian(x)
     per_sample = []
     for i in range(n):
         xi = x[i : i + 1, ...]
@@ -128,14 +133,22 @@ def ntk(
     ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b`` (SPEC §0).
     """
     model, xp = _prepare(model, x1)
-    g1 = param_jacobian(model, x1, native=native, max_bytes=max_bytes)
-    g2 = g1 if x2 is None else param_jacobian(model, x2, native=native, max_bytes=max_bytes)
-    n1, c, p = (int(s) for s in g1.shape)
-    n2 = int(g2.shape[0])
+    if x2 is not None:
+        model.check_input(x2, "x2")
+    c, p = int(model.apply(x1).shape[1]), model.num_params
+    n1 = int(x1.shape[0])
+    n2 = n1 if x2 is None else int(x2.shape[0])
+    out = (n1, n2) if trace else (n1 * c, n2 * c)
+    for shape, what in (
+        ((n1, c, p), "parameter Jacobian"),
+        ((n2, c, p), "parameter Jacobian"),
+        (out, "trace NTK" if trace else "NTK"),
+    ):
+        _check_budget(model, shape, what, "ntk_operator", max_bytes)
+    g1 = _param_jacobian(model, x1, native)
+    g2 = g1 if x2 is None else _param_jacobian(model, x2, native)
     if trace:
-        _check_budget(model, (n1, n2), "trace NTK", "ntk_operator", max_bytes)
         return sum(g1[:, a, :] @ g2[:, a, :].T for a in range(c))
-    _check_budget(model, (n1 * c, n2 * c), "NTK", "ntk_operator", max_bytes)
     return xp.reshape(g1, (n1 * c, p)) @ xp.reshape(g2, (n2 * c, p)).T
 
 
@@ -158,9 +171,17 @@ def ggn(
     model, xp = _prepare(model, x)
     check_loss(loss)
     p = model.num_params
+    z = model.apply(x)
     _check_budget(model, (p, p), "GGN", "ggn_operator", max_bytes)
-    g = param_jacobian(model, x, native=native, max_bytes=max_bytes)
-    lam = output_hessian(model.apply(x), y, loss)
+    _check_budget(
+        model,
+        (int(x.shape[0]), int(z.shape[1]), p),
+        "parameter Jacobian",
+        "ggn_operator",
+        max_bytes,
+    )
+    g = _param_jacobian(model, x, native)
+    lam = output_hessian(z, y, loss)
     n, c = int(g.shape[0]), int(g.shape[1])
     lg = xp.reshape(lam @ g, (n * c, p))
     return xp.reshape(g, (n * c, p)).T @ lg / n

@@ -19,7 +19,14 @@ from hypothesis import strategies as st
 
 from .matrices import matrix_with_spectrum, symmetric_with_eigenvalues
 
-__all__ = ["SpectralCase", "singular_value_sets", "spectral_matrices", "symmetric_matrices"]
+__all__ = [
+    "NetworkCase",
+    "SpectralCase",
+    "arraynet_mlps",
+    "singular_value_sets",
+    "spectral_matrices",
+    "symmetric_matrices",
+]
 
 
 @dataclass(frozen=True)
@@ -84,3 +91,46 @@ def symmetric_matrices(draw: st.DrawFn, *, max_side: int = 12, psd: bool = False
     lam = mags * signs
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     return SpectralCase(symmetric_with_eigenvalues(lam, rng), lam)
+
+
+@dataclass(frozen=True)
+class NetworkCase:
+    """A random arraynet MLP with an input batch (NumPy float64)."""
+
+    net: object
+    x: np.ndarray
+    seed: int
+
+
+@st.composite
+def arraynet_mlps(
+    draw: st.DrawFn,
+    *,
+    activations: tuple[str, ...] = ("relu", "leaky_relu", "tanh", "sigmoid", "softplus", "gelu"),
+    max_depth: int = 3,
+    max_width: int = 8,
+    max_batch: int = 5,
+) -> NetworkCase:
+    """A random MLP (depth, widths, activation, He-scaled weights, random biases) and inputs."""
+    from ..adapters import arraynet as an
+
+    kinds = {
+        "relu": an.ReLU(),
+        "leaky_relu": an.LeakyReLU(0.1),
+        "tanh": an.Tanh(),
+        "sigmoid": an.Sigmoid(),
+        "softplus": an.Softplus(1.0),
+        "gelu": an.GELU(),
+    }
+    depth = draw(st.integers(1, max_depth))
+    widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
+    widths[-1] = draw(st.integers(1, 4))
+    act = kinds[draw(st.sampled_from(activations))]
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    net = an.init_mlp(widths, act, seed=seed)
+    net = net.with_params(
+        [p + 0.1 * rng.standard_normal(p.shape) if p.ndim == 1 else p for p in net.params]
+    )
+    n = draw(st.integers(1, max_batch))
+    return NetworkCase(net, rng.standard_normal((n, widths[0])), seed)

@@ -1,0 +1,104 @@
+"""Bad input to models and model-level operators: specific errors with useful messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from specinterp.adapters import arraynet as an
+
+import specinterp as si
+from specinterp import operators
+from specinterp.errors import (
+    DTypeError,
+    EmptyInputError,
+    MemoryBudgetError,
+    ModelError,
+    NamespaceMismatchError,
+    ShapeError,
+)
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture
+def net():
+    return an.init_mlp([4, 5, 3], seed=0)
+
+
+def test_wrong_input_shape(net):
+    m = si.as_model(net)
+    with pytest.raises(ShapeError, match="takes 4 features"):
+        m.apply(np.ones((2, 5)))
+    with pytest.raises(ShapeError, match="batch"):
+        m.apply(np.ones(4))
+    conv = si.as_model(
+        an.Sequential([an.Conv2d(np.ones((2, 3, 2, 2))), an.Flatten(), an.Dense(np.ones((1, 8)))])
+    )
+    with pytest.raises(ShapeError, match=r"\(3, H, W\)"):
+        conv.apply(np.ones((1, 2, 3, 3)))
+    tm = si.as_model(torch.nn.Linear(4, 2).double(), input_shape=(4,))
+    with pytest.raises(ShapeError, match="per-sample shape"):
+        tm.apply(torch.ones(2, 3, dtype=torch.float64))
+
+
+def test_non_float_and_mismatched_inputs(net):
+    m = si.as_model(net)
+    with pytest.raises(DTypeError, match="real floating"):
+        m.apply(np.ones((2, 4), dtype=np.int64))
+    with pytest.raises(DTypeError, match="no silent"):
+        m.apply(np.ones((2, 4), dtype=np.float32))
+    with pytest.raises(NamespaceMismatchError, match="numpy array"):
+        m.apply(torch.ones(2, 4, dtype=torch.float64))
+    with pytest.raises(EmptyInputError):
+        m.apply(np.ones((0, 4)))
+    x = np.ones((2, 4))
+    x[0, 1] = np.nan
+    with pytest.raises(si.errors.NonFiniteError):
+        operators.input_jacobian(m, x)
+
+
+def test_training_mode_with_dropout_is_refused():
+    mod = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(0.5), torch.nn.Linear(3, 2))
+    with pytest.raises(ModelError, match=r"module.eval\(\)"):
+        si.as_model(mod)
+    si.as_model(mod.eval())  # the documented switch
+    plain = torch.nn.Sequential(torch.nn.Linear(3, 2))  # training mode is harmless here
+    si.as_model(plain)
+
+
+def test_dense_request_over_budget_names_the_operator(net):
+    m = si.as_model(net)
+    x = np.ones((3, 4))
+    y = np.ones((3, 3))
+    with pytest.raises(MemoryBudgetError, match="hessian_operator"):
+        operators.hessian(m, x, y, "mse", max_bytes=100)
+    with pytest.raises(MemoryBudgetError, match="ntk_operator"):
+        operators.ntk(m, x, max_bytes=60)
+    with pytest.raises(MemoryBudgetError, match="param_jacobian_operator"):
+        operators.param_jacobian(m, x, max_bytes=100)
+    with pytest.raises(MemoryBudgetError, match="input_jacobian_operator"):
+        operators.input_jacobian(m, x, max_bytes=100)
+
+
+def test_unknown_objects_and_losses(net):
+    with pytest.raises(ModelError, match=r"torch\.nn\.Module"):
+        si.as_model(object())
+    m = si.as_model(net)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        operators.hessian(m, np.ones((2, 4)), np.ones((2, 3)), "hinge")
+    with pytest.raises(TypeError, match="integer class labels"):
+        operators.hessian(m, np.ones((2, 4)), np.ones(2), "cross_entropy")
+    with pytest.raises(ShapeError, match="targets"):
+        operators.hessian(m, np.ones((2, 4)), np.ones((2, 2)), "mse")
+    with pytest.raises(ShapeError, match="flat parameter vector"):
+        m.jvp_params(np.ones((2, 4)), np.ones(3))
+    with pytest.raises(ModelError, match="unknown parameter"):
+        si.as_model(torch.nn.Linear(2, 2), param_names=["nope"])
+
+
+def test_certified_radius_needs_piecewise_linear(net):
+    smooth = an.init_mlp([4, 5, 3], an.Tanh(), seed=0)
+    with pytest.raises(ModelError, match="piecewise-linear"):
+        si.certified_radius(smooth, np.ones((1, 4)))
+    with pytest.raises(ModelError, match="layer_factors"):
+        si.certified_radius(torch.nn.Linear(4, 2).double(), torch.ones(1, 4, dtype=torch.float64))
