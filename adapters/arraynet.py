@@ -298,10 +298,13 @@ class ArrayNetModel(ModelBase):
             from specinterp.operators import input_jacobian
 
             return input_jacobian(self, x, native=False)
+        # multiply from the output side: N·C·Σ n_l n_{l−1} flops, with C (outputs) small
         xp = self.xp
-        jac = xp.broadcast_to(fac.weights[0], (int(x.shape[0]), *fac.weights[0].shape))
-        for w, d in zip(fac.weights[1:], fac.diagonals, strict=True):
-            jac = w @ (d[:, :, None] * jac)
+        n, c = int(x.shape[0]), int(fac.weights[-1].shape[0])
+        jac = xp.broadcast_to(fac.weights[-1], (n, *fac.weights[-1].shape))
+        for w, d in zip(reversed(fac.weights[:-1]), reversed(fac.diagonals), strict=True):
+            rows = xp.reshape(jac * d[:, None, :], (n * c, int(w.shape[0])))
+            jac = xp.reshape(rows @ w, (n, c, int(w.shape[1])))  # one GEMM for the batch
         return jac
 
     def layer_factors(self, x: Array) -> LayerFactors:

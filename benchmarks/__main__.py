@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import eigsh_vs_arpack, spectra_overhead
+from . import eigsh_vs_arpack, model_operators, spectra_overhead
 
-CASES = {"spectra_overhead": spectra_overhead.run, "eigsh_vs_arpack": eigsh_vs_arpack.run}
+CASES = {
+    "spectra_overhead": spectra_overhead.run,
+    "eigsh_vs_arpack": eigsh_vs_arpack.run,
+    "model_operators": model_operators.run,
+}
 
 
 def main() -> None:
