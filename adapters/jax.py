@@ -79,6 +79,25 @@ class JaxModel(ModelBase):
         self._jac_in = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0)))
         self._jac_p = jax.jit(jax.vmap(jax.jacrev(single, argnums=0), in_axes=(None, 0)))
 
+    @classmethod
+    def from_equinox(
+        cls, module: Any, *, batched: bool = False, input_shape: tuple[int, ...] | None = None
+    ) -> JaxModel:
+        """Wrap an Equinox module: its inexact arrays are the parameters.
+
+        Equinox modules usually map one sample; they are ``vmap``-ed over the batch unless
+        ``batched=True``.
+        """
+        import equinox as eqx
+
+        params, static = eqx.partition(module, eqx.is_inexact_array)
+
+        def apply(p: Any, x: jax.Array) -> jax.Array:
+            m = eqx.combine(p, static)
+            return m(x) if batched else jax.vmap(m)(x)
+
+        return cls(apply, params, input_shape=input_shape)
+
     def with_params(self, theta: jax.Array) -> JaxModel:
         """The same model with the flat parameter vector ``theta``."""
         self.check_flat_params(theta)

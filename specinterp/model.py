@@ -136,7 +136,8 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     obj
         A ``torch.nn.Module`` (or a batch-first torch callable with ``params=`` a dict of
         tensors); a JAX function ``apply_fn(params, x_batch)`` or a Flax ``linen`` module with
-        ``params=`` its pytree; an arraynet ``Sequential``; or an object that already
+        ``params=`` its pytree; an Equinox module (per-sample, ``vmap``-ed); an arraynet
+        ``Sequential``; or an object that already
         implements :class:`Model` (returned unchanged).
     params
         Parameters for function-style models.
@@ -160,6 +161,10 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
         from .adapters.torch import TorchModel
 
         return TorchModel(obj, params=params, **options)
+    if any(m.startswith("equinox") for m in modules):
+        from .adapters.jax import JaxModel
+
+        return JaxModel.from_equinox(obj, **options)
     if any(m.startswith("flax") for m in modules) or _leaves_from(params, "jax"):
         from .adapters.jax import JaxModel
 

@@ -51,6 +51,7 @@ class Backend:
     xp: Any
     dtype: Any
     rtol: float
+    device: Any = None
 
     def asarray(self, a: np.ndarray) -> Any:
         a = np.asarray(a, dtype=np.float64)
@@ -62,6 +63,8 @@ class Backend:
             lead = a.shape[:-2] if a.ndim >= 2 else a.shape
             chunks = tuple(max(1, (s + 1) // 2) for s in lead) + (-1,) * (a.ndim - len(lead))
             return da.from_array(a, chunks=chunks)
+        if self.device is not None:
+            return self.xp.asarray(a, dtype=self.dtype, device=self.device)
         return self.xp.asarray(a, dtype=self.dtype)
 
     def to_numpy(self, a: Any) -> np.ndarray:
@@ -98,6 +101,20 @@ def _torch32() -> Backend:
     import array_api_compat.torch as xp
 
     return Backend("torch-float32", xp, xp.float32, 2e-4)
+
+
+def _torch_cuda() -> Backend:
+    import array_api_compat.torch as xp
+
+    return Backend("torch-cuda", xp, xp.float64, 1e-10, device="cuda")
+
+
+def _cuda_available() -> bool:
+    if not _has("torch"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _jax() -> Backend:
@@ -137,6 +154,7 @@ _BACKENDS = [
     ("array_api_strict", _strict, lambda: _has("array_api_strict")),
     ("torch-float64", _torch64, lambda: _has("torch")),
     ("torch-float32", _torch32, lambda: _has("torch")),
+    ("torch-cuda", _torch_cuda, _cuda_available),
     ("jax", _jax, lambda: _has("jax")),
     ("cupy", _cupy, _cupy_available),
     ("dask", _dask, lambda: _has("dask")),

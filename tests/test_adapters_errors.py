@@ -102,3 +102,27 @@ def test_certified_radius_needs_piecewise_linear(net):
         si.certified_radius(smooth, np.ones((1, 4)))
     with pytest.raises(ModelError, match="layer_factors"):
         si.certified_radius(torch.nn.Linear(4, 2).double(), torch.ones(1, 4, dtype=torch.float64))
+
+
+def test_torch_parameter_subset_and_batchnorm_buffers():
+    torch.manual_seed(0)
+    mod = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Tanh(), torch.nn.Linear(4, 2)
+    ).double()
+    mod[1].running_mean.normal_()
+    mod[1].running_var.uniform_(0.5, 2.0)
+    mod.eval()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    full = si.as_model(mod)
+    np.testing.assert_allclose(full.apply(x).numpy(), mod(x).detach().numpy(), rtol=1e-12)
+    names = [n for n, _ in mod.named_parameters()]
+    sizes = [p.numel() for _, p in mod.named_parameters()]
+    sub = si.as_model(mod, param_names=["3.weight", "0.bias"])
+    assert sub.num_params == 8 + 4
+    g_full = operators.param_jacobian(full, x).numpy()
+    offsets = np.cumsum([0, *sizes])
+    cols = {n: slice(offsets[i], offsets[i + 1]) for i, n in enumerate(names)}
+    expected = np.concatenate(
+        [g_full[:, :, cols["3.weight"]], g_full[:, :, cols["0.bias"]]], axis=2
+    )
+    np.testing.assert_allclose(operators.param_jacobian(sub, x).numpy(), expected, rtol=1e-12)
