@@ -5,8 +5,8 @@ for Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026), w
 against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-api-strict.
 """
 
-from . import bounds, errors, linalg, losses, rmt
-from .diagnostics import certified_radius
+from . import attribution, bounds, errors, linalg, losses, rmt
+from .diagnostics import GMSIResult, JacobianSpectra, certified_radius, gmsi, jacobian_spectra
 from .model import Model, as_model
 from .operators import (
     ggn,
@@ -34,10 +34,13 @@ from .spectra import (
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "GMSIResult",
+    "JacobianSpectra",
     "Model",
     "Spectrum",
     "__version__",
     "as_model",
+    "attribution",
     "attribution_condition_number",
     "bounds",
     "certified_radius",
@@ -46,10 +49,12 @@ __all__ = [
     "errors",
     "ggn",
     "ggn_operator",
+    "gmsi",
     "hessian",
     "hessian_operator",
     "input_jacobian",
     "input_jacobian_operator",
+    "jacobian_spectra",
     "linalg",
     "losses",
     "ntk",

@@ -25,11 +25,13 @@ Array = Any
 
 __all__ = [
     "Inequality",
+    "LabelNoiseStability",
     "TailBound",
     "deep_linear_frobenius",
     "entropy_attribution_bound",
     "gaussian_sensitivity_tail",
     "layer_product_bound",
+    "ntk_label_noise_bound",
     "stable_vs_effective_rank",
     "typical_sensitivity",
 ]
@@ -244,3 +246,76 @@ def layer_product_bound(
             ("lipschitz_product", xp.full_like(s1, w_prod * math.prod(float(v) for v in lipschitz)))
         )
     return Inequality("T3", tuple(terms))
+
+
+@dataclass(frozen=True, eq=False)
+class LabelNoiseStability:
+    """T8 for kernel (NTK-regime) regression: actual changes and their bounds."""
+
+    coefficients: Inequality
+    predictions: Inequality
+    max_step: float
+    rate: float
+
+
+def ntk_label_noise_bound(
+    kernel: Array,
+    cross_kernel: Array,
+    delta: Array,
+    *,
+    ridge: float = 0.0,
+    step: float | None = None,
+) -> LabelNoiseStability:
+    """T8: label-noise stability of the linearised model trained to convergence on MSE.
+
+    With dual coefficients ``α = (K + μI)^{-1}(y − f_0(X))``, perturbing the labels by ``Δ``
+    changes ``α`` by ``‖(K + μI)^{-1} Δ‖ ≤ ‖Δ‖ / (λ_min(K) + μ)`` and the predictions at test
+    points by ``‖K(X*, X)(K + μI)^{-1} Δ‖ ≤ ‖K(X*, X)‖₂ ‖Δ‖ / (λ_min(K) + μ)``. Full-batch
+    gradient descent on the linearised model needs ``η < 2N/λ_max(K)`` and then contracts at
+    rate ``1 − η λ_min(K)/N`` per step (``step`` defaults to ``N/λ_max``).
+
+    Parameters
+    ----------
+    kernel : ``(N, N)`` PSD array
+        The train NTK ``K`` (trace NTK, or the sample-major full NTK with ``Δ`` flattened).
+    cross_kernel : ``(M, N)`` array
+        ``K(X*, X)``.
+    delta : ``(N,)`` array
+        The label perturbation.
+    ridge : float
+        ``μ ≥ 0``.
+
+    """
+    xp = _xp.namespace(kernel, cross_kernel, delta)
+    if ridge < 0:
+        raise ValueError(f"ridge must be ≥ 0; got {ridge}")
+    n = int(kernel.shape[0])
+    lam = xp.linalg.eigvalsh(kernel)
+    lam_min, lam_max = float(lam[0]), float(lam[-1])
+    if lam_min + ridge <= 0:
+        raise ValueError("K + μI is singular: add a ridge μ > 0")
+    eye = xp.eye(n, dtype=kernel.dtype, device=_xp.device(kernel))
+    d_alpha = xp.linalg.solve(kernel + ridge * eye, delta[:, None])[:, 0]
+    d_pred = cross_kernel @ d_alpha
+    norm_delta = float(xp.linalg.vector_norm(delta))
+    cross_norm = float(_xp.to_numpy(Spectrum.from_matrix(cross_kernel).operator_norm()))
+    denom = lam_min + ridge
+    eta = n / lam_max if step is None else float(step)
+    return LabelNoiseStability(
+        coefficients=Inequality(
+            "T8",
+            (
+                ("coefficient_change", xp.linalg.vector_norm(d_alpha)),
+                ("bound", xp.asarray(norm_delta / denom)),
+            ),
+        ),
+        predictions=Inequality(
+            "T8",
+            (
+                ("prediction_change", xp.linalg.vector_norm(d_pred)),
+                ("bound", xp.asarray(cross_norm * norm_delta / denom)),
+            ),
+        ),
+        max_step=2 * n / lam_max,
+        rate=1 - eta * lam_min / n,
+    )

@@ -1,0 +1,169 @@
+"""GMSI on models with closed-form components, dense vs matrix-free, Jacobian spectra, T8."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from specinterp.adapters import arraynet as an
+
+import specinterp as si
+from specinterp import bounds
+from specinterp.testing import haar_orthogonal
+from specinterp.testing.strategies import arraynet_mlps
+
+from .reference import stats
+
+
+def _top_eig(a):
+    return float(np.linalg.eigvalsh(a)[-1])
+
+
+def test_gmsi_linear_model_closed_form(rng):
+    n, d, c = 8, 5, 3
+    w = rng.standard_normal((c, d))
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((n, c))
+    res = si.gmsi(an.Sequential([an.Dense(w)]), x, y, loss="mse", method="dense")
+    gram = x @ x.T
+    assert res.components["forward"] == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
+    assert res.components["parameter"] == pytest.approx(
+        np.max(np.linalg.norm(x, axis=1)), rel=1e-12
+    )
+    assert res.components["ntk"] == pytest.approx(math.sqrt(_top_eig(gram) / n), rel=1e-12)
+    assert res.components["curvature"] == pytest.approx(math.sqrt(_top_eig(x.T @ x) / n), rel=1e-12)
+    assert res.beta == pytest.approx(1.0)
+    assert not res.residual_curvature_dominates  # H = GGN for a model linear in θ
+    assert math.isinf(res.ntk_condition_number)  # N = 8 > d = 5: X Xᵀ is singular
+    few = x[:4]
+    lam = np.linalg.eigvalsh(few @ few.T)
+    res4 = si.gmsi(an.Sequential([an.Dense(w)]), few, y[:4], loss="mse", method="dense")
+    assert res4.ntk_condition_number == pytest.approx(lam[-1] / lam[0], rel=1e-9)
+    assert res.value == max(res.components.values())
+    assert res.binding == max(res.components, key=res.components.get)
+
+
+def test_gmsi_deep_linear_orthogonal_closed_form(rng):
+    width, depth, n = 6, 3, 5
+    layers = [an.Dense(haar_orthogonal(width, rng)) for _ in range(depth)]
+    net = an.Sequential(layers)
+    x = rng.standard_normal((n, width))
+    y = net(x)  # an interpolating point: H = GGN
+    res = si.gmsi(net, x, y, loss="mse", method="dense")
+    assert res.components["forward"] == pytest.approx(1.0, rel=1e-12)
+    assert res.typical["forward"] == pytest.approx(1.0, rel=1e-12)
+    assert res.entropies["jacobian"] == pytest.approx(math.log(width), rel=1e-12)
+    assert res.components["parameter"] == pytest.approx(
+        math.sqrt(depth) * np.max(np.linalg.norm(x, axis=1)), rel=1e-10
+    )
+    s_k = math.sqrt(depth * _top_eig(x @ x.T) / n)
+    assert res.components["ntk"] == pytest.approx(s_k, rel=1e-10)
+    assert res.components["curvature"] == pytest.approx(s_k, rel=1e-9)
+
+
+def test_gmsi_one_hidden_relu_hand_computed():
+    w1 = np.array([[1.0, -1.0], [2.0, 0.5], [-1.0, 1.0]])
+    w2 = np.array([[1.0, 2.0, -1.0], [0.5, -1.0, 1.0]])
+    x = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    y = np.array([0, 1, 1])
+    net = an.Sequential([an.Dense(w1), an.ReLU(), an.Dense(w2)])
+    res = si.gmsi(net, x, y, loss="cross_entropy", method="dense")
+    masks = (x @ w1.T > 0).astype(float)
+    jac = [w2 @ np.diag(m) @ w1 for m in masks]  # hand product form
+    assert res.components["forward"] == pytest.approx(
+        max(np.linalg.norm(j, 2) for j in jac), rel=1e-12
+    )
+    # G_i = [∂f/∂W1, ∂f/∂W2]: ∂f_a/∂W1[j,k] = W2[a,j] m_j x_k ; ∂f_a/∂W2[b,j] = δ_ab h_j
+    g = []
+    for xi, m in zip(x, masks, strict=True):
+        h = m * (w1 @ xi)
+        d_w1 = np.einsum("aj,j,k->ajk", w2, m, xi).reshape(2, -1)
+        d_w2 = np.einsum("ab,j->abj", np.eye(2), h).reshape(2, -1)
+        g.append(np.concatenate([d_w1, d_w2], axis=1))
+    assert res.components["parameter"] == pytest.approx(
+        max(np.linalg.norm(gi, 2) for gi in g), rel=1e-12
+    )
+    big = np.concatenate(g)
+    assert res.components["ntk"] == pytest.approx(math.sqrt(_top_eig(big @ big.T) / 3), rel=1e-12)
+
+
+def test_dense_and_matrix_free_agree(rng):
+    net = an.init_mlp([5, 7, 3], an.Tanh(), seed=1)
+    x = rng.standard_normal((6, 5))
+    y = rng.integers(0, 3, size=6)
+    dense = si.gmsi(net, x, y, method="dense")
+    free = si.gmsi(net, x, y, method="matrix-free", num_probes=30, num_steps=60)
+    assert dense.method == "dense" and free.method == "matrix-free"
+    for k, v in dense.components.items():
+        assert free.components[k] == pytest.approx(v, rel=1e-8), k
+    assert free.ntk_condition_number == pytest.approx(dense.ntk_condition_number, rel=1e-6)
+    # SLQ entropies: exact quadrature per probe (steps ≥ size), error from 30 probes only
+    assert free.entropies["ntk"] == pytest.approx(dense.entropies["ntk"], rel=0.05)
+
+
+@given(case=arraynet_mlps())
+def test_gmsi_orders_components_as_t6_t7_say(case):
+    m = si.as_model(case.net)
+    z = m.apply(case.x)
+    res = si.gmsi(m, case.x, z, loss="mse", method="dense")  # interpolating: H = GGN
+    comp = res.components
+    assert comp["ntk"] <= comp["parameter"] * (1 + 1e-9) + 1e-12  # T6
+    assert comp["curvature"] <= comp["ntk"] * (1 + 1e-7) + 1e-9  # T7
+    assert not res.residual_curvature_dominates or comp["curvature"] < 1e-6
+
+
+def test_jacobian_spectra_matches_reference(rng):
+    net = an.init_mlp([6, 9, 4], an.Softplus(), seed=2)
+    x = rng.standard_normal((5, 6))
+    js = si.jacobian_spectra(net, x)
+    jac = si.input_jacobian(net, x)
+    for name in (
+        "entropy",
+        "stable_rank",
+        "attribution_condition_number",
+        "typical_gain",
+        "effective_rank",
+        "normalized_entropy",
+        "condition_number",
+    ):
+        np.testing.assert_allclose(getattr(js, name), [stats(j)[name] for j in jac], rtol=1e-10)
+    assert set(js.as_dict()) >= {"entropy", "operator_norm"}
+
+
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(2, 8),
+    m=st.integers(1, 4),
+    ridge=st.sampled_from([0.0, 0.1, 1.0]),
+)
+def test_t8_label_noise_stability(seed, n, m, ridge):
+    rng = np.random.default_rng(seed)
+    feats = rng.standard_normal((n + m, n + 2))
+    k_all = feats @ feats.T + 1e-3 * np.eye(n + m)
+    k, k_star = k_all[:n, :n], k_all[n:, :n]
+    delta = rng.standard_normal(n)
+    res = bounds.ntk_label_noise_bound(k, k_star, delta, ridge=ridge)
+    assert res.coefficients.holds(rtol=1e-9) and res.predictions.holds(rtol=1e-9)
+    # the bound on α is attained along the bottom eigenvector
+    lam, vec = np.linalg.eigh(k)
+    tight = bounds.ntk_label_noise_bound(k, k_star, vec[:, 0], ridge=ridge)
+    lo, hi = (float(v) for _, v in tight.coefficients.terms)
+    assert lo == pytest.approx(hi, rel=1e-8)
+    # gradient descent on the linearised model converges at the stated rate
+    eta = n / lam[-1]
+    assert res.rate == pytest.approx(1 - eta * lam[0] / n)
+    assert res.max_step == pytest.approx(2 * n / lam[-1])
+
+
+def test_gmsi_bad_arguments(rng):
+    net = an.init_mlp([3, 2], seed=0)
+    x = rng.standard_normal((2, 3))
+    with pytest.raises(ValueError, match="method"):
+        si.gmsi(net, x, np.array([0, 1]), method="exact")
+    with pytest.raises(ValueError, match="aggregation"):
+        si.gmsi(net, x, np.array([0, 1]), aggregation="mean")
+    with pytest.raises(ValueError, match="ridge"):
+        bounds.ntk_label_noise_bound(np.eye(2), np.eye(2), np.ones(2), ridge=-1.0)
