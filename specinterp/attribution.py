@@ -337,12 +337,23 @@ def spearman_correlation(a: Array, b: Array) -> Array:
     return xp.sum(ra * rb, axis=1) / xp.sqrt(xp.sum(ra**2, axis=1) * xp.sum(rb**2, axis=1))
 
 
+def _psd_clip(lam: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise (``|λ| ≤ n·eps·λ_max``) set to zero.
+
+    A square root amplifies noise of size ``1e-16`` to ``1e-8``; rank-deficient covariances
+    (fewer maps than features) would otherwise carry that into the distance.
+    """
+    tol = lam.size * np.finfo(np.float64).eps * max(float(np.max(np.abs(lam))), 0.0)
+    return np.where(lam > tol, lam, 0.0)
+
+
 def frechet_distance(maps_a: Array, maps_b: Array, *, ridge: float = 0.0) -> float:
     """Fréchet distance between Gaussian fits of two sets of maps (SPEC §5).
 
     ``FD = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½)``. The matrix square roots are taken
-    by symmetric eigendecompositions with negative rounding clipped to zero, so rank-deficient
-    covariances (fewer maps than features) are handled without inversion; ``ridge`` adds
+    by symmetric eigendecompositions whose eigenvalues below ``n · eps · λ_max`` (rounding) are
+    set to zero, so rank-deficient covariances (fewer maps than features) are handled without
+    inversion and without square-root-amplified noise; ``ridge`` adds
     ``ridge · I`` to both covariances if a strictly positive definite fit is wanted.
 
     Raises
@@ -363,7 +374,7 @@ def frechet_distance(maps_a: Array, maps_b: Array, *, ridge: float = 0.0) -> flo
     s1 = np.cov(a, rowvar=False) + ridge * np.eye(a.shape[1])
     s2 = np.cov(b, rowvar=False) + ridge * np.eye(a.shape[1])
     lam, vec = np.linalg.eigh(s1)
-    root1 = (vec * np.sqrt(np.clip(lam, 0.0, None))) @ vec.T
+    root1 = (vec * np.sqrt(_psd_clip(lam))) @ vec.T
     mid = root1 @ s2 @ root1
-    cross = np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (mid + mid.T)), 0.0, None)))
+    cross = np.sum(np.sqrt(_psd_clip(np.linalg.eigvalsh(0.5 * (mid + mid.T)))))
     return float(mu @ mu + np.trace(s1) + np.trace(s2) - 2.0 * cross)
