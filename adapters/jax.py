@@ -22,7 +22,7 @@ from specinterp.errors import ModelError
 from specinterp.losses import check_loss, loss_value
 from specinterp.model import ModelBase
 
-__all__ = ["JaxModel"]
+__all__ = ["JaxModel", "jacobian_entropy", "jacobian_frobenius", "jacobian_spectral_norm"]
 
 
 class JaxModel(ModelBase):
@@ -161,3 +161,41 @@ class JaxModel(ModelBase):
         """``(N, C, p)`` by ``vmap(jacrev)``."""
         self.check_input(x)
         return self._jac_p(self.flat, x)
+
+
+# ---------------------------------------------------------------------- regularisers
+def jacobian_frobenius(
+    fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_projections: int = 1
+) -> jax.Array:
+    """SPEC §5 (a) in JAX: ``mean_i E_v ‖J_i v‖²`` with unit random ``v`` (``= ‖J_i‖_F²/d``)."""
+    total = jnp.zeros((), dtype=x.dtype)
+    for k in jax.random.split(key, num_projections):
+        v = jax.random.normal(k, x.shape, dtype=x.dtype)
+        flat = v.reshape(v.shape[0], -1)
+        v = (flat / jnp.linalg.norm(flat, axis=1, keepdims=True)).reshape(x.shape)
+        total = total + jnp.sum(jax.jvp(fn, (x,), (v,))[1] ** 2) / x.shape[0]
+    return total / num_projections
+
+
+def jacobian_spectral_norm(
+    fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_iters: int = 5
+) -> jax.Array:
+    """SPEC §5 (b) in JAX: ``mean_i σ_1(J_i)²`` by power iteration (iterate held fixed)."""
+    v = jax.random.normal(key, x.shape, dtype=x.dtype)
+    for _ in range(num_iters):
+        jv = jax.jvp(fn, (x,), (v,))[1]
+        v = jax.vjp(fn, x)[1](jv)[0]
+        flat = v.reshape(v.shape[0], -1)
+        v = (flat / jnp.maximum(jnp.linalg.norm(flat, axis=1, keepdims=True), 1e-30)).reshape(
+            x.shape
+        )
+    v = jax.lax.stop_gradient(v)
+    return jnp.sum(jax.jvp(fn, (x,), (v,))[1] ** 2) / x.shape[0]
+
+
+def jacobian_entropy(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    """SPEC §5 (c) in JAX: ``mean_i H(J_i)`` from the full per-sample Jacobians."""
+    from specinterp.spectra import spectral_entropy
+
+    jac = jax.vmap(jax.jacrev(lambda xi: fn(xi[None])[0]))(x)
+    return jnp.mean(spectral_entropy(jac.reshape(x.shape[0], jac.shape[1], -1)))
