@@ -30,6 +30,7 @@ from .spectra import (
     stable_rank,
     typical_gain,
 )
+from .stability import StabilityReport, algorithmic_stability
 
 __version__ = "0.1.0.dev0"
 
@@ -38,7 +39,9 @@ __all__ = [
     "JacobianSpectra",
     "Model",
     "Spectrum",
+    "StabilityReport",
     "__version__",
+    "algorithmic_stability",
     "as_model",
     "attribution",
     "attribution_condition_number",
