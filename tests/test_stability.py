@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from specinterp.adapters import arraynet as an
 
 import specinterp as si
-from specinterp.adapters import arraynet as an
 from specinterp.stability import perturb_dataset
 
 
