@@ -6,7 +6,15 @@ against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-a
 """
 
 from . import attribution, bounds, errors, linalg, losses, rmt
-from .diagnostics import GMSIResult, JacobianSpectra, certified_radius, gmsi, jacobian_spectra
+from .diagnostics import (
+    GMSIResult,
+    JacobianSpectra,
+    LayerGains,
+    certified_radius,
+    gmsi,
+    jacobian_spectra,
+    layer_gains,
+)
 from .model import Model, as_model
 from .operators import (
     ggn,
@@ -58,6 +66,7 @@ __all__ = [
     "input_jacobian",
     "input_jacobian_operator",
     "jacobian_spectra",
+    "layer_gains",
     "linalg",
     "losses",
     "ntk",

@@ -32,7 +32,15 @@ from .spectra import Spectrum
 
 Array = Any
 
-__all__ = ["GMSIResult", "JacobianSpectra", "certified_radius", "gmsi", "jacobian_spectra"]
+__all__ = [
+    "GMSIResult",
+    "JacobianSpectra",
+    "LayerGains",
+    "certified_radius",
+    "gmsi",
+    "jacobian_spectra",
+    "layer_gains",
+]
 
 
 # ---------------------------------------------------------------------- Jacobian spectra
@@ -83,6 +91,43 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
         typical_gain=s.typical_gain(),
         operator_norm=s.operator_norm(),
     )
+
+
+@dataclass(frozen=True, eq=False)
+class LayerGains:
+    """Per-layer gains of a product-form model (SPEC T3), to see which layer amplifies.
+
+    ``weight_norms[l] = ‖W_{l+1}‖₂``; ``masked_norms[l]`` ``(N,)`` is ``‖D_l(x) W_l‖₂`` for the
+    layers followed by an activation; ``partial_norms[l]`` ``(N,)`` is
+    ``σ_1(W_{l+1} D_l ⋯ D_1 W_1)``, the last one being ``σ_1(J)``.
+    """
+
+    weight_norms: list[float]
+    masked_norms: list[Array]
+    partial_norms: list[Array]
+
+
+def layer_gains(model: Any, x: Array) -> LayerGains:
+    """Per-layer gains and partial-product spectra of an MLP (T3)."""
+    model = as_model(model)
+    if not hasattr(model, "layer_factors"):
+        raise ModelError("layer_gains needs a model with a product form (an arraynet MLP)")
+    fac = model.layer_factors(x)
+    xp = model.xp
+    n = int(x.shape[0])
+    weight_norms = [
+        float(_xp.to_numpy(Spectrum.from_matrix(w).operator_norm())) for w in fac.weights
+    ]
+    masked = [
+        Spectrum.from_matrix(d[:, :, None] * w).operator_norm()
+        for w, d in zip(fac.weights[:-1], fac.diagonals, strict=True)
+    ]
+    partial = xp.broadcast_to(fac.weights[0], (n, *fac.weights[0].shape))
+    partial_norms = [Spectrum.from_matrix(partial).operator_norm()]
+    for w, d in zip(fac.weights[1:], fac.diagonals, strict=True):
+        partial = w @ (d[:, :, None] * partial)
+        partial_norms.append(Spectrum.from_matrix(partial).operator_norm())
+    return LayerGains(weight_norms, masked, partial_norms)
 
 
 # ---------------------------------------------------------------------- GMSI

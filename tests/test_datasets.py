@@ -14,7 +14,8 @@ from specinterp import datasets
 
 def _write_idx(path, array, compress):
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(
-        ">" + "I" * array.ndim, *array.shape)
+        ">" + "I" * array.ndim, *array.shape
+    )
     data = header + array.astype(np.uint8).tobytes()
     (gzip.open if compress else open)(path, "wb").write(data)
 

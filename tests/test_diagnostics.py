@@ -167,3 +167,26 @@ def test_gmsi_bad_arguments(rng):
         si.gmsi(net, x, np.array([0, 1]), aggregation="mean")
     with pytest.raises(ValueError, match="ridge"):
         bounds.ntk_label_noise_bound(np.eye(2), np.eye(2), np.ones(2), ridge=-1.0)
+
+
+def test_layer_gains_match_numpy(rng):
+    net = an.init_mlp([5, 7, 6, 3], an.LeakyReLU(0.2), seed=4)
+    x = rng.standard_normal((4, 5))
+    gains = si.layer_gains(net, x)
+    ws = [lay.weight for lay in net.layers if isinstance(lay, an.Dense)]
+    np.testing.assert_allclose(gains.weight_norms, [np.linalg.norm(w, 2) for w in ws], rtol=1e-12)
+    for n in range(4):
+        h, partial = x[n], np.eye(5)
+        for i, w in enumerate(ws[:-1]):
+            z = w @ h
+            d = np.where(z > 0, 1.0, 0.2)
+            assert gains.masked_norms[i][n] == pytest.approx(
+                np.linalg.norm(d[:, None] * w, 2), rel=1e-12
+            )
+            partial = w @ partial
+            assert gains.partial_norms[i][n] == pytest.approx(np.linalg.norm(partial, 2), rel=1e-12)
+            partial = d[:, None] * partial
+            h = d * z
+        assert gains.partial_norms[-1][n] == pytest.approx(
+            np.linalg.norm(ws[-1] @ partial, 2), rel=1e-12
+        )
