@@ -171,6 +171,14 @@ class ArrayNetModel(ModelBase):
             i += k
         return out
 
+    def weight_matrices(self) -> list[tuple[str, Array]]:
+        """The ``Dense`` weight matrices ``(out, in)``, named by layer index."""
+        return [
+            (f"layer{i}.weight", lay.weight)
+            for i, lay in enumerate(self.net.layers)
+            if isinstance(lay, Dense)
+        ]
+
     def with_params(self, theta: Array) -> ArrayNetModel:
         """The same network with the flat parameter vector ``theta``."""
         return ArrayNetModel(

@@ -53,6 +53,7 @@ class JaxModel(ModelBase):
             raise ModelError("pass apply_fn(params, x) or a Flax linen module")
         apply = fn.apply if type(fn).__module__.startswith("flax") else fn
         flat, unravel = ravel_pytree(params)
+        self.params = params
         self.xp = jnp
         self.flat = flat
         self.dtype = flat.dtype
@@ -97,6 +98,15 @@ class JaxModel(ModelBase):
             return m(x) if batched else jax.vmap(m)(x)
 
         return cls(apply, params, input_shape=input_shape)
+
+    def weight_matrices(self) -> list[tuple[str, jax.Array]]:
+        """The 2-d leaves of the parameter pytree, named by their key path."""
+        leaves = jax.tree_util.tree_flatten_with_path(self.params)[0]
+        return [
+            (jax.tree_util.keystr(path), leaf)
+            for path, leaf in leaves
+            if getattr(leaf, "ndim", 0) == 2
+        ]
 
     def with_params(self, theta: jax.Array) -> JaxModel:
         """The same model with the flat parameter vector ``theta``."""

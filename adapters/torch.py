@@ -114,6 +114,10 @@ class TorchModel(ModelBase):
         """Concatenate a parameter dict (same keys) into one flat vector."""
         return torch.cat([p[k].reshape(-1) for k in self.params])
 
+    def weight_matrices(self) -> list[tuple[str, torch.Tensor]]:
+        """The differentiated 2-d parameters (``Linear`` weights), by name."""
+        return [(k, v) for k, v in self.params.items() if v.ndim == 2]
+
     def with_params(self, theta: torch.Tensor) -> TorchModel:
         """The same model with the flat parameter vector ``theta``."""
         other = copy.copy(self)

@@ -1,19 +1,21 @@
 """The ``specinterp`` command.
 
-``specinterp report`` trains the built-in MLP on scikit-learn's digits and prints its weight
-spectra against Marchenko–Pastur and its per-sample input-Jacobian spectra; ``--json`` also
-writes the numbers to a file. Errors end with a one-line message and exit code 2.
+``specinterp report`` analyses a model on real data and writes ``report/index.html``
+(self-contained), ``report/metrics.json`` (schema: :data:`specinterp.report.render.
+METRICS_SCHEMA`) and prints a summary. With no options it trains (or reuses) the built-in
+arraynet MLP on scikit-learn's digits, NumPy only. Errors end with one line and exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import contextlib
 import sys
-import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 __all__ = ["main"]
 
@@ -27,62 +29,210 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     rep = sub.add_parser(
         "report",
-        help="analyse the built-in MLP on scikit-learn's digits",
-        description="Train a ReLU MLP on scikit-learn's digits and report its weight spectra "
-        "against Marchenko–Pastur and its per-sample input-Jacobian spectra.",
+        help="analyse a model on real data and write an HTML/JSON/Markdown report",
+        description="Analyse a model on real data (default: the built-in MLP on scikit-learn's "
+        "digits) and write report/index.html and report/metrics.json.",
     )
-    rep.add_argument("--seed", type=int, default=0, help="seed of split, init and controls")
-    rep.add_argument("--samples", type=int, default=200, help="test images to analyse (≤ 359)")
-    rep.add_argument("--json", metavar="PATH", help="also write the numbers to this JSON file")
+    rep.add_argument(
+        "--model",
+        metavar="MODULE:FACTORY",
+        help="factory returning a torch module, an arraynet Sequential, an Equinox "
+        "module or a JAX (apply_fn, params) pair; MODULE may be a .py path",
+    )
+    rep.add_argument(
+        "--data",
+        metavar="PATH",
+        help=".npz with arrays x and y, or a folder with MNIST IDX / CIFAR batches",
+    )
+    rep.add_argument("--samples", type=int, default=200, help="samples to analyse (default 200)")
+    rep.add_argument("--out", default="report", help="output folder (default: report)")
+    rep.add_argument("--seed", type=int, default=0, help="seed of subsampling and estimators")
+    rep.add_argument("--device", default=None, help="torch device for a torch model (e.g. cuda)")
+    rep.add_argument("--format", choices=["html", "json", "md"], default="html")
+    rep.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    rep.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
     return parser
 
 
-def _to_json(result: Any) -> dict[str, Any]:
-    layers = []
-    for d, null in zip(result.layers, result.shuffled_layers, strict=True):
-        layers.append({tag: _layer_json(x) for tag, x in (("trained", d), ("shuffled", null))})
-    return {
-        "model": "relu-mlp-64-128-64-10",
-        "data": "sklearn.datasets.load_digits",
-        "seed": result.seed,
-        "train_accuracy": result.train_accuracy,
-        "test_accuracy": result.test_accuracy,
-        "layers": layers,
-        "jacobian": {
-            name: {"mean": m, "std": s, "min": lo, "max": hi}
-            for name, m, s, lo, hi in result.jacobian.rows()
-        },
-    }
+class _Progress:
+    """Step-level progress on stderr (tqdm when installed)."""
+
+    def __init__(self, quiet: bool, total: int) -> None:
+        self.quiet = quiet
+        self.total = total
+        self.bar: Any = None
+
+    @contextlib.contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if self.bar is None and not self.quiet:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, unit="step", file=sys.stderr, leave=False)
+            except ImportError:
+                self.bar = False
+        if self.bar:
+            self.bar.set_description(name)
+        elif not self.quiet:
+            print(f"… {name}", file=sys.stderr)
+        yield
+        if self.bar:
+            self.bar.update(1)
+        self.last = time.perf_counter() - t0
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.close()
 
 
-def _layer_json(d: Any) -> dict[str, Any]:
-    return {
-        "shape": list(d.shape),
-        "ratio": d.law.ratio,
-        "sigma2": d.law.sigma2,
-        "mp_upper_edge": d.law.edges[1],
-        "top_eigenvalue": d.top_eigenvalue,
-        "spikes": [float(v) for v in d.spikes],
-        "ks_distance": d.ks_distance,
-        "stable_rank": d.stable_rank,
-        "entropy": d.entropy,
-        "normalized_entropy": d.normalized_entropy,
-    }
+def _to_model_arrays(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+    """Explicit conversion of the data to the model's namespace, dtype and device."""
+    from specinterp import _xp
+
+    name = _xp.backend_name(model.xp)
+    if name == "torch":
+        import torch
+
+        return (
+            torch.as_tensor(x, dtype=model.dtype, device=model.device),
+            torch.as_tensor(y, device=model.device),
+        )
+    if name == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(x, dtype=model.dtype), jnp.asarray(y)
+    return (
+        model.xp.asarray(x, dtype=model.dtype, device=model.device),
+        model.xp.asarray(y, device=model.device),
+    )
 
 
-def _write_json_atomically(path: str, payload: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OSError(f"folder {folder} does not exist; create it or choose another --json path")
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+def _fit_shape(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, str]:
+    """Apply the model to a probe batch; flatten per-sample inputs if that is what fits."""
+    from .report.loading import ReportInputError
+
+    tried = []
+    for candidate, note in ((x, ""), (x.reshape(x.shape[0], -1), " (inputs flattened)")):
+        if note and x.ndim == 2:
+            break
+        xa, ya = _to_model_arrays(model, candidate, y)
+        try:
+            out = model.apply(xa[:2, ...])
+            if out.ndim == 2 and int(out.shape[0]) == min(2, int(x.shape[0])):
+                return xa, ya, note
+            tried.append(f"output shape {tuple(out.shape)}")
+        except Exception as exc:
+            tried.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    raise ReportInputError(
+        f"the model cannot be applied to data with per-sample shape {tuple(x.shape[1:])} "
+        f"({tried[0]})"
+    )
+
+
+def _report(args: argparse.Namespace) -> int:
+    from specinterp import as_model
+
+    from .report.analysis import analyse
+    from .report.builtin import EPOCHS, builtin_model
+    from .report.loading import ReportInputError, load_data, load_model
+    from .report.render import write_report
+
+    if args.samples < 1:
+        raise ReportInputError(f"--samples must be at least 1; got {args.samples}")
+    progress = _Progress(args.quiet, total=8)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        if args.model is None:
+            bar = None
+            if not args.quiet:
+                try:
+                    from tqdm import tqdm
+
+                    bar = tqdm(
+                        total=EPOCHS,
+                        desc="training built-in MLP",
+                        unit="epoch",
+                        file=sys.stderr,
+                        leave=False,
+                    )
+                except ImportError:
+                    bar = None
+            built = builtin_model(args.seed, progress=bar)
+            if bar is not None:
+                bar.close()
+            obj = built.net
+            model_name = "built-in arraynet ReLU MLP 64-64-10 on digits" + (
+                " (cached weights)" if built.cached else ""
+            )
+            x, y, data_name = built.x_test, built.y_test, "scikit-learn digits, held-out 20 %"
+        else:
+            obj = load_model(args.model)
+            model_name = args.model
+            x = y = None
+        if args.data is not None:
+            x, y, data_name = load_data(args.data)
+        elif x is None:
+            from specinterp.datasets import load_digits
+
+            x, y = load_digits()
+            data_name = "scikit-learn digits"
+        if args.device is not None:
+            if not hasattr(obj, "to"):
+                raise ReportInputError("--device applies to torch models only")
+            obj = obj.to(args.device)
+        try:
+            model = as_model(*obj) if isinstance(obj, tuple) else as_model(obj)
+        except Exception as exc:
+            raise ReportInputError(f"cannot use the model: {exc}") from exc
+        rng = np.random.default_rng(args.seed)
+        n = min(args.samples, len(y))
+        idx = np.sort(rng.choice(len(y), size=n, replace=False))
+        xa, ya, note = _fit_shape(model, np.asarray(x)[idx], np.asarray(y)[idx])
+        rep = analyse(
+            model,
+            xa,
+            ya,
+            model_name=model_name,
+            data_name=data_name + note,
+            seed=args.seed,
+            step=progress.step,
+        )
+        figs: dict[str, bytes] = {}
+        if args.format == "html":
+            with progress.step("figures"):
+                try:
+                    from .report.figures import make_figures
+
+                    figs = make_figures(rep)
+                except ImportError:
+                    rep.missing.append(
+                        "figures: matplotlib is not installed (pip install 'specinterp[plot]')"
+                    )
+        main_file = write_report(rep, args.out, args.format, figs)
+    finally:
+        progress.close()
+    if not args.quiet:
+        _summary(rep, main_file)
+    return 0
+
+
+def _summary(rep: Any, main_file: Any) -> None:
+    from .report.tables import format_table
+
+    g = rep.gmsi
+    rows = [
+        ("accuracy", rep.accuracy),
+        ("GMSI", g.value),
+        ("binding", g.binding),
+        *[(f"s_{k}", v) for k, v in g.components.items()],
+        ("mean H(J)", float(np.nanmean(rep.jacobian.entropy))),
+        ("mean κ_attr(J)", float(np.nanmean(rep.jacobian.attribution_condition_number))),
+        ("max-sensitivity (mean)", rep.attribution["max_sensitivity_mean"]),
+        ("Hessian λ_max", float(rep.hessian_values[0])),
+    ]
+    print(f"{rep.model} — {rep.data}, {rep.num_samples} samples")
+    print(format_table(["quantity", "value"], rows))
+    print(f"report written to {main_file}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,17 +243,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        from .report import run_digits_analysis
-        from .report.tables import format_analysis
-
-        result = run_digits_analysis(seed=args.seed, samples=args.samples)
-        if args.json:
-            _write_json_atomically(args.json, _to_json(result))
-    except (ValueError, OSError, ImportError) as exc:
-        print(f"specinterp: error: {exc}", file=sys.stderr)
+        return _report(args)
+    except KeyboardInterrupt:
+        print("specinterp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "traceback", False):
+            raise
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"specinterp: error: {message}", file=sys.stderr)
         return 2
-    print(format_analysis(result))
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

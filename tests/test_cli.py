@@ -1,108 +1,181 @@
-"""The main job: its numbers against independent computations, and its error handling."""
+"""The main job: the report's numbers against independent computations, its schema, its
+options and its error handling (one line, non-zero exit, nothing half-written)."""
 
 from __future__ import annotations
 
 import json
-import math
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
+jsonschema = pytest.importorskip("jsonschema")
 
-from specinterp.cli import main
-from specinterp.report import run_digits_analysis
-from specinterp.report.digits import mlp_input_jacobians
+from specinterp.cli import main  # noqa: E402
+from specinterp.report import METRICS_SCHEMA  # noqa: E402
 
-from .reference import stats
+from .reference import stats  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("SPECINTERP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(scope="module")
-def analysis():
-    return run_digits_analysis(seed=1, samples=40)
+def default_report(tmp_path_factory):
+    os.environ.setdefault("SPECINTERP_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    out = tmp_path_factory.mktemp("rep") / "report"
+    assert main(["report", "--out", str(out), "--samples", "60", "--quiet"]) == 0
+    return out
 
 
-def _logits(weights, biases, x):
-    h = x
-    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        h = h @ w + b
-        if i < len(weights) - 1:
-            h = np.maximum(h, 0.0)
-    return h
+def test_default_report_files_and_schema(default_report):
+    html = (default_report / "index.html").read_text()
+    data = json.loads((default_report / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    assert html.count('<img src="data:image/png;base64,') == 5  # self-contained figures
+    assert "<link" not in html and "<script" not in html
+    assert data["num_samples"] == 60 and not data["missing"]
 
 
-def test_model_is_really_trained(analysis):
-    assert analysis.test_accuracy > 0.9  # a 10-class problem: chance is 0.1
+def test_default_report_numbers_are_right(default_report):
+    from specinterp import datasets, input_jacobian
+    from specinterp.report.builtin import builtin_model
+
+    data = json.loads((default_report / "metrics.json").read_text())
+    built = builtin_model(0)  # the cached weights the report used
+    assert built.cached
+    ws = [lay.weight for lay in built.net.layers if hasattr(lay, "weight")]
+    for w, layer in zip(ws, data["layers"], strict=True):
+        ref = stats(w)
+        assert layer["stable_rank"] == pytest.approx(ref["stable_rank"], rel=1e-10)
+        assert layer["entropy"] == pytest.approx(ref["entropy"], rel=1e-10)
+    x, y = built.x_test, built.y_test
+    idx = np.sort(np.random.default_rng(0).choice(len(y), size=60, replace=False))
+    jac = input_jacobian(built.net, x[idx])
+    h = [stats(j)["entropy"] for j in jac]
+    assert data["jacobian"]["entropy"]["mean"] == pytest.approx(np.mean(h), rel=1e-10)
+    pred = np.argmax(built.net(x[idx]), axis=1)
+    assert data["accuracy"] == pytest.approx(np.mean(pred == y[idx]))
+    assert data["accuracy"] > 0.9
+    g = data["gmsi"]
+    assert g["value"] == max(g["components"].values())
+    assert datasets.load_digits()[0].shape == (1797, 64)
 
 
-def test_jacobians_match_central_differences(analysis):
-    x = analysis.x_test[:5]
-    h = 1e-6
-    for n in range(5):
-        fd = np.empty((10, 64))
-        for j in range(64):
-            e = np.zeros(64)
-            e[j] = h
-            fd[:, j] = (
-                _logits(analysis.weights, analysis.biases, x[n] + e)
-                - _logits(analysis.weights, analysis.biases, x[n] - e)
-            ) / (2 * h)
-        np.testing.assert_allclose(analysis.jacobians[n], fd, rtol=1e-6, atol=1e-6)
+def test_json_and_markdown_formats(tmp_path):
+    assert (
+        main(
+            [
+                "report",
+                "--out",
+                str(tmp_path / "j"),
+                "--format",
+                "json",
+                "--samples",
+                "20",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert sorted(os.listdir(tmp_path / "j")) == ["metrics.json"]
+    assert (
+        main(
+            ["report", "--out", str(tmp_path / "m"), "--format", "md", "--samples", "20", "--quiet"]
+        )
+        == 0
+    )
+    assert "| forward |" in (tmp_path / "m" / "report.md").read_text()
 
 
-def test_jacobian_summary_matches_reference(analysis):
-    per_sample = [stats(j) for j in analysis.jacobians]
-    for name in ("entropy", "effective_rank", "stable_rank", "attribution_condition_number"):
-        ref = np.array([s[name] for s in per_sample])
-        np.testing.assert_allclose(getattr(analysis.jacobian, name), ref, rtol=1e-10)
+@pytest.mark.parametrize("example", ["report_torch_model.py:make", "report_jax_model.py:make"])
+def test_user_model_from_a_file(tmp_path, example):
+    pytest.importorskip("torch" if "torch" in example else "jax")
+    from specinterp.datasets import load_digits
+
+    x, y = load_digits()
+    np.savez(tmp_path / "digits.npz", x=x[:100], y=y[:100])
+    out = tmp_path / "out"
+    spec = str(ROOT / "examples" / example)
+    assert (
+        main(
+            [
+                "report",
+                "--model",
+                spec,
+                "--data",
+                str(tmp_path / "digits.npz"),
+                "--samples",
+                "30",
+                "--out",
+                str(out),
+                "--format",
+                "json",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    data = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    assert data["model"] == spec and len(data["layers"]) == 2
 
 
-def test_layer_rows_match_reference(analysis):
-    for w, d in zip(analysis.weights, analysis.layers, strict=True):
-        ref = stats(w.T)
-        assert d.stable_rank == pytest.approx(ref["stable_rank"], rel=1e-10)
-        assert d.entropy == pytest.approx(ref["entropy"], rel=1e-10)
-        m, n = sorted(w.shape)
-        eig = np.linalg.eigvalsh((w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w) / n)
-        assert d.top_eigenvalue == pytest.approx(eig[-1], rel=1e-10)
-        assert d.law.ratio == pytest.approx(m / n)
-
-
-def test_product_form_on_a_single_linear_layer():
-    w = np.arange(6.0).reshape(3, 2)
-    jac = mlp_input_jacobians([w], [np.zeros(2)], np.ones((4, 3)))
-    np.testing.assert_array_equal(jac, np.broadcast_to(w.T, (4, 2, 3)))
-
-
-def test_main_prints_tables_and_writes_json(tmp_path, capsys):
-    out = tmp_path / "metrics.json"
-    assert main(["report", "--samples", "20", "--seed", "2", "--json", str(out)]) == 0
-    text = capsys.readouterr().out
-    assert "Marchenko–Pastur" in text and "attribution_condition_number" in text
-    data = json.loads(out.read_text())
-    assert len(data["layers"]) == 3
-    assert 0.9 < data["test_accuracy"] <= 1.0
-    h = data["jacobian"]["normalized_entropy"]
-    assert 0.0 <= h["min"] <= h["mean"] <= h["max"] <= 1.0
-    assert data["jacobian"]["entropy"]["max"] <= math.log(10)
+def _run(args, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "specinterp", "report", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+        env={**os.environ, "SPECINTERP_CACHE": str(tmp_path / "c")},
+    )
+    return proc
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["report", "--samples", "0"], "samples must be between"),
-        (["report", "--samples", "5", "--json", "/nonexistent/dir/m.json"], "does not exist"),
+        (["--data", "missing.npz"], "does not exist"),
+        (
+            ["--model", str(ROOT / "examples" / "report_torch_model.py") + ":broken"],
+            "raised RuntimeError",
+        ),
+        (
+            [
+                "--model",
+                str(ROOT / "examples" / "report_torch_model.py") + ":make",
+                "--data",
+                "bad.npz",
+            ],
+            "cannot be applied",
+        ),
+        (["--out", "/proc/specinterp-report"], "cannot write the report"),
+        (["--samples", "0"], "--samples"),
     ],
 )
-def test_bad_input_is_one_line_error(args, message, capsys):
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("specinterp: error:") and message in err and "\n" not in err
+def test_bad_input_is_one_line_error_and_no_report(tmp_path, args, message):
+    if "torch" in " ".join(args):
+        pytest.importorskip("torch")
+    np.savez(tmp_path / "bad.npz", x=np.ones((5, 3)), y=np.arange(5))
+    proc = _run(args if "--samples" in args else [*args, "--samples", "10"], tmp_path)
+    assert proc.returncode == 2
+    err = proc.stderr.strip().splitlines()
+    assert err and err[-1].startswith("specinterp: error:") and message in err[-1]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "report").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".report")]
 
 
-def test_module_entry_point_runs():
+def test_help():
     proc = subprocess.run(
         [sys.executable, "-m", "specinterp", "--help"], capture_output=True, text=True, check=False
     )

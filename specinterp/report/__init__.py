@@ -1,5 +1,6 @@
-"""The ``specinterp report`` main job: analyses of a real model on real data."""
+"""The ``specinterp report`` main job: analysis, figures and the written report."""
 
-from .digits import DigitsAnalysis, JacobianSummary, run_digits_analysis
+from .analysis import ReportData, analyse
+from .render import METRICS_SCHEMA, metrics, write_report
 
-__all__ = ["DigitsAnalysis", "JacobianSummary", "run_digits_analysis"]
+__all__ = ["METRICS_SCHEMA", "ReportData", "analyse", "metrics", "write_report"]

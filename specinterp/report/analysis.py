@@ -1,0 +1,157 @@
+"""Everything the report shows, computed from one model and one batch of real data."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import _xp, attribution
+from ..diagnostics import GMSIResult, JacobianSpectra, gmsi, jacobian_spectra
+from ..linalg import eigsh, spectral_density
+from ..operators import hessian_operator, ntk, ntk_operator
+from ..rmt import LayerDiagnostics, layer_diagnostics, weight_esd
+
+__all__ = ["ReportData", "analyse"]
+
+
+@dataclass
+class ReportData:
+    """The numbers and arrays of one report (host NumPy arrays)."""
+
+    model: str
+    data: str
+    seed: int
+    num_samples: int
+    loss: str
+    accuracy: float | None
+    layers: list[tuple[str, LayerDiagnostics, np.ndarray]]
+    jacobian: JacobianSpectra
+    ntk_eigenvalues: np.ndarray
+    ntk_samples: int
+    hessian_values: np.ndarray
+    hessian_residuals: np.ndarray
+    hessian_converged: bool
+    hessian_matvecs: int
+    density_grid: np.ndarray
+    density: np.ndarray
+    gmsi: GMSIResult
+    attribution: dict[str, Any]
+    examples: dict[str, np.ndarray]
+    input_shape: tuple[int, ...]
+    timings: dict[str, float] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+
+
+def _np(a: Any) -> np.ndarray:
+    return np.asarray(_xp.to_numpy(a))
+
+
+def analyse(
+    model: Any, x: Any, y: Any, *, model_name: str, data_name: str, seed: int, step: Any
+) -> ReportData:
+    """Run every analysis; ``step(name)`` is a context manager that reports progress."""
+    xp = model.xp
+    n = int(x.shape[0])
+    with step("predictions"):
+        z = model.apply(x)
+        c = int(z.shape[1])
+        y_np = _np(y)
+        classify = np.issubdtype(y_np.dtype, np.integer)
+        loss = "cross_entropy" if classify else "mse"
+        accuracy = float(np.mean(np.argmax(_np(z), axis=1) == y_np)) if classify else None
+    with step("weight spectra"):
+        layers = []
+        for name, w in getattr(model, "weight_matrices", list)():
+            if min(w.shape) >= 2:
+                lam, _ = weight_esd(w)
+                layers.append((name, layer_diagnostics(w), _np(lam)))
+    with step("Jacobian spectra"):
+        jac = jacobian_spectra(model, x)
+        jac = JacobianSpectra(**{k: _np(v) for k, v in jac.__dict__.items()})
+    small = min(n, max(2, 640 // c))
+    xs, ys = x[:small, ...], y[:small, ...]
+    with step("NTK spectrum"):
+        if small * c * model.num_params * 8 <= 2**29:
+            ntk_eigs = np.sort(np.linalg.eigvalsh(_np(ntk(model, xs))))[::-1]
+        else:
+            res = eigsh(ntk_operator(model, xs), min(20, small * c), tol=1e-6, seed=seed)
+            ntk_eigs = _np(res.values)
+    hb = min(n, 128)
+    xh, yh = x[:hb, ...], y[:hb, ...]
+    with step("Hessian top-k and density"):
+        hop = hessian_operator(model, xh, yh, loss)
+        k = min(8, model.num_params)
+        top = eigsh(hop, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
+        dens = spectral_density(hop, num_probes=4, num_steps=min(60, model.num_params), seed=seed)
+    with step("GMSI"):
+        g = gmsi(model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6)
+    with step("attribution"):
+        target = np.argmax(_np(z), axis=1)
+        scale = float(np.std(_np(x))) or 1.0
+        radius = 0.05 * scale
+
+        def explain(inp: Any) -> Any:
+            reps = int(inp.shape[0]) // n
+            return attribution.saliency(model, inp, np.repeat(target, reps))
+
+        clean = explain(x)
+        noise = _xp.as_generator(seed, xp, _xp.device(x)).normal(
+            tuple(x.shape), dtype=x.dtype, scale=radius
+        )
+        noisy_x = x + noise
+        noisy = attribution.saliency(model, noisy_x, target)
+        d = math.prod(x.shape[1:])
+        k_top = max(1, d // 10)
+        sens = _np(attribution.max_sensitivity(explain, x, radius=radius, num_samples=8, seed=seed))
+        few = min(4, n)
+        ig = attribution.integrated_gradients(model, x[:few, ...], target[:few], steps=32)
+        ig_noisy = attribution.integrated_gradients(
+            model, noisy_x[:few, ...], target[:few], steps=32
+        )
+        attr_numbers = {
+            "method": "saliency of the predicted class",
+            "perturbation": f"Gaussian, std {radius:.3g} (5 % of the data's std)",
+            "max_sensitivity_mean": float(np.mean(sens)),
+            "max_sensitivity_max": float(np.max(sens)),
+            "topk_intersection_mean": float(
+                np.mean(_np(attribution.topk_intersection(clean, noisy, k_top)))
+            ),
+            "spearman_mean": float(np.nanmean(_np(attribution.spearman_correlation(clean, noisy)))),
+            "frechet_distance": attribution.frechet_distance(clean, noisy) if n >= 2 else None,
+            "ig_completeness_error_max": float(np.max(_np(ig.completeness_error))),
+        }
+        examples = {
+            "x": _np(x[:few, ...]),
+            "x_noisy": _np(noisy_x[:few, ...]),
+            "saliency": _np(clean[:few, ...]),
+            "saliency_noisy": _np(noisy[:few, ...]),
+            "ig": _np(ig.attributions),
+            "ig_noisy": _np(ig_noisy.attributions),
+            "target": target[:few],
+            "sensitivity": sens[:few],
+        }
+    return ReportData(
+        model=model_name,
+        data=data_name,
+        seed=seed,
+        num_samples=n,
+        loss=loss,
+        accuracy=accuracy,
+        layers=layers,
+        jacobian=jac,
+        ntk_eigenvalues=ntk_eigs,
+        ntk_samples=small,
+        hessian_values=_np(top.values),
+        hessian_residuals=_np(top.residuals),
+        hessian_converged=top.converged,
+        hessian_matvecs=top.num_matvecs,
+        density_grid=np.asarray(dens.grid),
+        density=np.asarray(dens.density),
+        gmsi=g,
+        attribution=attr_numbers,
+        examples=examples,
+        input_shape=tuple(x.shape[1:]),
+    )

@@ -1,0 +1,137 @@
+"""Report figures (matplotlib, optional): each returned as PNG bytes, keyed by name."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+from .analysis import ReportData
+
+__all__ = ["make_figures"]
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _image_side(shape: tuple[int, ...]) -> tuple[int, int] | None:
+    d = math.prod(shape)
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape[1], shape[2]
+    side = math.isqrt(d)
+    return (side, side) if side * side == d else None
+
+
+def make_figures(rep: ReportData) -> dict[str, bytes]:
+    """All figures; raises ImportError without matplotlib (the report says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs: dict[str, bytes] = {}
+    if rep.layers:
+        cols = len(rep.layers)
+        fig, axes = plt.subplots(1, cols, figsize=(3.6 * cols, 3.0), squeeze=False)
+        for ax, (name, diag, lam) in zip(axes[0], rep.layers, strict=True):
+            ax.hist(lam, bins=40, density=True, alpha=0.6, color="#4c72b0", label="ESD")
+            grid = np.linspace(max(lam.min(), 1e-12), max(lam.max(), diag.law.edges[1]) * 1.05, 300)
+            ax.plot(grid, diag.law.pdf(grid), color="#dd8452", label="fitted MP")
+            ax.axvline(diag.law.edges[1], color="#dd8452", ls="--", lw=0.8)
+            for sp in diag.spikes:
+                ax.axvline(sp, color="#c44e52", lw=1.2)
+            ax.set_title(
+                f"{name} {diag.shape[0]}×{diag.shape[1]}: {diag.num_spikes} spikes", fontsize=9
+            )
+            ax.set_xlabel("eigenvalue of XXᵀ/n")
+        axes[0][0].legend(fontsize=8)
+        figs["weights"] = _png(fig)
+    js = rep.jacobian
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+    for s in js.singular_values[: min(64, len(js.singular_values))]:
+        axes[0].semilogy(
+            np.arange(1, s.size + 1), np.maximum(s, 1e-16), color="#4c72b0", alpha=0.25
+        )
+    axes[0].set_xlabel("index i")
+    axes[0].set_ylabel("σ_i(J)")
+    axes[0].set_title("per-sample Jacobian spectra", fontsize=9)
+    axes[1].hist(js.entropy[np.isfinite(js.entropy)], bins=30, color="#55a868")
+    axes[1].set_xlabel("H(J_i)")
+    axes[2].hist(
+        js.attribution_condition_number[np.isfinite(js.attribution_condition_number)],
+        bins=30,
+        color="#8172b3",
+    )
+    axes[2].set_xlabel("κ_attr(J_i)")
+    figs["jacobian"] = _png(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+    ev = np.maximum(rep.ntk_eigenvalues, 1e-16)
+    axes[0].semilogy(np.arange(1, ev.size + 1), ev, ".", color="#4c72b0")
+    axes[0].set_title(f"NTK eigenvalues ({rep.ntk_samples} samples)", fontsize=9)
+    axes[0].set_xlabel("index")
+    axes[1].errorbar(
+        np.arange(1, rep.hessian_values.size + 1),
+        rep.hessian_values,
+        yerr=rep.hessian_residuals,
+        fmt="o",
+        capsize=3,
+        color="#c44e52",
+    )
+    axes[1].set_title("Hessian top-k (± residual bound, T9)", fontsize=9)
+    axes[2].plot(rep.density_grid, rep.density, color="#4c72b0")
+    axes[2].set_yscale("log")
+    axes[2].set_ylim(bottom=max(1e-6, rep.density.max() * 1e-8))
+    axes[2].set_title("Hessian spectral density (SLQ)", fontsize=9)
+    axes[2].set_xlabel("eigenvalue")
+    figs["curvature"] = _png(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.0))
+    comp = rep.gmsi.components
+    bars = ax.bar(
+        list(comp),
+        list(comp.values()),
+        color=["#c44e52" if k == rep.gmsi.binding else "#4c72b0" for k in comp],
+    )
+    ax.bar_label(bars, fmt="%.3g", fontsize=8)
+    ax.set_title(f"GMSI = {rep.gmsi.value:.4g} (binding: {rep.gmsi.binding})", fontsize=9)
+    figs["gmsi"] = _png(fig)
+    side = _image_side(rep.input_shape)
+    ex = rep.examples
+    rows = len(ex["target"])
+    panels = ["x", "saliency", "x_noisy", "saliency_noisy", "ig", "ig_noisy"]
+    fig, axes = plt.subplots(
+        rows, len(panels), figsize=(2.0 * len(panels), 2.0 * rows), squeeze=False
+    )
+    for r in range(rows):
+        for cidx, key in enumerate(panels):
+            ax = axes[r][cidx]
+            v = ex[key][r]
+            if side is not None:
+                img = v.reshape(-1, *side)
+                img = img.mean(axis=0) if img.shape[0] > 1 else img[0]
+                lim = np.max(np.abs(img)) or 1.0
+                ax.imshow(
+                    img,
+                    cmap="gray" if key.startswith("x") else "RdBu_r",
+                    vmin=None if key.startswith("x") else -lim,
+                    vmax=None if key.startswith("x") else lim,
+                )
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.bar(np.arange(v.size), v.ravel())
+            if r == 0:
+                ax.set_title(key.replace("_", " "), fontsize=9)
+        axes[r][0].set_ylabel(
+            f"class {ex['target'][r]}\nsens {ex['sensitivity'][r]:.3f}", fontsize=8
+        )
+    figs["attribution"] = _png(fig)
+    return figs
