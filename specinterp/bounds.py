@@ -152,7 +152,17 @@ def typical_sensitivity(a: Array | Spectrum, eps: float = 1.0) -> Inequality:
         "T1",
         (
             ("expected_squared_gain", scale * spec.frobenius_norm() ** 2),
-            ("entropy_bound", scale * s1_sq * spec.effective_rank("energy")),
+            # a zero matrix has no entropy, but every side of the chain is 0 for it
+            (
+                "entropy_bound",
+                xp.where(
+                    s1_sq > 0,
+                    scale
+                    * s1_sq
+                    * xp.where(s1_sq > 0, spec.effective_rank("energy", on_zero="nan"), 1.0),
+                    0.0,
+                ),
+            ),
             ("rank_bound", scale * s1_sq * xp.astype(spec.rank(), s1_sq.dtype)),
             ("worst_case_squared", eps**2 * s1_sq),
         ),

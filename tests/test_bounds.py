@@ -97,6 +97,13 @@ def test_t1_expected_gain_by_monte_carlo(xp, rng, noise):
         assert gains.max() <= worst * (1 + 1e-12)
 
 
+def test_t1_zero_matrix_has_a_zero_chain():
+    ineq = bounds.typical_sensitivity(np.zeros((2, 3, 4)), eps=0.5)
+    for _, v in ineq.terms:
+        np.testing.assert_array_equal(v, 0.0)
+    assert ineq.holds()
+
+
 def test_t1_rejects_bad_radius():
     with pytest.raises(ValueError, match="positive"):
         bounds.typical_sensitivity(np.eye(3), eps=0.0)

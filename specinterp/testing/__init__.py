@@ -5,6 +5,7 @@ library's own test-suite uses the same strategies. Needs the ``testing`` extra (
 for :mod:`specinterp.testing.strategies`; :mod:`specinterp.testing.matrices` is plain NumPy.
 """
 
+from .assertions import assert_bounds_hold
 from .matrices import (
     haar_orthogonal,
     matrix_with_spectrum,
@@ -13,6 +14,7 @@ from .matrices import (
 )
 
 __all__ = [
+    "assert_bounds_hold",
     "haar_orthogonal",
     "matrix_with_spectrum",
     "operator_with_spectrum",

@@ -13,6 +13,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ __all__ = [
     "singular_value_sets",
     "spectral_matrices",
     "symmetric_matrices",
+    "torch_mlps",
 ]
 
 
@@ -134,3 +136,25 @@ def arraynet_mlps(
     )
     n = draw(st.integers(1, max_batch))
     return NetworkCase(net, rng.standard_normal((n, widths[0])), seed)
+
+
+@st.composite
+def torch_mlps(
+    draw: st.DrawFn, *, max_depth: int = 3, max_width: int = 8, max_batch: int = 4
+) -> tuple[Any, Any]:
+    """A random float64 ``torch.nn.Sequential`` MLP in eval mode and an input batch."""
+    import torch
+
+    depth = draw(st.integers(1, max_depth))
+    widths = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
+    act = draw(st.sampled_from([torch.nn.Tanh, torch.nn.ReLU, torch.nn.Softplus, torch.nn.Sigmoid]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    torch.manual_seed(seed)
+    layers: list[Any] = []
+    for i in range(depth):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1]))
+        if i < depth - 1:
+            layers.append(act())
+    net = torch.nn.Sequential(*layers).double().eval()
+    x = torch.randn(draw(st.integers(1, max_batch)), widths[0], dtype=torch.float64)
+    return net, x

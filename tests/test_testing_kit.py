@@ -1,0 +1,54 @@
+"""The public testing kit, including the docs example verbatim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from specinterp.adapters import arraynet as an
+
+import specinterp as si
+from specinterp.testing import assert_bounds_hold
+from specinterp.testing.strategies import arraynet_mlps, torch_mlps
+
+torch = pytest.importorskip("torch")
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+
+
+def test_docs_example_runs_as_written():
+    code = re.search(r"```python\n(.*?)```", DOC.read_text(), re.S).group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 20
+    namespace: dict = {}
+    exec(compile(code, str(DOC), "exec"), namespace)
+    namespace["test_gated_network_obeys_the_framework"]()
+
+
+@settings(max_examples=15)
+@given(case=arraynet_mlps())
+def test_arraynet_networks(case):
+    checked = assert_bounds_hold(case.net, case.x)
+    assert {"T1", "T3", "T5", "T6", "T7"} <= set(checked)
+
+
+@settings(max_examples=10)
+@given(case=torch_mlps())
+def test_torch_networks(case):
+    net, x = case
+    assert {"T1", "T5", "T6", "T7"} <= set(assert_bounds_hold(net, x))
+
+
+def test_violations_are_reported(monkeypatch):
+    net = an.init_mlp([3, 4, 2], seed=0)
+    x = np.random.default_rng(0).standard_normal((3, 3))
+    real = si.testing.assertions.ntk
+
+    def broken(model, x1, *a, **k):
+        return 2.0 * real(model, x1, *a, **k)  # a wrong NTK must trip T5
+
+    monkeypatch.setattr(si.testing.assertions, "ntk", broken)
+    with pytest.raises(AssertionError, match="T5 violated"):
+        assert_bounds_hold(net, x)
