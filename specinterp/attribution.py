@@ -311,7 +311,7 @@ def _flat_pair(a: Array, b: Array) -> tuple[Any, Array, Array]:
 
 
 def topk_intersection(a: Array, b: Array, k: int) -> Array:
-    """Fraction of the ``k`` largest-|a| features that are also among the ``k`` largest-|b|."""
+    """Fraction of the ``k`` largest-magnitude features of ``a`` that are among those of ``b``."""
     xp, fa, fb = _flat_pair(a, b)
     d = int(fa.shape[1])
     if not 1 <= k <= d:
