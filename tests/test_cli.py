@@ -180,3 +180,19 @@ def test_help():
         [sys.executable, "-m", "specinterp", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "report" in proc.stdout
+
+
+def test_missing_matplotlib_is_reported(tmp_path, monkeypatch):
+    import specinterp.report.figures as figures
+
+    def no_matplotlib(rep):
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(figures, "make_figures", no_matplotlib)
+    assert main(["report", "--out", str(tmp_path / "r"), "--samples", "10", "--quiet"]) == 0
+    data = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert any("matplotlib" in m for m in data["missing"])
+    assert (
+        "Missing: figures: matplotlib is not installed"
+        in (tmp_path / "r" / "index.html").read_text()
+    )

@@ -12,11 +12,21 @@ from specinterp.adapters import arraynet as an
 
 import specinterp as si
 from specinterp.testing import assert_bounds_hold
-from specinterp.testing.strategies import arraynet_mlps, torch_mlps
+from specinterp.testing.strategies import arraynet_mlps, jax_mlps, torch_cnns, torch_mlps
 
 torch = pytest.importorskip("torch")
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "testing.md"
+
+
+@pytest.fixture(autouse=True)
+def _jax_float64():
+    """The JAX strategies build float64 parameters only with x64 on (test setup, not library)."""
+    try:
+        import jax
+    except ImportError:
+        return
+    jax.config.update("jax_enable_x64", True)
 
 
 def test_docs_example_runs_as_written():
@@ -39,6 +49,21 @@ def test_arraynet_networks(case):
 def test_torch_networks(case):
     net, x = case
     assert {"T1", "T5", "T6", "T7"} <= set(assert_bounds_hold(net, x))
+
+
+@settings(max_examples=8)
+@given(case=torch_cnns())
+def test_torch_cnns(case):
+    net, x = case
+    assert {"T1", "T5", "T6", "T7"} <= set(assert_bounds_hold(net, x))
+
+
+@settings(max_examples=8)
+@given(case=jax_mlps())
+def test_jax_mlps(case):
+    pytest.importorskip("jax")
+    fn, params, x = case
+    assert {"T1", "T5", "T6", "T7"} <= set(assert_bounds_hold(si.as_model(fn, params), x))
 
 
 def test_violations_are_reported(monkeypatch):
