@@ -39,6 +39,7 @@ from .spectra import (
     typical_gain,
 )
 from .stability import StabilityReport, algorithmic_stability
+from .sweep import sweep
 
 __version__ = "0.1.0.dev0"
 
@@ -78,5 +79,6 @@ __all__ = [
     "singular_values",
     "spectral_entropy",
     "stable_rank",
+    "sweep",
     "typical_gain",
 ]
