@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import eigsh_vs_arpack, model_operators, spectra_overhead
+from . import eigsh_vs_arpack, model_operators, scale, spectra_overhead
 
 CASES = {
     "spectra_overhead": spectra_overhead.run,
     "eigsh_vs_arpack": eigsh_vs_arpack.run,
     "model_operators": model_operators.run,
+    "scale": scale.run,
 }
 
 

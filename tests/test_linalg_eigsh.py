@@ -39,9 +39,11 @@ def _check(result, lam, which, k, tol):
         expected = np.sort(np.concatenate([srt[len(srt) - (k + 1) // 2 :], srt[: k // 2]]))
     scale = np.max(np.abs(lam))
     np.testing.assert_allclose(values, expected, rtol=tol, atol=tol * scale)
-    # T9: every Ritz interval [θ − r, θ + r] contains an eigenvalue
+    # T9: every Ritz interval [θ − r, θ + r] contains an eigenvalue (the dense reference is
+    # itself only accurate to about n·eps·‖A‖, which is added as slack)
+    slack = lam.size * np.finfo(float).eps * scale
     for theta, r in zip(np.asarray(result.values), res, strict=True):
-        assert np.min(np.abs(lam - theta)) <= r
+        assert np.min(np.abs(lam - theta)) <= r + slack
 
 
 @pytest.mark.parametrize(
@@ -106,9 +108,10 @@ def test_t9_residual_bound_property(case, k, which):
     k = min(k, n)
     res = eigsh(a, k, which=which, tol=1e-6, seed=3, max_iter=50)
     lam = np.linalg.eigvalsh(a)
+    slack = n * np.finfo(float).eps * np.max(np.abs(lam))  # accuracy of the dense reference
     for theta, r in zip(np.asarray(res.values), np.asarray(res.residuals), strict=True):
-        assert np.min(np.abs(lam - theta)) <= r
-        assert lam[0] - r <= theta <= lam[-1] + r  # Ritz values lie in [λ_min, λ_max]
+        assert np.min(np.abs(lam - theta)) <= r + slack
+        assert lam[0] - r - slack <= theta <= lam[-1] + r + slack  # in [λ_min, λ_max]
 
 
 def test_same_answer_on_every_backend(xp_eager, rng):

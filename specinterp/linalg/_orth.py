@@ -49,3 +49,64 @@ def normalize_or_restart(
         if norm > 1e-8:
             return fresh / norm, 0.0
     raise RuntimeError("could not find a direction orthogonal to the Krylov basis")
+
+
+class Basis:
+    """Orthonormal Krylov basis columns with preallocated storage where arrays are writable.
+
+    NumPy, PyTorch and CuPy arrays get one ``(n, capacity)`` buffer filled column by column, so
+    growing the basis never copies it (peak memory ≈ the basis itself); immutable arrays (JAX)
+    fall back to concatenation.
+    """
+
+    def __init__(self, like: Array, capacity: int) -> None:
+        import array_api_compat as compat
+
+        self.xp = _xp.namespace(like)
+        self.size = 0
+        self.capacity = int(capacity)
+        n = int(like.shape[0])
+        self._buf: Array | None = None
+        self._cols: Array | None = None
+        if compat.is_writeable_array(like) and not compat.is_array_api_strict_namespace(self.xp):
+            self._buf = self.xp.zeros((n, self.capacity), dtype=like.dtype, device=_xp.device(like))
+
+    @property
+    def matrix(self) -> Array | None:
+        """The ``(n, size)`` matrix of columns (a view where storage is preallocated)."""
+        if self.size == 0:
+            return None
+        return self._buf[:, : self.size] if self._buf is not None else self._cols
+
+    def append(self, q: Array) -> None:
+        """Add one column."""
+        if self._buf is not None:
+            if self.size == self.capacity:
+                raise RuntimeError("Krylov basis capacity exceeded")
+            self._buf[:, self.size] = q
+        else:
+            self._cols = (
+                q[:, None]
+                if self._cols is None
+                else self.xp.concat([self._cols, q[:, None]], axis=1)
+            )
+        self.size += 1
+
+    def rotate(self, coefficients: np.ndarray, *, rows_per_block: int = 16384) -> None:
+        """Replace the columns ``V`` by ``V C`` for a small host matrix ``C`` (``size × k``).
+
+        With preallocated storage this is done in place, block of rows by block of rows, so
+        a thick restart needs no second ``n × k`` array.
+        """
+        k = int(coefficients.shape[1])
+        current = self.matrix
+        c = _xp.from_host(coefficients, current)
+        if self._buf is None:
+            self._cols = current @ c
+        else:
+            n = int(current.shape[0])
+            for r0 in range(0, n, rows_per_block):
+                r1 = min(n, r0 + rows_per_block)
+                block = self._buf[r0:r1, : self.size] @ c
+                self._buf[r0:r1, :k] = block
+        self.size = k

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp
-from ._orth import normalize_or_restart, project_out
+from ._orth import Basis, normalize_or_restart, project_out
 from .operator import LinearOperator, aslinearoperator
 from .results import SVDResult
 
@@ -76,6 +76,8 @@ def svds(
     v_next = rng.normal((cols,), dtype=op.dtype)
     v_ref = float(xp.linalg.vector_norm(v_next))
     f = np.zeros(0)  # couplings Aᵀ U = V Mᵀ + v_next fᵀ
+    u_store = Basis(op.matvec(v_next) * 0.0, m)  # a zero (rows,) probe fixes dtype/device
+    v_store = Basis(v_next, m)
     u_basis: Array | None = None
     v_basis: Array | None = None
     mat = np.zeros((0, 0))  # host float64, M = Uᵀ A V
@@ -85,12 +87,14 @@ def svds(
         while v_basis is None or v_basis.shape[1] < m:
             v, _ = project_out(v_basis, v_next)
             v, _ = normalize_or_restart(v_basis, v, v_ref, rng)
-            v_basis = v[:, None] if v_basis is None else xp.concat([v_basis, v[:, None]], axis=1)
+            v_store.append(v)
+            v_basis = v_store.matrix
             u = op.matvec(v)
             u_ref = float(xp.linalg.vector_norm(u))
             u, c = project_out(u_basis, u)
             u, alpha = normalize_or_restart(u_basis, u, u_ref, rng)
-            u_basis = u[:, None] if u_basis is None else xp.concat([u_basis, u[:, None]], axis=1)
+            u_store.append(u)
+            u_basis = u_store.matrix
             j = v_basis.shape[1] - 1
             grown = np.zeros((j + 1, j + 1))
             grown[:j, :j] = mat
@@ -118,8 +122,9 @@ def svds(
         if converged or restart == max_iter:
             break
         p = min(k + (m - k) // 2, m - 1)
-        u_basis = u_basis @ _xp.from_host(y[:, :p], u_basis)
-        v_basis = v_basis @ _xp.from_host(xt[:p, :].T, v_basis)
+        u_store.rotate(y[:, :p])
+        v_store.rotate(np.ascontiguousarray(xt[:p, :].T))
+        u_basis, v_basis = u_store.matrix, v_store.matrix
         f = f @ y[:, :p]
         mat = np.diag(sigma[:p])
         # the next A v_next has components f on the kept U: project_out recovers them

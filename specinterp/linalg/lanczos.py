@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _xp
 from ..errors import ShapeError
-from ._orth import normalize_or_restart, project_out
+from ._orth import Basis, normalize_or_restart, project_out
 from .operator import LinearOperator, aslinearoperator
 from .results import EigResult
 
@@ -143,7 +143,8 @@ def eigsh(
     # image is kept unnormalised so that residuals ‖(I − VVᵀ) A v_j‖ can be read off it.
     pending = [(v, float(xp.linalg.vector_norm(v)), -1) for v in starts]
 
-    basis: Array | None = None  # (n, j) orthonormal columns
+    store = Basis(starts[0], m)  # (n, j) orthonormal columns, preallocated where possible
+    basis: Array | None = None
     t_mat = np.zeros((0, 0))  # host float64: T = Vᵀ A V, computed column by column
     matvecs = 0
 
@@ -153,7 +154,8 @@ def eigsh(
             raw, ref, _ = pending.pop(0)
             q, _ = project_out(basis, raw)
             q, _ = normalize_or_restart(basis, q, ref, rng)
-            basis = q[:, None] if basis is None else xp.concat([basis, q[:, None]], axis=1)
+            store.append(q)
+            basis = store.matrix
             w = op.matvec(q)
             matvecs += 1
             ref = float(xp.linalg.vector_norm(w))
@@ -180,8 +182,9 @@ def eigsh(
             # project it against the whole basis now (also what a restart must carry over)
             pending = [(project_out(basis, w)[0], ref, o) for w, ref, o in pending]
             r_block = xp.stack([w for w, _, _ in pending], axis=1)
-            r = r_block @ _xp.from_host(y[owners, :], r_block)
-            res = _xp.to_numpy(xp.linalg.vector_norm(r, axis=0)).astype(np.float64)
+            # ‖R y‖ = ‖R_r y_owners‖ with R = Q_r R_r: no (n × m) product is formed
+            r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
+            res = np.linalg.norm(r_small @ y[owners, :], axis=0)
         want = _order(theta, which, k)
         thresh = tol * np.maximum(np.abs(theta[want]), eps ** (2 / 3) * t_norm)
         converged = bool(np.all(res[want] <= thresh)) or basis.shape[1] == n
@@ -194,7 +197,8 @@ def eigsh(
         # and are absorbed within the next b ≤ m − p steps
         p = min(k + (m - k) // 2, m - b)
         keep = _order(theta, which, p)
-        basis = basis @ _xp.from_host(y[:, keep], basis)
+        store.rotate(y[:, keep])
+        basis = store.matrix
         t_mat = np.diag(theta[keep])
         pending = [(w, ref, -1) for w, ref, _ in pending]
 
@@ -223,12 +227,13 @@ def lanczos_tridiagonal(
     xp = op.xp
     eps = _xp.eps(xp, op.dtype)
     q = v0 / xp.linalg.vector_norm(v0)
-    basis = q[:, None]
+    store = Basis(q, num_steps)
+    store.append(q)
     alphas: list[float] = []
     betas: list[float] = []
     for step in range(num_steps):
         w = op.matvec(q)
-        w, coef = project_out(basis, w)
+        w, coef = project_out(store.matrix, w)
         alphas.append(float(coef[-1]))
         beta = float(xp.linalg.vector_norm(w))
         scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
@@ -236,5 +241,5 @@ def lanczos_tridiagonal(
             break
         betas.append(beta)
         q = w / beta
-        basis = xp.concat([basis, q[:, None]], axis=1)
+        store.append(q)
     return np.asarray(alphas), np.asarray(betas), len(alphas)
