@@ -54,9 +54,10 @@ def normalize_or_restart(
 class Basis:
     """Orthonormal Krylov basis columns with preallocated storage where arrays are writable.
 
-    NumPy, PyTorch and CuPy arrays get one ``(n, capacity)`` buffer filled column by column, so
-    growing the basis never copies it (peak memory ≈ the basis itself); immutable arrays (JAX)
-    fall back to concatenation.
+    NumPy, PyTorch and CuPy arrays get one ``(capacity, n)`` buffer whose rows are the basis
+    vectors (contiguous writes and reads); :attr:`matrix` is its transposed view ``(n, size)``.
+    Growing the basis or restarting it never copies it, so peak memory is about the basis
+    itself. Immutable arrays (JAX) fall back to concatenation.
     """
 
     def __init__(self, like: Array, capacity: int) -> None:
@@ -69,21 +70,21 @@ class Basis:
         self._buf: Array | None = None
         self._cols: Array | None = None
         if compat.is_writeable_array(like) and not compat.is_array_api_strict_namespace(self.xp):
-            self._buf = self.xp.zeros((n, self.capacity), dtype=like.dtype, device=_xp.device(like))
+            self._buf = self.xp.zeros((self.capacity, n), dtype=like.dtype, device=_xp.device(like))
 
     @property
     def matrix(self) -> Array | None:
         """The ``(n, size)`` matrix of columns (a view where storage is preallocated)."""
         if self.size == 0:
             return None
-        return self._buf[:, : self.size] if self._buf is not None else self._cols
+        return self._buf[: self.size].T if self._buf is not None else self._cols
 
     def append(self, q: Array) -> None:
         """Add one column."""
         if self._buf is not None:
             if self.size == self.capacity:
                 raise RuntimeError("Krylov basis capacity exceeded")
-            self._buf[:, self.size] = q
+            self._buf[self.size] = q
         else:
             self._cols = (
                 q[:, None]
@@ -92,11 +93,11 @@ class Basis:
             )
         self.size += 1
 
-    def rotate(self, coefficients: np.ndarray, *, rows_per_block: int = 16384) -> None:
+    def rotate(self, coefficients: np.ndarray, *, block: int = 16384) -> None:
         """Replace the columns ``V`` by ``V C`` for a small host matrix ``C`` (``size × k``).
 
-        With preallocated storage this is done in place, block of rows by block of rows, so
-        a thick restart needs no second ``n × k`` array.
+        With preallocated storage this is done in place, block of coordinates by block, so a
+        thick restart needs no second ``n × k`` array.
         """
         k = int(coefficients.shape[1])
         current = self.matrix
@@ -104,9 +105,9 @@ class Basis:
         if self._buf is None:
             self._cols = current @ c
         else:
-            n = int(current.shape[0])
-            for r0 in range(0, n, rows_per_block):
-                r1 = min(n, r0 + rows_per_block)
-                block = self._buf[r0:r1, : self.size] @ c
-                self._buf[r0:r1, :k] = block
+            ct = c.T
+            n = int(self._buf.shape[1])
+            for c0 in range(0, n, block):
+                c1 = min(n, c0 + block)
+                self._buf[:k, c0:c1] = ct @ self._buf[: self.size, c0:c1]
         self.size = k
