@@ -33,13 +33,11 @@ def test_spectral_norm_and_entropy_penalties(net_and_x):
     net, x = net_and_x
     jac = si.input_jacobian(si.as_model(net), x).numpy()
     s1 = np.linalg.svd(jac, compute_uv=False)[:, 0]
-    val = float(
-        treg.jacobian_spectral_norm(
-            net, x, num_iters=60, generator=torch.Generator().manual_seed(0)
-        )
-    )
+    val = treg.jacobian_spectral_norm(
+        net, x, num_iters=60, generator=torch.Generator().manual_seed(0)
+    ).item()
     assert val == pytest.approx(np.mean(s1**2), rel=1e-8)
-    h = float(treg.jacobian_entropy(net, x))
+    h = treg.jacobian_entropy(net, x).item()
     assert h == pytest.approx(float(np.mean(si.spectral_entropy(jac))), rel=1e-12)
     treg.jacobian_entropy(net, x).backward()
     weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
