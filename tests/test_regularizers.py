@@ -61,7 +61,7 @@ def test_arraynet_penalty_gradient_matches_torch_and_finite_differences(net_and_
     net.zero_grad()
     m = si.as_model(an.from_torch(net))
     val, grad = m.jacobian_penalty_grad(x.numpy(), v.numpy())
-    assert float(val) == pytest.approx(float(penalty), rel=1e-12)
+    assert float(val) == pytest.approx(penalty.item(), rel=1e-12)
     np.testing.assert_allclose(grad, torch_grad, rtol=1e-9, atol=1e-12)
     theta = m.flat_params
     h = 1e-6
@@ -84,7 +84,7 @@ def test_jax_penalties_match_torch(net_and_x):
     fn, params = jax_apply(net)
     xj = jax.numpy.asarray(x.numpy())
     h = float(jreg.jacobian_entropy(lambda z: fn(params, z), xj))
-    assert h == pytest.approx(float(treg.jacobian_entropy(net, x)), rel=1e-10)
+    assert h == pytest.approx(treg.jacobian_entropy(net, x).item(), rel=1e-10)
     s = float(
         jreg.jacobian_spectral_norm(
             lambda z: fn(params, z), xj, jax.random.PRNGKey(0), num_iters=60
