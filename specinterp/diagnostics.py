@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -122,12 +123,20 @@ def layer_gains(model: Any, x: Array) -> LayerGains:
         Spectrum.from_matrix(d[:, :, None] * w).operator_norm()
         for w, d in zip(fac.weights[:-1], fac.diagonals, strict=True)
     ]
+    partial_norms = [Spectrum.from_matrix(p).operator_norm() for p in _partial_products(fac, n, xp)]
+    return LayerGains(weight_norms, masked, partial_norms)
+
+
+def _partial_products(fac: Any, n: int, xp: Any) -> Iterator[Array]:
+    """``P_l = W_l D_{l−1} ⋯ D_1 W_1`` for ``l = 1, …, L``, batched ``(N, n_l, d)``.
+
+    Row ``j`` of ``P_l`` is ``g_{l,j} = ∂z_{l,j}/∂x`` (T4); ``P_L`` is the Jacobian (T3).
+    """
     partial = xp.broadcast_to(fac.weights[0], (n, *fac.weights[0].shape))
-    partial_norms = [Spectrum.from_matrix(partial).operator_norm()]
+    yield partial
     for w, d in zip(fac.weights[1:], fac.diagonals, strict=True):
         partial = w @ (d[:, :, None] * partial)
-        partial_norms.append(Spectrum.from_matrix(partial).operator_norm())
-    return LayerGains(weight_norms, masked, partial_norms)
+        yield partial
 
 
 # ---------------------------------------------------------------------- GMSI
@@ -356,11 +365,10 @@ def certified_radius(model: Any, x: Array) -> Array:
         )
     xp = model.xp
     n = int(x.shape[0])
-    partial = xp.broadcast_to(fac.weights[0], (n, *fac.weights[0].shape))
     radius = xp.full((n,), xp.inf, dtype=model.dtype, device=_xp.device(x))
-    for layer, z in enumerate(fac.preactivations):
+    # pre-activation l pairs with P_l; the last product (the Jacobian) has no pre-activation
+    for z, partial in zip(fac.preactivations, _partial_products(fac, n, xp), strict=False):
         norms = xp.linalg.vector_norm(partial, axis=-1)  # ‖g_{l,j}‖ per sample and neuron
         ratio = xp.where(norms > 0, xp.abs(z) / xp.where(norms > 0, norms, 1.0), xp.inf)
         radius = xp.minimum(radius, xp.min(ratio, axis=-1))
-        partial = fac.weights[layer + 1] @ (fac.diagonals[layer][:, :, None] * partial)
     return radius
