@@ -255,11 +255,20 @@ class ArrayNetModel(ModelBase):
 
     def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
         """Exact ``H v`` by Pearlmutter's R-operator: R-forward, then R-backward."""
+        return self.hvp_operator(x, y, loss)(v)
+
+    def hvp_operator(self, x: Array, y: Array, loss: str) -> Any:
+        """``v ↦ H v`` at a fixed batch, reusing one forward pass's caches."""
         self.check_input(x)
         check_loss(loss)
+        z, caches = self._forward(x)
+        return lambda v: self._hvp_cached(x, y, z, caches, v, loss)
+
+    def _hvp_cached(
+        self, x: Array, y: Array, z: Array, caches: list[Any], v: Array, loss: str
+    ) -> Array:
         xp = self.xp
         n = int(x.shape[0])
-        z, caches = self._forward(x)
         vp = self._per_layer(self.unflatten(v))
         rz, entering = self._tangent(caches, xp.zeros_like(x), vp)
         g = loss_gradient(z, y, loss) / n

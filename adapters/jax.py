@@ -161,6 +161,20 @@ class JaxModel(ModelBase):
             self._hvps[loss] = jax.jit(hvp)
         return self._hvps[loss](self.flat, x, y, v)
 
+    def hvp_operator(
+        self, x: jax.Array, y: jax.Array, loss: str
+    ) -> Callable[[jax.Array], jax.Array]:
+        """``v ↦ H v`` at a fixed batch, reusing one linearisation.
+
+        ``jax.linearize`` of the gradient is computed once and jit-compiled, so each product
+        reuses the stored linearisation.
+        """
+        self.check_input(x)
+        check_loss(loss)
+        f = self._f
+        _, lin = jax.linearize(jax.grad(lambda t: loss_value(f(t, x), y, loss)), self.flat)
+        return jax.jit(lin)
+
     def input_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, d)`` by ``vmap(jacrev)``."""
         self.check_input(x)

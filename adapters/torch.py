@@ -164,6 +164,50 @@ class TorchModel(ModelBase):
         g = grad(lambda p: loss_value(self._f(p, x), y, loss))
         return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
 
+    def hvp_operator(
+        self, x: torch.Tensor, y: torch.Tensor, loss: str
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``v ↦ H v`` at a fixed batch, reusing one gradient graph (reverse-over-reverse).
+
+        The loss gradient is built once with ``create_graph=True``; each product is then a
+        single backward pass through it — the Pearlmutter trick PyHessian uses — instead of a
+        fresh forward-over-reverse evaluation.
+        """
+        self.check_input(x)
+        check_loss(loss)
+        leaves = {k: v.detach().requires_grad_(True) for k, v in self.params.items()}
+        with torch.enable_grad():
+            value = loss_value(self._f(leaves, x), y, loss)
+            grads = torch.autograd.grad(
+                value, list(leaves.values()), create_graph=True, allow_unused=True
+            )
+        grads = [
+            torch.zeros_like(p) if g is None else g
+            for g, p in zip(grads, leaves.values(), strict=True)
+        ]
+        used = [g.requires_grad for g in grads]
+
+        def hvp(v: torch.Tensor) -> torch.Tensor:
+            parts = self.unflatten(v)
+            outs = [g for g, u in zip(grads, used, strict=True) if u]
+            cots = [parts[k] for k, u in zip(leaves, used, strict=True) if u]
+            with torch.enable_grad():
+                hv = torch.autograd.grad(
+                    outs,
+                    list(leaves.values()),
+                    grad_outputs=cots,
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+            return torch.cat(
+                [
+                    (torch.zeros_like(p) if h is None else h).reshape(-1)
+                    for h, p in zip(hv, leaves.values(), strict=True)
+                ]
+            ).detach()
+
+        return hvp
+
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, d)`` by ``vmap(jacrev)`` over samples."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import eigsh_vs_arpack, model_operators, scale, spectra_overhead
+from . import eigsh_vs_arpack, hessian_peers, model_operators, scale, spectra_overhead
 
 CASES = {
     "spectra_overhead": spectra_overhead.run,
     "eigsh_vs_arpack": eigsh_vs_arpack.run,
     "model_operators": model_operators.run,
     "scale": scale.run,
+    "hessian_peers": hessian_peers.run,
 }
 
 

@@ -247,6 +247,8 @@ def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperato
     model, _ = _prepare(model, x)
     check_loss(loss)
     p = model.num_params
+    if hasattr(model, "hvp_operator"):  # adapters that can reuse work across products
+        return _operator(model, (p, p), model.hvp_operator(x, y, loss), symmetric=True)
     return _operator(model, (p, p), lambda v: model.hvp(x, y, v, loss), symmetric=True)
 
 

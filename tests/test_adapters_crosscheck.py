@@ -155,3 +155,17 @@ def test_operators_match_dense(case, name):
         _close(_np(op.matvec(convert(name, v))), dense @ v, 1e-10)
         u = rng.standard_normal(op.shape[0])
         _close(_np(op.rmatvec(convert(name, u))), dense.T @ u, 1e-10)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_reusing_hvp_operator_matches_hvp(case, name):
+    models, x, _y_reg, y_cls = case
+    m = models[name]
+    xa, yc = convert(name, x), convert(name, y_cls)
+    hvp = m.hvp_operator(xa, yc, "cross_entropy")
+    rng = np.random.default_rng(3)
+    for _ in range(3):  # the reused graph / linearisation / caches give the same products
+        v = rng.standard_normal(m.num_params)
+        _close(
+            _np(hvp(convert(name, v))), _np(m.hvp(xa, yc, convert(name, v), "cross_entropy")), 1e-10
+        )
