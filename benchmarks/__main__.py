@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import eigsh_vs_arpack, hessian_peers, model_operators, scale, spectra_overhead
+from . import (
+    eigsh_vs_arpack,
+    hessian_peers,
+    model_operators,
+    scale,
+    spectra_overhead,
+    trace_peers,
+)
 
 CASES = {
     "spectra_overhead": spectra_overhead.run,
@@ -13,6 +20,7 @@ CASES = {
     "model_operators": model_operators.run,
     "scale": scale.run,
     "hessian_peers": hessian_peers.run,
+    "trace_peers": trace_peers.run,
 }
 
 
