@@ -5,7 +5,7 @@ Every layer maps ``h ↦ out`` and implements, for a cache of its forward pass:
 * ``jvp(cache, dh, dp)``: the output tangent for an input tangent ``dh`` and (optionally) a
   parameter tangent ``dp`` (a list like ``params``);
 * ``vjp(cache, g, per_sample)``: ``(∂out/∂h)ᵀ g`` and ``(∂out/∂θ)ᵀ g`` (summed over the batch,
-  or kept per sample);
+  or kept per sample); ``vjp_input(cache, g)`` only the first;
 * ``rvjp(cache, g, rg, rh, vp)``: Pearlmutter's R-operator of ``vjp`` — its directional
   derivative when the input moves by ``rh``, the parameters by ``vp`` and the cotangent by
   ``rg`` (Pearlmutter 1994). Chained backwards it gives exact Hessian-vector products.
@@ -86,6 +86,9 @@ class Dense(Layer):
             if self.bias is not None:
                 grads.append(xp.sum(g, axis=0))
         return g @ self.weight, grads
+
+    def vjp_input(self, h: Array, g: Array) -> Array:
+        return g @ self.weight
 
     def rvjp(
         self, h: Array, g: Array, rg: Array, rh: Array, vp: list[Array]
@@ -201,6 +204,10 @@ class Conv2d(Layer):
             grads.append(db if per_sample else xp.sum(db, axis=0))
         return dh, grads
 
+    def vjp_input(self, cache: Any, g: Array) -> Array:
+        h, _ = cache
+        return self._uncols(self._wmat(self.weight).T @ self._gmat(g), tuple(h.shape))
+
     def rvjp(
         self, cache: Any, g: Array, rg: Array, rh: Array, vp: list[Array]
     ) -> tuple[Array, list[Array]]:
@@ -231,6 +238,9 @@ class Flatten(Layer):
 
     def vjp(self, shape: Any, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
         return _xp.namespace(g).reshape(g, shape), []
+
+    def vjp_input(self, shape: Any, g: Array) -> Array:
+        return _xp.namespace(g).reshape(g, shape)
 
     def rvjp(
         self, shape: Any, g: Array, rg: Array, rh: Array, vp: Any
@@ -265,6 +275,9 @@ class Activation(Layer):
 
     def vjp(self, z: Array, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
         return self.df(z) * g, []
+
+    def vjp_input(self, z: Array, g: Array) -> Array:
+        return self.df(z) * g
 
     def rvjp(self, z: Array, g: Array, rg: Array, rh: Array, vp: Any) -> tuple[Array, list[Array]]:
         return self.df(z) * rg + self.d2f(z) * rh * g, []

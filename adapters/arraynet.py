@@ -336,9 +336,7 @@ class ArrayNetModel(ModelBase):
         try:
             fac = self.layer_factors(x)
         except NotImplementedError:
-            from specinterp.operators import input_jacobian
-
-            return input_jacobian(self, x, native=False)
+            return self._input_jacobian_by_backprop(x)
         # multiply from the output side: N·C·Σ n_l n_{l−1} flops, with C (outputs) small
         xp = self.xp
         n, c = int(x.shape[0]), int(fac.weights[-1].shape[0])
@@ -347,6 +345,22 @@ class ArrayNetModel(ModelBase):
             rows = xp.reshape(jac * d[:, None, :], (n * c, int(w.shape[0])))
             jac = xp.reshape(rows @ w, (n, c, int(w.shape[1])))  # one GEMM for the batch
         return jac
+
+    def _input_jacobian_by_backprop(self, x: Array) -> Array:
+        """``(N, C, d)`` for networks without a product form.
+
+        One forward pass, then ``C`` input-only backward passes (no parameter gradients).
+        """
+        xp = self.xp
+        z, caches = self._forward(x)
+        n, c = int(z.shape[0]), int(z.shape[1])
+        rows = []
+        for a in range(c):
+            g = xp.zeros_like(z) + xp.astype(xp.arange(c, device=self.device) == a, z.dtype)
+            for lay, cache in zip(reversed(self.net.layers), reversed(caches), strict=True):
+                g = lay.vjp_input(cache, g)
+            rows.append(xp.reshape(g, (n, -1)))
+        return xp.stack(rows, axis=1)
 
     def layer_factors(self, x: Array) -> LayerFactors:
         """The product form of an MLP.
