@@ -23,6 +23,7 @@ from specinterp import _xp
 from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
+from specinterp.operators import output_unit
 
 from ._arraynet_layers import (
     GELU,
@@ -325,8 +326,7 @@ class ArrayNetModel(ModelBase):
         n, c = int(z.shape[0]), int(z.shape[1])
         rows = []
         for a in range(c):
-            e = xp.zeros_like(z) + xp.astype(xp.arange(c, device=self.device) == a, z.dtype)
-            _, per = self._backward(caches, e, per_sample=True)
+            _, per = self._backward(caches, output_unit(z, a), per_sample=True)
             rows.append(xp.concat([xp.reshape(g, (n, -1)) for g in per], axis=1))
         return xp.stack(rows, axis=1)
 
@@ -356,7 +356,7 @@ class ArrayNetModel(ModelBase):
         n, c = int(z.shape[0]), int(z.shape[1])
         rows = []
         for a in range(c):
-            g = xp.zeros_like(z) + xp.astype(xp.arange(c, device=self.device) == a, z.dtype)
+            g = output_unit(z, a)
             for lay, cache in zip(reversed(self.net.layers), reversed(caches), strict=True):
                 g = lay.vjp_input(cache, g)
             rows.append(xp.reshape(g, (n, -1)))

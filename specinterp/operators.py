@@ -61,9 +61,22 @@ def _prepare(model: Any, x: Array) -> tuple[Model, Any]:
     return model, model.xp
 
 
-def _onehot_cotangent(xp: Any, n: int, c: int, cls: int, like: Array) -> Array:
+def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
+    """The cotangent ``e_cls`` for every sample: ``(rows, C)`` shaped like the outputs ``like``.
+
+    Used to read one output row of a Jacobian per backward pass (here and in the adapters).
+    """
+    xp = _xp.namespace(like)
+    n, c = (int(like.shape[0]) if rows is None else rows), int(like.shape[1])
     e = xp.zeros((n, c), dtype=like.dtype, device=_xp.device(like))
     return e + xp.astype(xp.arange(c, device=_xp.device(like)) == cls, like.dtype)[None, :]
+
+
+def _hvp_function(model: Model, x: Array, y: Array, loss: str) -> Any:
+    """``v ↦ H v`` at a fixed batch, through the adapter's work-reusing path when it has one."""
+    if hasattr(model, "hvp_operator"):
+        return model.hvp_operator(x, y, loss)
+    return lambda v: model.hvp(x, y, v, loss)
 
 
 # ------------------------------------------------------------------ dense builders
@@ -81,9 +94,7 @@ def input_jacobian(
     _check_budget(model, (n, c, d), "input Jacobian", "input_jacobian_operator", max_bytes)
     if native and hasattr(model, "input_jacobian"):
         return model.input_jacobian(x)
-    rows = [
-        xp.reshape(model.vjp_input(x, _onehot_cotangent(xp, n, c, a, z)), (n, d)) for a in range(c)
-    ]
+    rows = [xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d)) for a in range(c)]
     return xp.stack(rows, axis=1)
 
 
@@ -112,9 +123,7 @@ def _param_jacobian(model: Model, x: Array, native: bool) -> Array:
     for i in range(n):
         xi = x[i : i + 1, ...]
         per_sample.append(
-            xp.stack(
-                [model.vjp_params(xi, _onehot_cotangent(xp, 1, c, a, z)) for a in range(c)], axis=0
-            )
+            xp.stack([model.vjp_params(xi, output_unit(z, a, rows=1)) for a in range(c)], axis=0)
         )
     return xp.stack(per_sample, axis=0)
 
@@ -159,7 +168,8 @@ def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None 
     p = model.num_params
     _check_budget(model, (p, p), "Hessian", "hessian_operator", max_bytes)
     eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
-    cols = [model.hvp(x, y, eye[:, j], loss) for j in range(p)]
+    hvp = _hvp_function(model, x, y, loss)
+    cols = [hvp(eye[:, j]) for j in range(p)]
     h = xp.stack(cols, axis=1)
     return 0.5 * (h + h.T)
 
@@ -247,9 +257,7 @@ def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperato
     model, _ = _prepare(model, x)
     check_loss(loss)
     p = model.num_params
-    if hasattr(model, "hvp_operator"):  # adapters that can reuse work across products
-        return _operator(model, (p, p), model.hvp_operator(x, y, loss), symmetric=True)
-    return _operator(model, (p, p), lambda v: model.hvp(x, y, v, loss), symmetric=True)
+    return _operator(model, (p, p), _hvp_function(model, x, y, loss), symmetric=True)
 
 
 def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
