@@ -17,6 +17,8 @@ import torch
 
 import specinterp as si
 
+from ._peers import curvlinops_hessian
+
 
 def _models():
     torch.manual_seed(0)
@@ -64,15 +66,7 @@ def run(repeats: int = 1) -> list[dict[str, object]]:
             }
         )
         try:
-            from curvlinops import HessianLinearOperator
-
-            hop = HessianLinearOperator(
-                net,
-                torch.nn.CrossEntropyLoss(),
-                list(net.parameters()),
-                [(x, y)],
-                check_deterministic=False,
-            )
+            hop = curvlinops_hessian(net, x, y)
             count = [0]
 
             def mv(v, hop=hop, count=count):

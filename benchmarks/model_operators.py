@@ -20,6 +20,7 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 import specinterp as si
 
+from ._peers import curvlinops_hessian
 from ._timing import interleaved_medians
 
 
@@ -157,12 +158,7 @@ def _hvp_cases(repeats):
         "specinterp arraynet (hessian_operator)": lambda: a_op.matvec(v_np),
     }
     try:
-        from curvlinops import HessianLinearOperator
-
-        params = [p for p in net.parameters()]
-        hop = HessianLinearOperator(
-            net, torch.nn.CrossEntropyLoss(), params, [(x, y)], check_deterministic=False
-        )
+        hop = curvlinops_hessian(net, x, y)
         cands["curvlinops"] = lambda: hop @ v
         ref = (hop @ v).detach().numpy()
         got = model.hvp(x, y, v, "cross_entropy").numpy()

@@ -18,6 +18,8 @@ import torch
 
 import specinterp as si
 
+from ._peers import curvlinops_hessian
+
 BUDGETS = (24, 48, 96, 192, 384)
 SEEDS = 12
 
@@ -51,15 +53,9 @@ def run(repeats: int = 1) -> list[dict[str, object]]:
         for m in ("hutchinson", "hutch++", "xtrace")
     }
     try:
-        from curvlinops import HessianLinearOperator, hutchpp_trace, xtrace
+        from curvlinops import hutchpp_trace, xtrace
 
-        hop = HessianLinearOperator(
-            net,
-            torch.nn.CrossEntropyLoss(),
-            list(net.parameters()),
-            [(x, y)],
-            check_deterministic=False,
-        )
+        hop = curvlinops_hessian(net, x, y)
 
         def cl(fn):
             def est(budget, seed):
