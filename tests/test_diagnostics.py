@@ -100,8 +100,21 @@ def test_dense_and_matrix_free_agree(rng):
     for k, v in dense.components.items():
         assert free.components[k] == pytest.approx(v, rel=1e-8), k
     assert free.ntk_condition_number == pytest.approx(dense.ntk_condition_number, rel=1e-6)
-    # SLQ entropies: exact quadrature per probe (steps ≥ size), error from 30 probes only
-    assert free.entropies["ntk"] == pytest.approx(dense.entropies["ntk"], rel=0.05)
+    # SLQ entropy of K: tr K is exact and the quadrature per probe is exact (steps ≥ size), so
+    # H = log tr K − tr(K log K)/tr K is unbiased with Monte Carlo error from the probes alone
+    # (≈ 6 % relative at 30 probes here). The mean over 24 seeds must lie within 5 standard
+    # errors of the dense value.
+    ents = np.array(
+        [
+            si.gmsi(net, x, y, method="matrix-free", num_probes=30, num_steps=60, seed=s).entropies[
+                "ntk"
+            ]
+            for s in range(24)
+        ]
+    )
+    se = ents.std(ddof=1) / np.sqrt(ents.size)
+    assert abs(ents.mean() - dense.entropies["ntk"]) <= 5 * se
+    assert se < 0.05 * dense.entropies["ntk"]  # the check has teeth: 5 SE is under 25 %
 
 
 @given(case=arraynet_mlps())

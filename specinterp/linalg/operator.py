@@ -123,7 +123,9 @@ class LinearOperator:
         self._check(x, self.shape[1], 2, "X")
         if self._matmat is not None:
             return self._matmat(x)
-        return self.xp.stack([self._matvec(x[:, j]) for j in range(int(x.shape[1]))], axis=1)
+        # walk contiguous rows of Xᵀ (columns of a row-major X are strided), stack as rows
+        rows = _xp.contiguous(x.T)
+        return self.xp.stack([self._matvec(rows[j, ...]) for j in range(int(x.shape[1]))]).T
 
     def _need_adjoint(self) -> None:
         if self._rmatvec is None and self._rmatmat is None:
@@ -146,7 +148,8 @@ class LinearOperator:
         self._check(y, self.shape[0], 2, "Y")
         if self._rmatmat is not None:
             return self._rmatmat(y)
-        return self.xp.stack([self._rmatvec(y[:, j]) for j in range(int(y.shape[1]))], axis=1)
+        rows = _xp.contiguous(y.T)
+        return self.xp.stack([self._rmatvec(rows[j, ...]) for j in range(int(y.shape[1]))]).T
 
     # ------------------------------------------------------------------ algebra
     def adjoint(self) -> LinearOperator:

@@ -36,9 +36,31 @@ def _mean_and_stderr(terms: np.ndarray) -> tuple[float, float]:
     return float(np.mean(terms)), float(np.std(terms, ddof=1) / math.sqrt(terms.size))
 
 
-def _quad_forms(op: LinearOperator, z: Array) -> np.ndarray:
-    xp = op.xp
-    return _xp.to_numpy(xp.sum(z * op.matmat(z), axis=0)).astype(np.float64)
+#: probes per product block: Hutchinson holds ``2 · _BLOCK · n`` entries whatever the budget
+_BLOCK = 64
+
+
+def _probes(rng: _xp.Generator, n: int, k: int, dtype: Any, kind: str = "rademacher") -> Array:
+    """``k`` probes as the columns of ``(n, k)``, drawn row-major (one contiguous row each).
+
+    Drawing a probe per row makes the stream independent of how a budget is split in blocks.
+    """
+    draw = rng.rademacher if kind == "rademacher" else rng.normal
+    return draw((k, n), dtype=dtype).T
+
+
+def _hutchinson_terms(
+    op: LinearOperator, m: int, rng: _xp.Generator, q: Array | None = None
+) -> np.ndarray:
+    """``zⱼᵀ A zⱼ`` for ``m`` Rademacher probes (projected off ``span q`` if given), in blocks."""
+    xp, n = op.xp, op.shape[0]
+    terms = []
+    for start in range(0, m, _BLOCK):
+        z = _probes(rng, n, min(_BLOCK, m - start), op.dtype)
+        if q is not None:
+            z = z - q @ (q.T @ z)
+        terms.append(_xp.to_numpy(xp.sum(z * op.matmat(z), axis=0)).astype(np.float64))
+    return np.concatenate(terms)
 
 
 def trace(
@@ -66,7 +88,6 @@ def trace(
 
     """
     op = aslinearoperator(op)
-    n = op.shape[0]
     if op.shape[0] != op.shape[1]:
         raise ShapeError(f"the trace needs a square operator; got shape {op.shape}")
     rng = _xp.as_generator(seed, op.xp, op.device)
@@ -74,7 +95,7 @@ def trace(
     if method == "hutchinson":
         if m < 2:
             raise ValueError("hutchinson needs num_matvecs ≥ 2 for a standard error")
-        est, err = _mean_and_stderr(_quad_forms(op, rng.rademacher((n, m), dtype=op.dtype)))
+        est, err = _mean_and_stderr(_hutchinson_terms(op, m, rng))
         return TraceResult(est, err, m)
     if method == "hutch++":
         return _hutchpp(op, m, rng)
@@ -91,11 +112,9 @@ def _hutchpp(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
     xp, n = op.xp, op.shape[0]
     s = min(m // 3, n)
     g = m - 2 * s
-    q, _ = xp.linalg.qr(op.matmat(rng.rademacher((n, s), dtype=op.dtype)))
+    q, _ = xp.linalg.qr(op.matmat(_probes(rng, n, s, op.dtype)))
     exact = float(xp.sum(q * op.matmat(q)))
-    z = rng.rademacher((n, g), dtype=op.dtype)
-    z = z - q @ (q.T @ z)
-    mean, err = _mean_and_stderr(_quad_forms(op, z))
+    mean, err = _mean_and_stderr(_hutchinson_terms(op, g, rng, q))
     return TraceResult(exact + mean, err, 2 * s + g)
 
 
@@ -104,7 +123,7 @@ def _xtrace(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
         raise ValueError("xtrace needs num_matvecs ≥ 4 (two probes, each used twice)")
     xp, n = op.xp, op.shape[0]
     s = min(m // 2, n - 1)
-    omega = rng.normal((n, s), dtype=op.dtype)
+    omega = _probes(rng, n, s, op.dtype, kind="normal")
     y = op.matmat(omega)
     q, r = xp.linalg.qr(y)
     z = op.matmat(q)
