@@ -107,6 +107,24 @@ class LayerFactors:
     piecewise_linear: bool
 
 
+def _output_side_product(xp: Any, fac: LayerFactors, n: int) -> Array:
+    """``A_i = W_L D_{L−1,i} W_{L−1} ⋯ D_{1,i}``, ``(N, C, n_1)``, multiplied from the output side.
+
+    ``N·C·Σ n_l n_{l−1}`` flops with ``C`` (outputs) small; each step is one GEMM for the batch.
+    A single ``Dense`` layer (a linear model, ``J_i = W_1``) gives ``A_i = I_C``.
+    """
+    w_out = fac.weights[-1]
+    c = int(w_out.shape[0])
+    if not fac.diagonals:
+        eye = xp.eye(c, dtype=w_out.dtype, device=_xp.device(w_out))
+        return xp.broadcast_to(eye, (n, c, c))
+    a = xp.broadcast_to(w_out, (n, *w_out.shape))
+    for w, d in zip(reversed(fac.weights[1:-1]), reversed(fac.diagonals[1:]), strict=True):
+        rows = xp.reshape(a * d[:, None, :], (n * c, int(w.shape[0])))
+        a = xp.reshape(rows @ w, (n, c, int(w.shape[1])))
+    return a * fac.diagonals[0][:, None, :]
+
+
 class ArrayNetModel(ModelBase):
     """An arraynet :class:`Sequential` behind the :class:`~specinterp.model.Model` protocol."""
 
@@ -337,14 +355,40 @@ class ArrayNetModel(ModelBase):
             fac = self.layer_factors(x)
         except NotImplementedError:
             return self._input_jacobian_by_backprop(x)
-        # multiply from the output side: N·C·Σ n_l n_{l−1} flops, with C (outputs) small
-        xp = self.xp
-        n, c = int(x.shape[0]), int(fac.weights[-1].shape[0])
-        jac = xp.broadcast_to(fac.weights[-1], (n, *fac.weights[-1].shape))
-        for w, d in zip(reversed(fac.weights[:-1]), reversed(fac.diagonals), strict=True):
-            rows = xp.reshape(jac * d[:, None, :], (n * c, int(w.shape[0])))
-            jac = xp.reshape(rows @ w, (n, c, int(w.shape[1])))  # one GEMM for the batch
-        return jac
+        return self._right_multiply(
+            _output_side_product(self.xp, fac, int(x.shape[0])), fac.weights[0]
+        )
+
+    def _right_multiply(self, a: Array, w: Array) -> Array:
+        """``A_i W`` for every sample as one GEMM: ``(N, C, k) · (k, d) → (N, C, d)``."""
+        n, c, k = (int(t) for t in a.shape)
+        return self.xp.reshape(self.xp.reshape(a, (n * c, k)) @ w, (n, c, int(w.shape[1])))
+
+    def input_jacobian_factor(self, x: Array) -> tuple[Array, int]:
+        """``(B, d)``: per-sample ``C × k`` matrices with the singular values of ``J_i``.
+
+        With the product form ``J_i = A_i W_1`` (``A_i = W_L D_{L−1,i} ⋯ D_{1,i}``, ``C × n_1``)
+        and the thin QR ``W_1ᵀ = Q R`` (once per call, when ``n_1 < d``),
+        ``J_i = (A_i Rᵀ) Qᵀ`` with orthonormal ``Q``: ``B_i = A_i Rᵀ`` has exactly the nonzero
+        singular values of ``J_i`` at ``k = n_1`` columns instead of ``d`` — the per-sample
+        SVDs of :func:`specinterp.jacobian_spectra` then run on ``C × n_1`` matrices. When
+        ``n_1 ≥ d`` (or without a product form) ``B_i = J_i``. ``d`` is the input dimension.
+
+        Raises
+        ------
+        NotImplementedError
+            For networks without a product form (use :meth:`input_jacobian`).
+
+        """
+        self.check_input(x)
+        fac = self.layer_factors(x)
+        w1 = fac.weights[0]
+        d = int(w1.shape[1])
+        a = _output_side_product(self.xp, fac, int(x.shape[0]))
+        if int(w1.shape[0]) >= d:
+            return self._right_multiply(a, w1), d
+        _, r = self.xp.linalg.qr(w1.T)  # W_1ᵀ = Q R, (d, n_1) and (n_1, n_1)
+        return self._right_multiply(a, r.T), d
 
     def _input_jacobian_by_backprop(self, x: Array) -> Array:
         """``(N, C, d)`` for networks without a product form.

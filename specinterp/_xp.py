@@ -271,8 +271,20 @@ def as_generator(
     return Generator(seed, xp, device)
 
 
+#: aspect ratio from which singular values are read off the triangular factor of a QR first
+QR_FIRST_ASPECT = 2
+
+
 def svdvals(a: Array, xp: Namespace) -> Array:
     """Batched singular values ``(..., min(m, n))``, descending.
+
+    Matrices at least twice as long as wide (per-sample Jacobians are ``C × d`` with ``C ≪ d``)
+    go through a Householder QR of the tall orientation first and the SVD of its ``k × k``
+    triangular factor (Chan's R-SVD; Golub & Van Loan §8.6): the same singular values to
+    ``O(eps ‖A‖)`` — an orthogonal factor does not change them — at 2.5–4.5× less time than a
+    batched ``gesdd`` of the ``k × n`` matrices (``python -m benchmarks spectra_overhead``).
+    NumPy and PyTorch only (the ``mode="r"`` QR is not in the array API); a torch input that
+    requires gradients keeps the direct SVD.
 
     Dask has no batched SVD: its chunks are rechunked to whole matrices and each block is
     decomposed by its own library (NumPy or CuPy), so the batch axes stay lazy and parallel.
@@ -281,11 +293,33 @@ def svdvals(a: Array, xp: Namespace) -> Array:
         real = xp.float32 if a.dtype in (xp.float32, xp.complex64) else xp.float64
         return _dask_blockwise(
             a,
-            lambda b: compat.array_namespace(b).linalg.svdvals(b),
+            _block_svdvals,
             min(int(a.shape[-2]), int(a.shape[-1])),
             real,
         )
-    return xp.linalg.svdvals(a)
+    out = _rectangular_svdvals(a)
+    return xp.linalg.svdvals(a) if out is None else out
+
+
+def _block_svdvals(b: Array) -> Array:
+    out = _rectangular_svdvals(b)
+    return compat.array_namespace(b).linalg.svdvals(b) if out is None else out
+
+
+def _rectangular_svdvals(a: Array) -> Array | None:
+    """Singular values through the R factor of a QR, or ``None`` where that does not apply."""
+    m, n = int(a.shape[-2]), int(a.shape[-1])
+    if max(m, n) < QR_FIRST_ASPECT * min(m, n):
+        return None
+    if compat.is_numpy_array(a):
+        r = np.linalg.qr(a if m >= n else np.swapaxes(a, -1, -2), mode="r")
+        return np.linalg.svd(r, compute_uv=False)
+    if compat.is_torch_array(a) and not a.requires_grad:
+        import torch
+
+        _, r = torch.linalg.qr(a if m >= n else a.mT, mode="r")
+        return torch.linalg.svdvals(r)
+    return None
 
 
 def eigvalsh(a: Array, xp: Namespace) -> Array:

@@ -75,10 +75,12 @@ class JacobianSpectra:
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
     """SPEC §1 statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 
-    Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``).
+    Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model with a
+    product form (arraynet MLPs: ``input_jacobian_factor``) hands over ``C × n_1`` matrices
+    with the singular values of the ``C × d`` Jacobians, so the per-sample SVDs are smaller;
+    otherwise the Jacobians are formed (within ``max_bytes``).
     """
-    jac = input_jacobian(model, x, max_bytes=max_bytes)
-    s = Spectrum.from_matrix(jac)
+    s = _jacobian_spectrum(as_model(model), x, max_bytes)
     return JacobianSpectra(
         singular_values=s.values,
         entropy=s.entropy(on_zero="nan"),
@@ -92,6 +94,22 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
         typical_gain=s.typical_gain(),
         operator_norm=s.operator_norm(),
     )
+
+
+def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
+    if hasattr(model, "input_jacobian_factor"):
+        try:
+            b, d = model.input_jacobian_factor(x)
+        except NotImplementedError:
+            pass
+        else:
+            xp, (n, c, k) = model.xp, (int(t) for t in b.shape)
+            values = Spectrum.from_matrix(b).values  # min(C, k) values, descending
+            if k < min(c, d):  # rank ≤ k < min(C, d): the remaining singular values are 0
+                zeros = xp.zeros((n, min(c, d) - k), dtype=values.dtype, device=_xp.device(b))
+                values = xp.concat([values, zeros], axis=1)
+            return Spectrum.from_singular_values(values, shape=(c, d), sort=False)
+    return Spectrum.from_matrix(input_jacobian(model, x, max_bytes=max_bytes))
 
 
 @dataclass(frozen=True, eq=False)
@@ -249,7 +267,7 @@ def gmsi(
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
     beta = float(np.max(np.linalg.eigvalsh(_xp.to_numpy(output_hessian(z, y, loss)))))
 
-    jac = Spectrum.from_matrix(input_jacobian(model, x))
+    jac = _jacobian_spectrum(model, x, None)
     s_j = float(np.max(_xp.to_numpy(jac.operator_norm())))
     d = math.prod(x.shape[1:])
     t_j = float(np.mean(_xp.to_numpy(jac.frobenius_norm()))) / math.sqrt(d)

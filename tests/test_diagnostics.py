@@ -128,6 +128,30 @@ def test_gmsi_orders_components_as_t6_t7_say(case):
     assert not res.residual_curvature_dominates or comp["curvature"] < 1e-6
 
 
+@pytest.mark.parametrize(
+    "widths",
+    [[20, 7, 4], [20, 3, 5], [20, 9, 6, 4], [12, 5]],
+    ids=["n1<d", "n1<C", "deep", "linear"],
+)
+def test_jacobian_spectra_through_the_product_form_factor(rng, widths):
+    """``B_i = A_i Rᵀ`` (``W_1ᵀ = QR``) carries the singular values of ``J_i`` (zeros padded).
+
+    Reference: the float64 SVD of each dense Jacobian (itself checked against torch and finite
+    differences in the adapter tests), with ``min(C, d)`` values.
+    """
+    net = an.init_mlp(widths, an.LeakyReLU(0.1), seed=3)
+    x = rng.standard_normal((6, widths[0]))
+    model = si.as_model(net)
+    b, d = model.input_jacobian_factor(x)
+    assert d == widths[0] and b.shape[2] == min(widths[1], d)  # k = n_1 columns, not d
+    js = si.jacobian_spectra(net, x)
+    jac = si.input_jacobian(net, x)
+    expected = np.linalg.svd(jac, compute_uv=False)
+    np.testing.assert_allclose(js.singular_values, expected, rtol=1e-10, atol=1e-12)
+    for name in ("entropy", "stable_rank", "typical_gain", "condition_number"):
+        np.testing.assert_allclose(getattr(js, name), [stats(j)[name] for j in jac], rtol=1e-9)
+
+
 def test_jacobian_spectra_matches_reference(rng):
     net = an.init_mlp([6, 9, 4], an.Softplus(), seed=2)
     x = rng.standard_normal((5, 6))
