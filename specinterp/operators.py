@@ -12,6 +12,7 @@ when the adapter offers one and ``native=True``. The tests compare the two.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from typing import Any
@@ -155,10 +156,45 @@ def ntk(
     ):
         _check_budget(model, shape, what, "ntk_operator", max_bytes)
     g1 = _param_jacobian(model, x1, native)
-    g2 = g1 if x2 is None else _param_jacobian(model, x2, native)
+    if x2 is None:
+        if trace:
+            return sum(gram(g1[:, a, :]) for a in range(c))
+        return gram(xp.reshape(g1, (n1 * c, p)))
+    g2 = _param_jacobian(model, x2, native)
     if trace:
         return sum(g1[:, a, :] @ g2[:, a, :].T for a in range(c))
     return xp.reshape(g1, (n1 * c, p)) @ xp.reshape(g2, (n2 * c, p)).T
+
+
+#: row blocks of :func:`gram`; the products cost (b + 1) / (2b) of the full ``G Gᵀ``
+GRAM_BLOCKS = 8
+
+
+def gram(g: Array) -> Array:
+    """``G Gᵀ`` from the blocks on and above the diagonal only, mirrored below.
+
+    For ``G`` of shape ``(m, p)`` with ``p ≫ m`` (Jacobians: ``m = N·C`` rows, ``p``
+    parameters) the products dominate the NTK; a plain ``G @ G.T`` computes both triangles.
+    With ``b`` row blocks this costs ``(b + 1) / (2b)`` of it (56 % at ``b = 8``), and the
+    result is exactly symmetric. Small ``m`` (under 512 rows) takes the single product.
+    """
+    xp = _xp.namespace(g)
+    m = int(g.shape[0])
+    if m < 512:
+        out = g @ g.T
+        return 0.5 * (out + out.T)
+    edges = [round(i * m / GRAM_BLOCKS) for i in range(GRAM_BLOCKS + 1)]
+    rows = [g[a:b, :] for a, b in itertools.pairwise(edges)]
+    upper = {(i, j): rows[i] @ rows[j].T for i in range(len(rows)) for j in range(i, len(rows))}
+    for i in range(len(rows)):
+        upper[i, i] = 0.5 * (upper[i, i] + upper[i, i].T)
+    return xp.concat(
+        [
+            xp.concat([upper[i, j] if j >= i else upper[j, i].T for j in range(len(rows))], axis=1)
+            for i in range(len(rows))
+        ],
+        axis=0,
+    )
 
 
 def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None = None) -> Array:

@@ -169,3 +169,25 @@ def test_reusing_hvp_operator_matches_hvp(case, name):
         _close(
             _np(hvp(convert(name, v))), _np(m.hvp(xa, yc, convert(name, v), "cross_entropy")), 1e-10
         )
+
+
+@pytest.mark.parametrize("trace", [False, True], ids=["full", "trace"])
+def test_ntk_of_a_large_batch_is_the_blocked_gram(xp_eager, trace):
+    """``N = 521`` samples (``N·C = 2605`` rows) take the blocked upper-triangle Gram (8 uneven
+    row blocks), for the full and the trace NTK.
+
+    Reference: ``G Gᵀ`` (or ``Σ_a G_a G_aᵀ``) of the dense parameter Jacobian in float64 NumPy.
+    """
+    from specinterp.adapters import arraynet as an
+
+    net = an.init_mlp([4, 6, 5], an.Tanh(), seed=4, xp=xp_eager.xp, dtype=xp_eager.dtype)
+    x = xp_eager.asarray(np.random.default_rng(5).standard_normal((521, 4)))
+    g = xp_eager.to_numpy(operators.param_jacobian(net, x))
+    expected = (
+        sum(g[:, a, :] @ g[:, a, :].T for a in range(5))
+        if trace
+        else g.reshape(2605, -1) @ g.reshape(2605, -1).T
+    )
+    got = xp_eager.to_numpy(operators.ntk(net, x, trace=trace))
+    np.testing.assert_allclose(got, expected, rtol=xp_eager.rtol, atol=xp_eager.rtol * 10)
+    np.testing.assert_array_equal(got, got.T)

@@ -151,8 +151,11 @@ def eigsh(
     for restart in range(max_iter + 1):
         # ---- expand the basis to m columns (or to n: then it spans the whole space)
         while basis is None or basis.shape[1] < m:
-            raw, ref, _ = pending.pop(0)
-            q, _ = project_out(basis, raw)
+            raw, ref, owner = pending.pop(0)
+            # an image projected at step `owner` against the same basis is already orthogonal
+            # to it (block size 1); otherwise the basis has grown since
+            fresh = basis is not None and owner >= 0 and basis.shape[1] == owner + 1
+            q = raw if fresh else project_out(basis, raw)[0]
             q, _ = normalize_or_restart(basis, q, ref, rng)
             store.append(q)
             basis = store.matrix
