@@ -1,9 +1,26 @@
-"""Run every benchmark and print a table of medians and ratios (plus JSON with ``--json``)."""
+"""Run the benchmarks and print one table of medians and ratios per case (JSON with ``--json``).
+
+``python -m benchmarks`` runs every group; ``python -m benchmarks hessian_peers trace_peers``
+runs those groups. Peers come from ``benchmarks/requirements.txt``; a missing peer drops its
+rows. Groups and the issue's cases they measure:
+
+* ``hessian_peers``  — 1 Hessian top-5 eigenvalues, 3 Hessian SLQ density (PyHessian,
+  curvlinops + ARPACK)
+* ``trace_peers``    — 2 Hessian trace at 1 % relative SE (PyHessian, curvlinops)
+* ``model_operators`` — 4 NTK, 5 per-sample input-Jacobian spectra, one HVP (torch.func, JAX,
+  curvlinops)
+* ``spectra_overhead`` — 6 dense statistics vs raw ``svdvals``
+* ``eigsh_vs_arpack`` — the Lanczos engine vs ARPACK on explicit operators
+* ``scale`` — million-parameter Hessian top-k / SLQ: time and peak memory
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import platform
+import time
+from itertools import groupby
 
 from . import (
     eigsh_vs_arpack,
@@ -15,33 +32,52 @@ from . import (
 )
 
 CASES = {
-    "spectra_overhead": spectra_overhead.run,
-    "eigsh_vs_arpack": eigsh_vs_arpack.run,
-    "model_operators": model_operators.run,
-    "scale": scale.run,
     "hessian_peers": hessian_peers.run,
     "trace_peers": trace_peers.run,
+    "model_operators": model_operators.run,
+    "spectra_overhead": spectra_overhead.run,
+    "eigsh_vs_arpack": eigsh_vs_arpack.run,
+    "scale": scale.run,
 }
 
 
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    """One aligned table per ``case`` (columns: every key its rows use, in first-seen order)."""
+    for case, group in groupby(rows, key=lambda r: r.get("case", "")):
+        group = list(group)
+        cols = list(dict.fromkeys(k for r in group for k in r if k != "case"))
+        cells = [[_cell(r.get(k)) for k in cols] for r in group]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+        print(f"\n## {case}")
+        print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+        for row in cells:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks")
-    parser.add_argument("cases", nargs="*", default=list(CASES), help="cases to run")
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--json", metavar="PATH")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("cases", nargs="*", default=list(CASES), choices=[[], *CASES])
+    parser.add_argument("--repeats", type=int, default=None, help="timed repeats per candidate")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON")
     args = parser.parse_args()
-    rows = []
+    rows: list[dict[str, object]] = []
+    t0 = time.perf_counter()
     for case in args.cases:
-        rows += CASES[case](repeats=args.repeats)
-    for row in rows:
-        print(
-            "  ".join(
-                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
-            )
-        )
+        kwargs = {} if args.repeats is None else {"repeats": args.repeats}
+        new = CASES[case](**kwargs)
+        print_table(new)
+        rows += new
+    meta = {"machine": platform.platform(), "python": platform.python_version()}
+    meta["total_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2, default=str)
 
 
 if __name__ == "__main__":

