@@ -364,15 +364,15 @@ class ArrayNetModel(ModelBase):
         n, c, k = (int(t) for t in a.shape)
         return self.xp.reshape(self.xp.reshape(a, (n * c, k)) @ w, (n, c, int(w.shape[1])))
 
-    def input_jacobian_factor(self, x: Array) -> tuple[Array, int]:
-        """``(B, d)``: per-sample ``C × k`` matrices with the singular values of ``J_i``.
+    def input_jacobian_factor(self, x: Array) -> Array:
+        """``B``, ``(N, C, k)``: per-sample matrices with the singular values of ``J_i``.
 
         With the product form ``J_i = A_i W_1`` (``A_i = W_L D_{L−1,i} ⋯ D_{1,i}``, ``C × n_1``)
         and the thin QR ``W_1ᵀ = Q R`` (once per call, when ``n_1 < d``),
         ``J_i = (A_i Rᵀ) Qᵀ`` with orthonormal ``Q``: ``B_i = A_i Rᵀ`` has exactly the nonzero
         singular values of ``J_i`` at ``k = n_1`` columns instead of ``d`` — the per-sample
         SVDs of :func:`specinterp.jacobian_spectra` then run on ``C × n_1`` matrices. When
-        ``n_1 ≥ d`` (or without a product form) ``B_i = J_i``. ``d`` is the input dimension.
+        ``n_1 ≥ d`` (``d`` the input dimension), ``B_i = J_i``.
 
         Raises
         ------
@@ -383,12 +383,11 @@ class ArrayNetModel(ModelBase):
         self.check_input(x)
         fac = self.layer_factors(x)
         w1 = fac.weights[0]
-        d = int(w1.shape[1])
         a = _output_side_product(self.xp, fac, int(x.shape[0]))
-        if int(w1.shape[0]) >= d:
-            return self._right_multiply(a, w1), d
+        if int(w1.shape[0]) >= int(w1.shape[1]):
+            return self._right_multiply(a, w1)
         _, r = self.xp.linalg.qr(w1.T)  # W_1ᵀ = Q R, (d, n_1) and (n_1, n_1)
-        return self._right_multiply(a, r.T), d
+        return self._right_multiply(a, r.T)
 
     def _input_jacobian_by_backprop(self, x: Array) -> Array:
         """``(N, C, d)`` for networks without a product form.

@@ -293,17 +293,16 @@ def svdvals(a: Array, xp: Namespace) -> Array:
         real = xp.float32 if a.dtype in (xp.float32, xp.complex64) else xp.float64
         return _dask_blockwise(
             a,
-            _block_svdvals,
+            _direct_or_qr_svdvals,
             min(int(a.shape[-2]), int(a.shape[-1])),
             real,
         )
+    return _direct_or_qr_svdvals(a)
+
+
+def _direct_or_qr_svdvals(a: Array) -> Array:
     out = _rectangular_svdvals(a)
-    return xp.linalg.svdvals(a) if out is None else out
-
-
-def _block_svdvals(b: Array) -> Array:
-    out = _rectangular_svdvals(b)
-    return compat.array_namespace(b).linalg.svdvals(b) if out is None else out
+    return compat.array_namespace(a).linalg.svdvals(a) if out is None else out
 
 
 def _rectangular_svdvals(a: Array) -> Array | None:

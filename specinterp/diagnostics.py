@@ -99,11 +99,11 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
 def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
     if hasattr(model, "input_jacobian_factor"):
         try:
-            b, d = model.input_jacobian_factor(x)
+            b = model.input_jacobian_factor(x)
         except NotImplementedError:
             pass
         else:
-            xp, (n, c, k) = model.xp, (int(t) for t in b.shape)
+            xp, (n, c, k), d = model.xp, (int(t) for t in b.shape), math.prod(x.shape[1:])
             values = Spectrum.from_matrix(b).values  # min(C, k) values, descending
             if k < min(c, d):  # rank ≤ k < min(C, d): the remaining singular values are 0
                 zeros = xp.zeros((n, min(c, d) - k), dtype=values.dtype, device=_xp.device(b))
