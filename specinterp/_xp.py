@@ -271,6 +271,28 @@ def as_generator(
     return Generator(seed, xp, device)
 
 
+def power_of_two_scaled(a: Array, xp: Namespace) -> tuple[Array, Array | None]:
+    """``(a / 2^e, 2^e)`` per matrix of ``(..., m, n)`` with ``2^e ≈ max|a_ij|``, or ``(a, None)``.
+
+    Dividing by a power of two is exact, so the singular values of the scaled matrices times
+    ``2^e`` are those of ``a`` — but no decomposition ever sees entries near the over- or
+    underflow thresholds (``σ_i²`` of a matrix with entries 1e±170 does not exist in float64).
+    Matrices whose largest entry already lies in ``[tiny^¼, max^¼]`` of their dtype, and Dask
+    arrays (deciding would compute them), are returned unscaled.
+    """
+    if compat.is_dask_namespace(xp):
+        return a, None
+    amax = xp.max(xp.abs(a), axis=(-2, -1))
+    info = xp.finfo(a.dtype)
+    low, high = float(info.smallest_normal) ** 0.25, float(info.max) ** 0.25
+    if concrete_bool(xp.all((amax >= low) & (amax <= high))):
+        return a, None
+    positive = amax > 0
+    safe = xp.where(positive, amax, xp.ones_like(amax))
+    scale = 2.0 ** xp.floor(xp.log2(safe))
+    return a / scale[..., None, None], scale
+
+
 #: aspect ratio from which singular values are read off the triangular factor of a QR first
 QR_FIRST_ASPECT = 2
 

@@ -13,12 +13,14 @@ theorem text was not available.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 from . import _xp
+from .errors import NonFiniteError
 from .spectra import Spectrum, _spectrum
 
 Array = Any
@@ -146,12 +148,12 @@ def typical_sensitivity(a: Array | Spectrum, eps: float = 1.0) -> Inequality:
     spec = _spectrum(a)
     xp = spec.xp
     n = spec.shape[1]
-    s1_sq = spec.operator_norm() ** 2
     scale = eps**2 / n
+    s1_sq = _finite_squared_gain(spec, 1.0, "T1")
     return Inequality(
         "T1",
         (
-            ("expected_squared_gain", scale * spec.frobenius_norm() ** 2),
+            ("expected_squared_gain", scale * s1_sq * spec._energy()),
             # a zero matrix has no entropy, but every side of the chain is 0 for it
             (
                 "entropy_bound",
@@ -183,10 +185,11 @@ def gaussian_sensitivity_tail(a: Array | Spectrum, eps: float, t: float) -> Tail
         raise ValueError(f"t must be positive (the bound holds with probability 1 − e^-t); got {t}")
     spec = _spectrum(a)
     xp = spec.xp
-    coef = spec.values**2 * (eps**2 / spec.shape[1])
-    mean = xp.sum(coef, axis=-1)
-    l2 = xp.sqrt(xp.sum(coef**2, axis=-1))
-    linf = coef[..., 0]
+    # a_i = linf · (σ_i/σ_1)²: no σ_i⁴ is formed (it overflows long before the bound does)
+    linf = _finite_squared_gain(spec, eps**2 / spec.shape[1], "T2")
+    u2 = spec.relative_values() ** 2
+    mean = linf * xp.sum(u2, axis=-1)
+    l2 = linf * xp.sqrt(xp.sum(u2 * u2, axis=-1))
     root = math.sqrt(t)
     return TailBound(
         mean=mean,
@@ -194,6 +197,19 @@ def gaussian_sensitivity_tail(a: Array | Spectrum, eps: float, t: float) -> Tail
         upper=mean + 2 * l2 * root + 2 * linf * t,
         probability=math.exp(-t),
     )
+
+
+def _finite_squared_gain(spec: Spectrum, factor: float, name: str) -> Array:
+    """``factor · σ_1²``, or :class:`NonFiniteError` where it overflows the dtype."""
+    with warnings.catch_warnings():  # NumPy warns on the overflow reported below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        out = factor * spec.operator_norm() ** 2
+    if _xp.all_finite(out, spec.xp) is False:
+        raise NonFiniteError(
+            f"{name} compares squared gains ε²σ_1², which overflow {out.dtype} for this matrix "
+            "and eps; scale the matrix (or eps) down — the bound is homogeneous in both"
+        )
+    return out
 
 
 def deep_linear_frobenius(widths: Sequence[int], variances: Sequence[float]) -> float:

@@ -14,11 +14,12 @@ exact formula was not available they are this library's own (see SPEC §1 in the
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import _xp
-from .errors import ShapeError, ZeroSpectrumError
+from .errors import NonFiniteError, ShapeError, ZeroSpectrumError
 
 Array = Any
 Convention = Literal["energy", "roy-vetterli", "trace"]
@@ -80,9 +81,13 @@ class Spectrum:
         """
         xp = _xp.check_matrix(a, square=hermitian)
         m, n = int(a.shape[-2]), int(a.shape[-1])
+        # a power of two moves each matrix into a safe range before the decomposition and back
+        # after it (both exact): no backend's SVD over- or underflows inside (#numerics-scale)
+        scaled, scale = _xp.power_of_two_scaled(a, xp)
         if hermitian:
-            return cls._from_checked_eigenvalues(_xp.eigvalsh(a, xp), xp)
-        return cls(values=_xp.svdvals(a, xp), shape=(m, n))
+            lam = _xp.eigvalsh(scaled, xp)
+            return cls._from_checked_eigenvalues(_unscaled(lam, scale, xp), xp)
+        return cls(values=_unscaled(_xp.svdvals(scaled, xp), scale, xp), shape=(m, n))
 
     @classmethod
     def from_singular_values(
@@ -152,10 +157,26 @@ class Spectrum:
         """``σ_1``, the largest singular value (spectral norm)."""
         return self.values[..., 0]
 
-    def frobenius_norm(self) -> Array:
-        """``‖A‖_F = (Σ σ_i²)^½``."""
+    def relative_values(self) -> Array:
+        """``σ_i / σ_1`` in ``[0, 1]`` (zero for a zero matrix).
+
+        Every scale-invariant statistic is computed from these, never from ``σ_i²``, so none
+        over- or underflows for a finite matrix: the results for ``A`` and ``c·A`` agree to
+        rounding for every ``c ≠ 0`` (docs: numerical guarantees).
+        """
         xp = self.xp
-        return xp.sqrt(xp.sum(self.values**2, axis=-1))
+        s1 = self.values[..., :1]
+        ok = s1 > 0
+        return xp.where(ok, self.values / xp.where(ok, s1, xp.ones_like(s1)), xp.zeros_like(s1))
+
+    def _energy(self) -> Array:
+        """``Σ (σ_i/σ_1)² = ‖A‖_F² / σ_1²`` (zero for a zero matrix)."""
+        u = self.relative_values()
+        return self.xp.sum(u * u, axis=-1)
+
+    def frobenius_norm(self) -> Array:
+        """``‖A‖_F = (Σ σ_i²)^½``, computed as ``σ_1 (Σ (σ_i/σ_1)²)^½`` (no overflow)."""
+        return self.operator_norm() * self.xp.sqrt(self._energy())
 
     def default_rtol(self) -> float:
         """``max(m, n) · eps(dtype)``, the default relative threshold for rank and κ."""
@@ -176,14 +197,16 @@ class Spectrum:
                 "Spectrum.from_eigenvalues"
             )
         xp = self.xp
-        lam = self.eigenvalues
+        s1 = self.values[..., :1]
+        lam = self.eigenvalues / xp.where(s1 > 0, s1, xp.ones_like(s1))
         neg = xp.sum(xp.where(lam < 0, -lam, xp.zeros_like(lam)), axis=-1)
-        return neg / self._checked_total(self.values, "raise")[0]
+        return neg / self._checked_total(self.relative_values(), "raise")[0]
 
     # ----------------------------------------------------------------- distribution and entropy
     def _weights(self, convention: Convention | None) -> Array:
         convention = self._resolve(convention)
-        return self.values**2 if convention == "energy" else self.values
+        u = self.relative_values()  # p is scale-invariant: σ/σ_1 never over- or underflows
+        return u * u if convention == "energy" else u
 
     def _resolve(self, convention: Convention | None) -> str:
         if convention is None:
@@ -263,8 +286,8 @@ class Spectrum:
     def stable_rank(self) -> Array:
         """``srank = ‖A‖_F² / σ_1²`` in ``[1, rank A]``; NaN for a zero matrix."""
         xp = self.xp
-        s1 = self.operator_norm()
-        return _safe_ratio(xp, xp.sum(self.values**2, axis=-1), s1**2)
+        energy = self._energy()
+        return xp.where(self.operator_norm() > 0, energy, xp.nan)
 
     def condition_number(self, *, rtol: float | None = None, k: int | None = None) -> Array:
         """``κ = σ_1 / σ_r``, ``+∞`` when ``σ_r ≤ rtol · σ_1``; or ``κ_k = σ_1 / σ_k`` if ``k``.
@@ -297,19 +320,30 @@ class Spectrum:
 
         It is the root-mean-square gain ``(E‖A δ‖² / ε²)^½`` for isotropic ``δ`` (SPEC T1).
         """
-        return self.frobenius_norm() / math.sqrt(self.shape[1])
+        return self.operator_norm() * self.xp.sqrt(self._energy() / self.shape[1])
 
     def attribution_condition_number(self, *, on_zero: OnZero = "raise") -> Array:
         """``κ_attr = σ_1 / (‖A‖_F / √r) = (r / srank)^½`` in ``[1, √r]``."""
         xp = self.xp
-        total, zero = self._checked_total(self.values**2, on_zero)
-        k = self.values[..., 0] * math.sqrt(self.r) / xp.sqrt(total)
+        total, zero = self._checked_total(self._weights("energy"), on_zero)
+        k = xp.sqrt(self.r / total)  # Σ (σ_i/σ_1)² ∈ [1, r]: κ_attr ∈ [1, √r] exactly
         return k if zero is None else xp.where(zero, xp.nan, k)
 
 
-def _safe_ratio(xp: Any, num: Array, den: Array) -> Array:
-    ok = den > 0
-    return xp.where(ok, num / xp.where(ok, den, xp.ones_like(den)), xp.nan)
+def _unscaled(values: Array, scale: Array | None, xp: Any) -> Array:
+    """Values of the scaled matrices multiplied back by their power-of-two scales."""
+    if scale is None:
+        return values
+    with warnings.catch_warnings():  # NumPy warns on the overflow reported below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = values * scale[..., None]
+    if _xp.all_finite(values, xp) is False:
+        raise NonFiniteError(
+            "the singular values of this finite matrix exceed the largest "
+            f"{values.dtype} (its norm overflows); divide it by a constant first — every "
+            "scale-invariant statistic (entropy, ranks, κ, κ_attr) is unchanged by that"
+        )
+    return values
 
 
 def _check_vector(s: Array, what: str) -> Any:

@@ -332,3 +332,79 @@ def test_equal_singular_values_give_full_entropy(r):
     a = np.eye(r)[:, :r] * 2.5
     assert float(si.spectral_entropy(a, normalized=True)) == pytest.approx(1.0, rel=1e-12)
     assert float(si.effective_rank(a)) == pytest.approx(r, rel=1e-12)
+
+
+# ------------------------------------------------------------------ extreme magnitudes
+SCALE_INVARIANT = (
+    "entropy",
+    "entropy_rv",
+    "normalized_entropy",
+    "effective_rank",
+    "stable_rank",
+    "condition_number",
+    "attribution_condition_number",
+)
+
+
+def _extreme_scales(xp) -> list[float]:
+    """Powers of ten from just above underflow to just below overflow of the backend's dtype."""
+    return [1e-300, 1e-170, 1e170, 1e300] if xp.is_float64 else [1e-36, 1e-20, 1e20, 1e36]
+
+
+@pytest.mark.parametrize("name", SCALE_INVARIANT)
+def test_scale_invariant_statistics_at_extreme_magnitudes(xp, rng, name):
+    """σ² of entries near 1e±170 does not exist in float64; the statistics must not notice."""
+    a = _batch(rng)
+    expected = np.array([stats(m)[name] for m in a])
+    rtol = 1e-10 if xp.is_float64 else 2e-4
+    for c in _extreme_scales(xp):
+        out = xp.to_numpy(FUNCTIONS[name](xp.asarray(a * c)))
+        np.testing.assert_allclose(out, expected, rtol=rtol, err_msg=f"scale {c:g}")
+
+
+def test_typical_gain_and_norms_are_homogeneous(xp, rng):
+    a = _batch(rng)
+    expected = np.array([stats(m)["typical_gain"] for m in a])
+    for c in _extreme_scales(xp):
+        spec = si.Spectrum.from_matrix(xp.asarray(a * c))
+        rtol = 1e-10 if xp.is_float64 else 2e-4
+        np.testing.assert_allclose(
+            xp.to_numpy(spec.typical_gain()) / c, expected, rtol=rtol, err_msg=f"{c:g}"
+        )
+        np.testing.assert_allclose(
+            xp.to_numpy(spec.frobenius_norm()) / c,
+            np.linalg.norm(a, axis=(-2, -1)),
+            rtol=rtol,
+        )
+
+
+def test_tiny_nonzero_matrix_is_not_a_zero_matrix(xp):
+    a = np.array([[1.0, 2.0], [3.0, 4.0]]) * (1e-170 if xp.is_float64 else 1e-37)  # σ² underflows, σ does not
+    h = xp.to_numpy(si.spectral_entropy(xp.asarray(a)))
+    k = xp.to_numpy(si.attribution_condition_number(xp.asarray(a)))
+    ref = stats(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    np.testing.assert_allclose(h, ref["entropy"], rtol=1e-6)
+    np.testing.assert_allclose(k, ref["attribution_condition_number"], rtol=1e-6)
+    assert 1.0 <= float(k) <= math.sqrt(2) * (1 + 1e-7)
+
+
+def test_norm_overflow_raises_with_advice():
+    a = np.full((40, 40), 1e308)  # every entry finite, σ_1 = 4e309 is not
+    with pytest.raises(NonFiniteError, match="divide it by a constant"):
+        si.singular_values(a)
+    # the scale-invariant statistics of the scaled matrix are what the advice promises
+    assert float(si.stable_rank(a / 1e10)) == pytest.approx(1.0)
+
+
+def test_bounds_do_not_overflow_in_scale_invariant_links():
+    a = np.diag([3.0, 2.0, 1.0]) * 1e200
+    assert si.bounds.entropy_attribution_bound(a).holds()
+    assert si.bounds.stable_vs_effective_rank(a).holds()
+    with pytest.raises(NonFiniteError, match="homogeneous"):
+        si.bounds.typical_sensitivity(a)
+    t1 = si.bounds.typical_sensitivity(a / 1e200)
+    tail = si.bounds.gaussian_sensitivity_tail(np.diag([3.0, 2.0, 1.0]) * 1e100, 1.0, 2.0)
+    assert np.isfinite(tail.upper) and t1.holds()
+    # T2's ‖a‖_2 = (ε²/n)(Σσ⁴)^½ without forming σ⁴ (which overflows at σ = 3e100)
+    l2 = 1e200 / 3 * math.sqrt(81 + 16 + 1)
+    np.testing.assert_allclose(tail.mean - tail.lower, 2 * l2 * math.sqrt(2.0), rtol=1e-12)
