@@ -379,7 +379,8 @@ def test_typical_gain_and_norms_are_homogeneous(xp, rng):
 
 
 def test_tiny_nonzero_matrix_is_not_a_zero_matrix(xp):
-    a = np.array([[1.0, 2.0], [3.0, 4.0]]) * (1e-170 if xp.is_float64 else 1e-37)  # σ² underflows, σ does not
+    # σ² underflows, σ does not
+    a = np.array([[1.0, 2.0], [3.0, 4.0]]) * (1e-170 if xp.is_float64 else 1e-37)
     h = xp.to_numpy(si.spectral_entropy(xp.asarray(a)))
     k = xp.to_numpy(si.attribution_condition_number(xp.asarray(a)))
     ref = stats(np.array([[1.0, 2.0], [3.0, 4.0]]))
