@@ -63,12 +63,14 @@ class TorchModel(ModelBase):
             all_params = {k: v.detach() for k, v in model.named_parameters()}
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             module = model
+            self._module = model
 
             def call(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
                 return functional_call(module, (p, self._buffers), (x,))
 
             self._call = call
         elif callable(model) and isinstance(params, dict):
+            self._module = None
             all_params = {k: v.detach() for k, v in params.items()}
             self._buffers = {}
             self._call = model
@@ -95,8 +97,30 @@ class TorchModel(ModelBase):
         self.num_params = sum(self._sizes)
 
     # ------------------------------------------------------------------ helpers
+    def check_input(self, x: torch.Tensor, what: str = "x") -> None:
+        """The shared input checks, and that the module was not put back in training mode."""
+        module = self._module
+        if (
+            module is not None
+            and module.training
+            and any(isinstance(m, _MODE_DEPENDENT) for m in module.modules())
+        ):
+            raise ModelError(
+                "the wrapped module was switched to training mode (module.train()) after "
+                "as_model; its dropout / batch-norm layers make the output random or "
+                "batch-coupled — call module.eval() before analysing it"
+            )
+        super().check_input(x, what)
+
     def _f(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        out = self._call({**self._fixed, **p}, x)
+        try:
+            out = self._call({**self._fixed, **p}, x)
+        except RuntimeError as exc:  # shape mismatches inside the module's own layers
+            raise ModelError(
+                f"the model failed on inputs of per-sample shape {tuple(x.shape[1:])}: "
+                f"{str(exc).splitlines()[0]} — check that x has the shape the model expects "
+                "(as_model(..., input_shape=...) checks it before any call)"
+            ) from exc
         if out.ndim != 2:
             raise ModelError(f"the model must return (N, C) outputs; got shape {tuple(out.shape)}")
         return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "DTypeError",
     "EmptyInputError",
+    "LabelError",
     "MemoryBudgetError",
     "ModelError",
     "NamespaceMismatchError",
@@ -38,6 +39,10 @@ class ShapeError(SpecinterpError, ValueError):
 
 class EmptyInputError(SpecinterpError, ValueError):
     """The input has a zero-length axis (an empty batch or an empty matrix)."""
+
+
+class LabelError(SpecinterpError, ValueError):
+    """Targets hold class labels outside ``[0, C)`` for a model with ``C`` outputs."""
 
 
 class ZeroSpectrumError(SpecinterpError, ValueError):

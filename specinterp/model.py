@@ -169,6 +169,13 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
         from .adapters.jax import JaxModel
 
         return JaxModel(obj, params=params, **options)
+    if params is not None:
+        kinds = sorted(_leaf_libraries(params))
+        raise ModelError(
+            f"params= holds {', '.join(kinds) or 'no'} arrays, which no adapter differentiates: "
+            "a JAX apply_fn needs jax arrays (convert with jax.tree.map(jax.numpy.asarray, "
+            "params)), a torch callable a dict of torch tensors (torch.as_tensor)"
+        )
     raise ModelError(
         f"cannot use a {type(obj).__module__}.{type(obj).__qualname__} as a model: pass a "
         "torch.nn.Module, a JAX apply_fn with params= (a pytree of jax arrays), a Flax linen "
@@ -176,8 +183,9 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     )
 
 
-def _leaves_from(params: Any, library: str) -> bool:
-    """Whether ``params`` (a dict/list/tuple tree) holds an array of ``library``."""
+def _leaf_libraries(params: Any) -> set[str]:
+    """Top-level module names of the leaves of ``params`` (a dict/list/tuple tree)."""
+    found: set[str] = set()
     stack = [params]
     while stack:
         item = stack.pop()
@@ -186,7 +194,10 @@ def _leaves_from(params: Any, library: str) -> bool:
         elif isinstance(item, list | tuple):
             stack.extend(item)
         elif item is not None:
-            mods = _mro_modules(item)
-            if any(m.startswith(library) for m in mods):
-                return True
-    return False
+            found.update(m.split(".")[0] for m in _mro_modules(item)[:1])
+    return found
+
+
+def _leaves_from(params: Any, library: str) -> bool:
+    """Whether ``params`` (a dict/list/tuple tree) holds an array of ``library``."""
+    return any(name.startswith(library) for name in _leaf_libraries(params))

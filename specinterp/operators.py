@@ -20,7 +20,7 @@ from typing import Any
 from . import _xp
 from .errors import MemoryBudgetError, ShapeError
 from .linalg import LinearOperator
-from .losses import apply_output_hessian, check_loss, output_hessian
+from .losses import apply_output_hessian, check_loss, check_targets, output_hessian
 from .model import Model, as_model
 
 Array = Any
@@ -74,7 +74,12 @@ def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
 
 
 def _hvp_function(model: Model, x: Array, y: Array, loss: str) -> Any:
-    """``v ↦ H v`` at a fixed batch, through the adapter's work-reusing path when it has one."""
+    """``v ↦ H v`` at a fixed batch, through the adapter's work-reusing path when it has one.
+
+    The targets are checked against one forward pass first, eagerly: inside a traced product
+    (``jax.jit``) their values could not be.
+    """
+    check_targets(model.apply(x), y, loss)
     if hasattr(model, "hvp_operator"):
         return model.hvp_operator(x, y, loss)
     return lambda v: model.hvp(x, y, v, loss)
@@ -304,6 +309,7 @@ def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
     n = int(x.shape[0])
     if tuple(z.shape[:1]) != (n,):
         raise ShapeError("model outputs must have one row per sample")
+    check_targets(z, y, loss)
     p = model.num_params
     return _operator(
         model,

@@ -126,3 +126,71 @@ def test_torch_parameter_subset_and_batchnorm_buffers():
         [g_full[:, :, cols["3.weight"]], g_full[:, :, cols["0.bias"]]], axis=2
     )
     np.testing.assert_allclose(operators.param_jacobian(sub, x).numpy(), expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ targets and late misuse
+def _torch_net():
+    torch.manual_seed(0)
+    return (
+        torch.nn.Sequential(
+            torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Dropout(0.2), torch.nn.Linear(6, 3)
+        )
+        .double()
+        .eval()
+    )
+
+
+def _models():
+    """The same kind of 4 → 3 classifier from each adapter, with a batch of its inputs."""
+    out = [(si.as_model(an.init_mlp([4, 5, 3], seed=0)), np.ones((5, 4)), np.asarray)]
+    out.append((si.as_model(_torch_net()), torch.ones(5, 4, dtype=torch.float64), torch.as_tensor))
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    params = {"w": jnp.ones((4, 3), dtype=jnp.float32)}
+    out.append((si.as_model(lambda p, x: x @ p["w"], params), jnp.ones((5, 4)), jnp.asarray))
+    return out
+
+
+@pytest.mark.parametrize("bad", [3, -1])
+def test_labels_out_of_range_are_refused(bad):
+    """A label C or −1 selects no class: every entry point refuses it before any product."""
+    from specinterp.errors import LabelError
+
+    for model, x, arr in _models():
+        y = arr(np.array([0, 1, 2, bad, 0]))
+        for call in (
+            lambda: si.hessian_operator(model, x, y, "cross_entropy"),
+            lambda: si.ggn_operator(model, x, y, "cross_entropy"),
+            lambda: si.gmsi(model, x, y, loss="cross_entropy"),
+        ):
+            with pytest.raises(LabelError, match=r"\[0, 2\]"):
+                call()
+
+
+def test_targets_from_another_library_name_the_conversion():
+    model, x, _ = _models()[1]
+    with pytest.raises(NamespaceMismatchError, match="torch.as_tensor"):
+        si.hessian_operator(model, x, np.array([0, 1, 2, 1, 0]), "cross_entropy")
+    with pytest.raises(DTypeError, match="integer class labels"):
+        si.hessian_operator(model, x, torch.zeros(5, dtype=torch.float64), "cross_entropy")
+
+
+def test_module_switched_to_training_after_wrapping():
+    net = _torch_net()
+    model = si.as_model(net)
+    net.train()
+    with pytest.raises(ModelError, match=r"module\.eval\(\)"):
+        si.ntk(model, torch.ones(2, 4, dtype=torch.float64))
+    net.eval()
+    assert si.ntk(model, torch.ones(2, 4, dtype=torch.float64)).shape == (6, 6)
+
+
+def test_wrong_per_sample_shape_without_input_shape():
+    model = si.as_model(_torch_net())
+    with pytest.raises(ModelError, match=r"per-sample shape \(5,\).*input_shape"):
+        si.jacobian_spectra(model, torch.ones(2, 5, dtype=torch.float64))
+
+
+def test_jax_function_with_numpy_parameters():
+    with pytest.raises(ModelError, match="jax.tree.map"):
+        si.as_model(lambda p, x: x @ p["w"], {"w": np.ones((4, 3))})

@@ -30,6 +30,10 @@ class EigResult:
     converged : bool
         Whether every residual met the tolerance.
     num_matvecs : int
+    verified : bool
+        Whether the missed-eigenvalue check ran and found nothing more (or the basis spanned
+        the whole space). A single-vector Krylov method sees one copy of a repeated
+        eigenvalue; where this is False, multiplicities may have been missed.
 
     """
 
@@ -38,6 +42,7 @@ class EigResult:
     residuals: Array
     converged: bool
     num_matvecs: int
+    verified: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +50,7 @@ class SVDResult:
     """Top singular triplets of a rectangular operator.
 
     ``residuals[i] = ‖[A v_i − σ_i u_i; Aᵀ u_i − σ_i v_i]‖``: a singular value of ``A`` lies
-    within it of ``values[i]``.
+    within it of ``values[i]``. ``verified`` as in :class:`EigResult`.
     """
 
     values: Array
@@ -54,6 +59,7 @@ class SVDResult:
     residuals: Array
     converged: bool
     num_matvecs: int
+    verified: bool = False
 
 
 @dataclass(frozen=True, eq=False)

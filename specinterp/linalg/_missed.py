@@ -1,0 +1,207 @@
+"""The missed-eigenvalue check behind ``eigsh(..., verify=True)`` (docs: numerical guarantees).
+
+A single-vector Krylov space ``K_s(A, v)`` holds exactly one direction of every eigenspace, so
+a Lanczos run sees one copy of a repeated eigenvalue and, for a tight cluster, about one member
+until the gaps are resolved: its Ritz pairs are accurate eigenpairs (small residuals) and yet
+not the ``k`` wanted ones. The check asks the question directly. With the returned vectors
+``X`` locked, it runs plain Lanczos on ``P A P`` (``P = I − X Xᵀ``) from a fresh random vector
+``z ⊥ X`` and stops at the first of:
+
+* **found** — a Ritz value lies beyond the threshold ``a`` (the ``k``-th wanted value) by more
+  than the tolerance. Ritz values lie inside the spectrum (T9), so ``P A P`` has an eigenvalue
+  that belongs among the wanted ones: it was missed.
+* **verified by quadrature** — the Gauss–Radau rule of ``z``'s spectral measure with a node
+  prescribed at ``a`` puts weight ``w_a ≤ π δ² / (2(n' − 1))`` there. By the
+  Chebyshev–Markov–Stieltjes inequality ``w_a`` bounds the measure of ``[a, ∞)`` (take the
+  polynomial ``Π(x − x_i)² / Π(a − x_i)²`` over the free nodes: ≥ 1 on ``[a, ∞)``, ≥ 0
+  everywhere, integrated exactly by the rule). An eigenvector ``u`` of ``P A P`` beyond ``a``
+  would give ``(uᵀz)² ≤ w_a``; for ``z`` uniform on the unit sphere of the ``n'``-dimensional
+  complement ``(uᵀz)² ~ Beta(½, (n'−1)/2)``, whose distribution function at ``w`` is at most
+  ``√(2 w (n'−1)/π)`` (Wendel's inequality ``Γ(b+½)/Γ(b) ≤ √b``). So a missed eigenvalue
+  escapes with probability at most ``δ``.
+* **verified by convergence** — the extreme Ritz value on that side has met the tolerance and
+  lies on the near side of ``a``: the deflated operator's extreme eigenvalue is known (as
+  reliably as the first run knew ``λ_max``).
+
+The Radau weight is read off the tridiagonal ``T_s`` and the next off-diagonal ``β_s``
+(Golub 1973): with ``u = (T_s − a I)⁻¹ e_s``, the eigenvector of the extended Jacobi matrix at
+``a`` is ``(−β_s u, 1)``, so ``w_a = (β_s u_1)² / (β_s² ‖u‖² + 1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _xp
+from ._orth import Basis, project_out
+from .operator import LinearOperator
+
+Array = Any
+
+#: default probability that one missed eigenvector escapes the check
+MISS_PROBABILITY = 1e-6
+
+
+@dataclass(frozen=True)
+class Sides:
+    """Thresholds of the wanted part of the spectrum: ``> hi`` and ``< lo`` would be missed."""
+
+    hi: float | None
+    lo: float | None
+    margin: float
+
+    def found(self, theta: np.ndarray) -> bool:
+        """Whether a Ritz value lies beyond a threshold by more than the margin."""
+        above = self.hi is not None and float(theta.max()) > self.hi + self.margin
+        below = self.lo is not None and float(theta.min()) < self.lo - self.margin
+        return above or below
+
+    def shift(self) -> float:
+        """A value on the unwanted side of both thresholds (where locked vectors are parked)."""
+        if self.hi is not None and self.lo is not None:
+            return 0.5 * (self.hi + self.lo)
+        if self.hi is not None:
+            return self.hi - max(1.0, abs(self.hi))
+        assert self.lo is not None
+        return self.lo + max(1.0, abs(self.lo))
+
+
+def sides(values: np.ndarray, which: str, k: int, margin: float) -> Sides:
+    """The thresholds a missed eigenvalue would have to pass for ``which``."""
+    if which == "LA":
+        return Sides(float(values.min()), None, margin)
+    if which == "SA":
+        return Sides(None, float(values.max()), margin)
+    if which == "LM":
+        a = float(np.abs(values).min())
+        return Sides(a, -a, margin)
+    # BE: the ceil(k/2) largest and the floor(k/2) smallest
+    asc = np.sort(values)
+    top, bottom = asc[k // 2 :], asc[: k // 2]
+    return Sides(float(top.min()), float(bottom.max()) if bottom.size else None, margin)
+
+
+def deflated(op: LinearOperator, x: Array, shift: float) -> LinearOperator:
+    """``P A P + shift · X Xᵀ`` with ``P = I − X Xᵀ`` (``X`` orthonormal columns)."""
+
+    def mv(v: Array) -> Array:
+        pv = v - x @ (x.T @ v)
+        w = op.matvec(pv)
+        return w - x @ (x.T @ w) + shift * (v - pv)
+
+    return LinearOperator(op.shape, mv, dtype=op.dtype, xp=op.xp, device=op.device, symmetric=True)
+
+
+def right_deflated(op: LinearOperator, x: Array) -> LinearOperator:
+    """``A P`` with ``P = I − X Xᵀ`` on the input side (its adjoint is ``P Aᵀ``)."""
+
+    def project(v: Array) -> Array:
+        return v - x @ (x.T @ v)
+
+    return LinearOperator(
+        op.shape,
+        lambda v: op.matvec(project(v)),
+        rmatvec=lambda u: project(op.rmatvec(u)),
+        dtype=op.dtype,
+        xp=op.xp,
+        device=op.device,
+    )
+
+
+def columns(a: Array, index: Any) -> Array:
+    """The columns ``index`` of ``a`` (last axis), in that order; any namespace."""
+    xp = _xp.namespace(a)
+    return xp.stack([a[..., int(i)] for i in index], axis=-1)
+
+
+def radau_weight(alpha: np.ndarray, beta: np.ndarray, beta_next: float, node: float) -> float:
+    """Gauss–Radau weight at a prescribed ``node`` above every eigenvalue of ``T``.
+
+    ``alpha`` (s) and ``beta`` (s − 1) define the Jacobi matrix ``T``; ``beta_next`` is the
+    off-diagonal that would follow. A bound on the spectral measure of ``[node, ∞)``.
+    """
+    s = alpha.size
+    t = np.diag(alpha - node) + np.diag(beta, 1) + np.diag(beta, -1)
+    e = np.zeros(s)
+    e[-1] = 1.0
+    u = np.linalg.solve(t, e)
+    return float((beta_next * u[0]) ** 2 / (beta_next**2 * float(u @ u) + 1.0))
+
+
+def check(
+    op: LinearOperator,
+    x: Array,
+    side: Sides,
+    *,
+    tol: float,
+    rng: _xp.Generator,
+    max_steps: int,
+    miss_probability: float = MISS_PROBABILITY,
+) -> tuple[str, int]:
+    """Run the check; return ``("found" | "verified" | "unverified", products used)``."""
+    xp = op.xp
+    n, q = op.shape[0], int(x.shape[1])
+    free = n - q
+    if free <= 0:
+        return "verified", 0
+    eps = _xp.eps(xp, op.dtype)
+    weight_cap = math.pi * miss_probability**2 / (2 * max(free - 1, 1))
+    z = rng.normal((n,), dtype=op.dtype)
+    for _ in range(2):
+        z = z - x @ (x.T @ z)
+    z = z / xp.linalg.vector_norm(z)
+    store = Basis(z, min(max_steps, free) + 1)
+    store.append(z)
+    alphas: list[float] = []
+    betas: list[float] = []
+    for step in range(min(max_steps, free)):
+        w = op.matvec(store.matrix[:, -1])
+        for _ in range(2):  # locking: the Krylov space stays in the complement of X
+            w = w - x @ (x.T @ w)
+        w, coef = project_out(store.matrix, w)
+        alphas.append(float(coef[-1]))
+        beta = float(xp.linalg.vector_norm(w))
+        a, b = np.asarray(alphas), np.asarray(betas)
+        theta, y = np.linalg.eigh(np.diag(a) + np.diag(b, 1) + np.diag(b, -1))
+        if side.found(theta):
+            return "found", step + 1
+        scale = float(np.max(np.abs(theta)))
+        invariant = beta <= 1e3 * eps * max(scale, 1e-300)
+        ok = [
+            invariant or _side_ok(theta, y, beta, a, b, node, sign, tol, eps, weight_cap)
+            for node, sign in ((side.hi, 1.0), (side.lo, -1.0))
+            if node is not None
+        ]
+        if all(ok):
+            return "verified", step + 1
+        if invariant:
+            break
+        betas.append(beta)
+        store.append(w / beta)
+    return ("verified" if store.size >= free else "unverified"), len(alphas)
+
+
+def _side_ok(
+    theta: np.ndarray,
+    y: np.ndarray,
+    beta: float,
+    alpha: np.ndarray,
+    betas: np.ndarray,
+    node: float,
+    sign: float,
+    tol: float,
+    eps: float,
+    weight_cap: float,
+) -> bool:
+    """Whether no missed eigenvalue lies beyond ``node`` on the side ``sign`` (+1 above)."""
+    i = int(np.argmax(sign * theta))
+    floor = eps ** (2 / 3) * float(np.max(np.abs(theta)))
+    if beta * abs(y[-1, i]) <= tol * max(abs(theta[i]), floor):
+        return True  # the extreme Ritz value converged on the near side of the threshold
+    if sign * theta[i] >= sign * node:
+        return False  # Radau needs its node beyond every Ritz value
+    return radau_weight(sign * alpha, betas, beta, sign * node) <= weight_cap
