@@ -158,18 +158,14 @@ def test_labels_out_of_range_are_refused(bad):
 
     for model, x, arr in _models():
         y = arr(np.array([0, 1, 2, bad, 0]))
-        for call in (
-            lambda: si.hessian_operator(model, x, y, "cross_entropy"),
-            lambda: si.ggn_operator(model, x, y, "cross_entropy"),
-            lambda: si.gmsi(model, x, y, loss="cross_entropy"),
-        ):
+        for build in (si.hessian_operator, si.ggn_operator, si.gmsi):
             with pytest.raises(LabelError, match=r"\[0, 2\]"):
-                call()
+                build(model, x, y, "cross_entropy")
 
 
 def test_targets_from_another_library_name_the_conversion():
     model, x, _ = _models()[1]
-    with pytest.raises(NamespaceMismatchError, match="torch.as_tensor"):
+    with pytest.raises(NamespaceMismatchError, match=r"torch\.as_tensor"):
         si.hessian_operator(model, x, np.array([0, 1, 2, 1, 0]), "cross_entropy")
     with pytest.raises(DTypeError, match="integer class labels"):
         si.hessian_operator(model, x, torch.zeros(5, dtype=torch.float64), "cross_entropy")
@@ -192,5 +188,5 @@ def test_wrong_per_sample_shape_without_input_shape():
 
 
 def test_jax_function_with_numpy_parameters():
-    with pytest.raises(ModelError, match="jax.tree.map"):
+    with pytest.raises(ModelError, match=r"jax\.tree\.map"):
         si.as_model(lambda p, x: x @ p["w"], {"w": np.ones((4, 3))})
