@@ -160,7 +160,7 @@ def test_labels_out_of_range_are_refused(bad):
         y = arr(np.array([0, 1, 2, bad, 0]))
         for build in (si.hessian_operator, si.ggn_operator, si.gmsi):
             with pytest.raises(LabelError, match=r"\[0, 2\]"):
-                build(model, x, y, "cross_entropy")
+                build(model, x, y, loss="cross_entropy")
 
 
 def test_targets_from_another_library_name_the_conversion():
