@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import array_api_compat.torch as xp_torch
 import torch
 from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from specinterp.errors import ModelError
+
+from ._torch_regions import region_boundaries
 from specinterp.losses import check_loss, loss_value
 from specinterp.model import ModelBase
 
@@ -231,6 +233,22 @@ class TorchModel(ModelBase):
             ).detach()
 
         return hvp
+
+    # ------------------------------------------------------------------ capabilities
+    def region_boundaries(self, x: torch.Tensor, max_bytes: int) -> Iterator[list[tuple]]:
+        """Activation-region boundary functions and their input gradients (T4), per chunk.
+
+        For an ``nn.Sequential`` of affine and ReLU / LeakyReLU / MaxPool layers; see
+        :mod:`specinterp.adapters._torch_regions`.
+        """
+        self.check_input(x)
+        if self._module is None:
+            raise ModelError(
+                "certified_radius needs the network as an nn.Module (an nn.Sequential of "
+                "piecewise-linear layers), not a function of a parameter dict"
+            )
+        tensors = {**self._buffers, **self._fixed, **self.params}
+        return region_boundaries(self._module, tensors, x, max_bytes)
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:

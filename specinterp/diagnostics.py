@@ -29,6 +29,7 @@ from .operators import (
     ntk_operator,
     param_jacobian,
 )
+from .radius import certified_radius, partial_products
 from .spectra import Spectrum
 
 Array = Any
@@ -141,20 +142,8 @@ def layer_gains(model: Any, x: Array) -> LayerGains:
         Spectrum.from_matrix(d[:, :, None] * w).operator_norm()
         for w, d in zip(fac.weights[:-1], fac.diagonals, strict=True)
     ]
-    partial_norms = [Spectrum.from_matrix(p).operator_norm() for p in _partial_products(fac, n, xp)]
+    partial_norms = [Spectrum.from_matrix(p).operator_norm() for p in partial_products(fac, n, xp)]
     return LayerGains(weight_norms, masked, partial_norms)
-
-
-def _partial_products(fac: Any, n: int, xp: Any) -> Iterator[Array]:
-    """``P_l = W_l D_{l−1} ⋯ D_1 W_1`` for ``l = 1, …, L``, batched ``(N, n_l, d)``.
-
-    Row ``j`` of ``P_l`` is ``g_{l,j} = ∂z_{l,j}/∂x`` (T4); ``P_L`` is the Jacobian (T3).
-    """
-    partial = xp.broadcast_to(fac.weights[0], (n, *fac.weights[0].shape))
-    yield partial
-    for w, d in zip(fac.weights[1:], fac.diagonals, strict=True):
-        partial = w @ (d[:, :, None] * partial)
-        yield partial
 
 
 # ---------------------------------------------------------------------- GMSI
@@ -347,46 +336,3 @@ def _slq_entropy(
 
     s = trace_function(op, xlogx, num_probes=num_probes, num_steps=num_steps, seed=seed).estimate
     return float(math.log(total) - s / total)
-
-
-# ---------------------------------------------------------------------- T4
-def certified_radius(model: Any, x: Array) -> Array:
-    """T4: radius ``ρ(x_i)`` within which the input Jacobian is exactly constant.
-
-    For a piecewise-linear network (ReLU, leaky ReLU), every pre-activation ``z_{l,j}`` is
-    affine in ``x`` inside the activation region of ``x``, with gradient ``g_{l,j}(x) =
-    ∂z_{l,j}/∂x``; the region contains the ball of radius
-    ``ρ(x) = min_{l<L, j: g≠0} |z_{l,j}(x)| / ‖g_{l,j}(x)‖₂`` (the distance to the nearest
-    bounding hyperplane), so ``J(x + δ) = J(x)`` and saliency maps are constant for
-    ``‖δ‖₂ < ρ(x)``. Returns ``(N,)`` in the model's namespace.
-
-    Raises
-    ------
-    ModelError
-        If the model has no product form with pre-activations, or is not piecewise linear.
-
-    """
-    model = as_model(model)
-    if not hasattr(model, "layer_factors"):
-        raise ModelError(
-            "certified_radius needs a model with a product form and pre-activations "
-            "(an arraynet MLP); this adapter does not provide layer_factors"
-        )
-    try:
-        fac = model.layer_factors(x)
-    except NotImplementedError as exc:
-        raise ModelError(f"certified_radius needs an MLP: {exc}") from exc
-    if not fac.piecewise_linear:
-        raise ModelError(
-            "certified_radius (T4) holds only for piecewise-linear activations (ReLU, leaky "
-            "ReLU); this network has a smooth activation, whose Jacobian changes everywhere"
-        )
-    xp = model.xp
-    n = int(x.shape[0])
-    radius = xp.full((n,), xp.inf, dtype=model.dtype, device=_xp.device(x))
-    # pre-activation l pairs with P_l; the last product (the Jacobian) has no pre-activation
-    for z, partial in zip(fac.preactivations, _partial_products(fac, n, xp), strict=False):
-        norms = xp.linalg.vector_norm(partial, axis=-1)  # ‖g_{l,j}‖ per sample and neuron
-        ratio = xp.where(norms > 0, xp.abs(z) / xp.where(norms > 0, norms, 1.0), xp.inf)
-        radius = xp.minimum(radius, xp.min(ratio, axis=-1))
-    return radius

@@ -100,8 +100,20 @@ def test_certified_radius_needs_piecewise_linear(net):
     smooth = an.init_mlp([4, 5, 3], an.Tanh(), seed=0)
     with pytest.raises(ModelError, match="piecewise-linear"):
         si.certified_radius(smooth, np.ones((1, 4)))
-    with pytest.raises(ModelError, match="layer_factors"):
-        si.certified_radius(torch.nn.Linear(4, 2).double(), torch.ones(1, 4, dtype=torch.float64))
+    tanh = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh()).double()
+    with pytest.raises(ModelError, match="Tanh"):
+        si.certified_radius(tanh, torch.ones(1, 4, dtype=torch.float64))
+
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return x + torch.relu(self.lin(x))
+
+    with pytest.raises(ModelError, match=r"nn\.Sequential"):
+        si.certified_radius(Residual(), torch.ones(1, 4))
 
 
 def test_torch_parameter_subset_and_batchnorm_buffers():
