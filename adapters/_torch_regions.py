@@ -50,6 +50,7 @@ def layers_of(module: nn.Module) -> list[tuple[str, nn.Module]]:
     ------
     ModelError
         For a module that is not a ``Sequential`` of the layers T4 covers.
+
     """
     if not isinstance(module, nn.Sequential):
         if isinstance(module, _AFFINE + _KINKED + _MAXPOOL):
@@ -145,17 +146,22 @@ def _walk(
             then_relu = i + 1 < len(layers) and type(layers[i + 1][1]) is nn.ReLU
             yield _pool_boundaries(layer, h, t, then_relu)
 
-        def step(tan: torch.Tensor, layer: nn.Module = layer, name: str = name) -> tuple:
-            return jvp(lambda v: _call(layer, name, tensors, v), (h,), (tan,))
-
-        h, t = _vjvp(step, t)
+        h, t = _layer_jvp(layer, name, tensors, h, t)
 
 
-def _vjvp(step, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply ``step`` (one jvp) to every tangent: primal once, tangents batched."""
-    primal, _ = step(t[0])
-    tangents = vmap(lambda v: step(v)[1])(t)
-    return primal, tangents
+def _layer_jvp(
+    layer: nn.Module,
+    name: str,
+    tensors: dict[str, torch.Tensor],
+    h: torch.Tensor,
+    t: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's output at ``h`` and its derivative applied to every tangent in ``t``."""
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        return _call(layer, name, tensors, v)
+
+    return f(h), vmap(lambda tan: jvp(f, (h,), (tan,))[1])(t)
 
 
 def _pool_boundaries(

@@ -20,10 +20,10 @@ import torch
 from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
 
 from specinterp.errors import ModelError
-
-from ._torch_regions import region_boundaries
 from specinterp.losses import check_loss, loss_value
 from specinterp.model import ModelBase
+
+from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
 
