@@ -105,7 +105,8 @@ def to_numpy(x: Array) -> np.ndarray:
     if isinstance(x, np.ndarray | np.generic):
         return np.asarray(x)
     if compat.is_torch_array(x):
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        return (x.float() if x.dtype == x.new_empty(0).bfloat16().dtype else x).numpy()
     if compat.is_cupy_array(x):
         return x.get()
     if compat.is_dask_array(x):
@@ -163,6 +164,20 @@ def check_real_floating(x: Array, xp: Namespace, what: str = "input") -> None:
         )
 
 
+def check_working_precision(x: Array, xp: Namespace, what: str = "input") -> None:
+    """Raise :class:`DTypeError` for half-precision floats (float16, bfloat16).
+
+    Decompositions (SVD, eigh, QR) exist only in float32 and float64 on most backends, and
+    half precision (3 significant digits) cannot hold the statistics it would feed; the cast
+    is left to the caller, so that no data are upcast silently.
+    """
+    if xp.finfo(x.dtype).bits < 32:
+        raise DTypeError(
+            f"{what} has dtype {x.dtype} (half precision); spectra are computed in float32 or "
+            "float64 — cast explicitly first, e.g. x.astype(float32) or x.float()"
+        )
+
+
 def check_finite(x: Array, xp: Namespace, what: str = "input") -> None:
     """Raise :class:`NonFiniteError` if ``x`` holds NaN or ±inf (skipped for traced arrays)."""
     if all_finite(x, xp) is False:
@@ -198,6 +213,7 @@ def check_matrix(a: Array, what: str = "input", *, square: bool = False) -> Name
             f"got {tuple(a.shape)}"
         )
     check_real_floating(a, xp, what)
+    check_working_precision(a, xp, what)
     check_finite(a, xp, what)
     return xp
 

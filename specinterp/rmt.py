@@ -86,7 +86,7 @@ class MarchenkoPastur:
 
     def pdf(self, x: Array) -> Array:
         """Density of the continuous part at ``x`` (it integrates to ``1 − atom``)."""
-        xp = _xp.namespace(x)
+        xp = _points(x)
         lo, hi = self.edges
         inside = (x > lo) & (x < hi) & (x > 0)
         xs = xp.where(inside, x, xp.full_like(x, 0.5 * (lo + hi)))
@@ -108,7 +108,7 @@ class MarchenkoPastur:
 
     def cdf(self, x: Array) -> Array:
         """Cumulative distribution function at ``x``, atom included (closed form)."""
-        xp = _xp.namespace(x)
+        xp = _points(x)
         a, _ = self.edges
         scale = 2 * math.pi * self.sigma2 * self.ratio
         f_a = self._antiderivative(xp.full_like(x, a), xp)
@@ -198,6 +198,15 @@ class MarchenkoPastur:
         if margin is None:
             margin = self.edge_margin(lam.size, tw_units)
         return lam[lam > self.edges[1] + margin][::-1].copy()
+
+
+def _points(x: Array) -> Any:
+    """The namespace of evaluation points ``x``, after checking they are finite real floats."""
+    xp = _xp.namespace(x)
+    _xp.check_real_floating(x, xp, "x")
+    _xp.check_working_precision(x, xp, "x")
+    _xp.check_finite(x, xp, "x")
+    return xp
 
 
 def _sorted_eigenvalues(eigenvalues: Array) -> np.ndarray:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import _xp
-from .errors import NonFiniteError, ShapeError, ZeroSpectrumError
+from .errors import ShapeError, ZeroSpectrumError
 
 Array = Any
 Convention = Literal["energy", "roy-vetterli", "trace"]
@@ -63,6 +63,10 @@ class Spectrum:
     values: Array
     shape: tuple[int, int]
     eigenvalues: Array | None = None
+    # σ_i/σ_1 (and λ_i/σ_1) read off the prescaled decomposition: exact even where σ_1
+    # itself over- or underflows; computed from ``values`` when absent
+    _relative: Array | None = field(default=None, repr=False)
+    _relative_eigenvalues: Array | None = field(default=None, repr=False)
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -85,9 +89,9 @@ class Spectrum:
         # after it (both exact): no backend's SVD over- or underflows inside (#numerics-scale)
         scaled, scale = _xp.power_of_two_scaled(a, xp)
         if hermitian:
-            lam = _xp.eigvalsh(scaled, xp)
-            return cls._from_checked_eigenvalues(_unscaled(lam, scale, xp), xp)
-        return cls(values=_unscaled(_xp.svdvals(scaled, xp), scale, xp), shape=(m, n))
+            return cls._from_checked_eigenvalues(_xp.eigvalsh(scaled, xp), xp, scale)
+        s = _xp.svdvals(scaled, xp)
+        return cls(values=_unscaled(s, scale, xp), shape=(m, n), _relative=_over_first(s, xp))
 
     @classmethod
     def from_singular_values(
@@ -130,11 +134,17 @@ class Spectrum:
         return cls._from_checked_eigenvalues(eigenvalues, xp)
 
     @classmethod
-    def _from_checked_eigenvalues(cls, lam: Array, xp: Any) -> Spectrum:
+    def _from_checked_eigenvalues(cls, lam: Array, xp: Any, scale: Array | None = None) -> Spectrum:
         n = int(lam.shape[-1])
         lam = xp.sort(lam, axis=-1)
+        mags = xp.sort(xp.abs(lam), axis=-1, descending=True)
+        top = mags[..., :1]
         return cls(
-            values=xp.sort(xp.abs(lam), axis=-1, descending=True), shape=(n, n), eigenvalues=lam
+            values=_unscaled(mags, scale, xp),
+            shape=(n, n),
+            eigenvalues=_unscaled(lam, scale, xp),
+            _relative=_over_first(mags, xp),
+            _relative_eigenvalues=lam / xp.where(top > 0, top, xp.ones_like(top)),
         )
 
     # ----------------------------------------------------------------- basics
@@ -164,10 +174,9 @@ class Spectrum:
         over- or underflows for a finite matrix: the results for ``A`` and ``c·A`` agree to
         rounding for every ``c ≠ 0`` (docs: numerical guarantees).
         """
-        xp = self.xp
-        s1 = self.values[..., :1]
-        ok = s1 > 0
-        return xp.where(ok, self.values / xp.where(ok, s1, xp.ones_like(s1)), xp.zeros_like(s1))
+        if self._relative is not None:
+            return self._relative
+        return _over_first(self.values, self.xp)
 
     def _energy(self) -> Array:
         """``Σ (σ_i/σ_1)² = ‖A‖_F² / σ_1²`` (zero for a zero matrix)."""
@@ -186,8 +195,9 @@ class Spectrum:
         """Numerical rank: the number of ``σ_i > rtol · σ_1`` (integer array)."""
         xp = self.xp
         tol = self.default_rtol() if rtol is None else rtol
-        big = self.values > tol * self.values[..., :1]
-        return xp.sum(xp.astype(big, xp.int64), axis=-1)
+        big = self.relative_values() > tol
+        integral = xp.__array_namespace_info__().default_dtypes()["integral"]
+        return xp.sum(xp.astype(big, integral), axis=-1)
 
     def negative_mass(self) -> Array:
         """``Σ_{λ<0} |λ| / Σ|λ|`` for a symmetric spectrum (SPEC §1, indefinite matrices)."""
@@ -197,8 +207,10 @@ class Spectrum:
                 "Spectrum.from_eigenvalues"
             )
         xp = self.xp
-        s1 = self.values[..., :1]
-        lam = self.eigenvalues / xp.where(s1 > 0, s1, xp.ones_like(s1))
+        lam = self._relative_eigenvalues
+        if lam is None:
+            s1 = self.values[..., :1]
+            lam = self.eigenvalues / xp.where(s1 > 0, s1, xp.ones_like(s1))
         neg = xp.sum(xp.where(lam < 0, -lam, xp.zeros_like(lam)), axis=-1)
         return neg / self._checked_total(self.relative_values(), "raise")[0]
 
@@ -301,19 +313,19 @@ class Spectrum:
 
         """
         xp = self.xp
-        s1 = self.values[..., 0]
+        u = self.relative_values()  # κ = 1 / (σ_k/σ_1): exact even where σ_1 overflows
         if k is not None:
             if not 1 <= int(k) <= self.r:
                 raise ValueError(f"k must satisfy 1 ≤ k ≤ r = {self.r}; got k={k}")
-            sk = self.values[..., int(k) - 1]
-            ok = sk > 0
+            uk = u[..., int(k) - 1]
+            ok = uk > 0
         else:
             tol = self.default_rtol() if rtol is None else float(rtol)
             if tol < 0:
                 raise ValueError(f"rtol must be non-negative; got {rtol}")
-            sk = self.values[..., -1]
-            ok = sk > tol * s1
-        return xp.where(ok, s1 / xp.where(ok, sk, xp.ones_like(sk)), xp.inf)
+            uk = u[..., -1]
+            ok = uk > tol
+        return xp.where(ok, 1.0 / xp.where(ok, uk, xp.ones_like(uk)), xp.inf)
 
     def typical_gain(self) -> Array:
         """``τ = ‖A‖_F / √n`` with ``n`` the number of columns (input dimension); in ``[0, σ_1]``.
@@ -331,19 +343,23 @@ class Spectrum:
 
 
 def _unscaled(values: Array, scale: Array | None, xp: Any) -> Array:
-    """Values of the scaled matrices multiplied back by their power-of-two scales."""
+    """Values of the scaled matrices multiplied back by their power-of-two scales.
+
+    Where the true value exceeds the dtype's range the product is ``inf`` (IEEE overflow, the
+    correctly rounded answer); the statistics read the exact ratios instead.
+    """
     if scale is None:
         return values
-    with warnings.catch_warnings():  # NumPy warns on the overflow reported below
+    with warnings.catch_warnings():  # NumPy warns on overflow
         warnings.simplefilter("ignore", RuntimeWarning)
-        values = values * scale[..., None]
-    if _xp.all_finite(values, xp) is False:
-        raise NonFiniteError(
-            "the singular values of this finite matrix exceed the largest "
-            f"{values.dtype} (its norm overflows); divide it by a constant first — every "
-            "scale-invariant statistic (entropy, ranks, κ, κ_attr) is unchanged by that"
-        )
-    return values
+        return values * scale[..., None]
+
+
+def _over_first(values: Array, xp: Any) -> Array:
+    """``values / values[..., 0]`` (zero where the first is zero): ``σ_i / σ_1`` in ``[0, 1]``."""
+    top = values[..., :1]
+    ok = top > 0
+    return xp.where(ok, values / xp.where(ok, top, xp.ones_like(top)), xp.zeros_like(top))
 
 
 def _check_vector(s: Array, what: str) -> Any:
@@ -355,6 +371,7 @@ def _check_vector(s: Array, what: str) -> Any:
 
         raise EmptyInputError(f"{what} have shape {tuple(s.shape)} with a zero-length axis")
     _xp.check_real_floating(s, xp, what)
+    _xp.check_working_precision(s, xp, what)
     _xp.check_finite(s, xp, what)
     return xp
 

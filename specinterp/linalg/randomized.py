@@ -120,15 +120,23 @@ def nystrom(
     omega, _ = xp.linalg.qr(rng.normal((n, ell), dtype=op.dtype))
     y = op.matmat(omega)
     eps = _xp.eps(xp, op.dtype)
-    nu = float(np.sqrt(n) * eps * float(xp.linalg.vector_norm(y)))
+    y_norm = float(xp.linalg.vector_norm(y))
+    if y_norm == 0:  # A Ω = 0 for a Gaussian Ω: the zero operator, whose eigenvalues are 0
+        zeros = xp.zeros((k,), dtype=op.dtype, device=op.device)
+        return EigResult(zeros, omega[:, :k], zeros, converged=True, num_matvecs=ell)
+    nu = float(np.sqrt(n) * eps * y_norm)
     y_nu = y + nu * omega
     core = omega.T @ y_nu
     core = 0.5 * (core + core.T)
-    chol = xp.linalg.cholesky(core)
+    not_psd = ValueError(
+        "the Nyström core is not positive definite: the operator is not PSD (use eigsh)"
+    )
+    try:
+        chol = xp.linalg.cholesky(core)
+    except Exception as exc:  # NumPy / torch raise LinAlgError; JAX returns NaN (below)
+        raise not_psd from exc
     if not _xp.all_finite(chol, xp):
-        raise ValueError(
-            "the Nyström core is not positive definite: the operator is not PSD (use eigsh)"
-        )
+        raise not_psd
     b = xp.linalg.solve(chol, y_nu.T).T  # (n, ℓ) = Y_ν C⁻ᵀ
     u, sigma, _ = xp.linalg.svd(b, full_matrices=False)
     lam = xp.clip(sigma[:k] ** 2 - nu, 0.0, None)

@@ -92,6 +92,8 @@ def trace(
         raise ShapeError(f"the trace needs a square operator; got shape {op.shape}")
     rng = _xp.as_generator(seed, op.xp, op.device)
     m = int(num_matvecs)
+    if method not in ("hutchinson", "hutch++", "xtrace"):
+        raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'xtrace'; got {method!r}")
     if method == "hutchinson":
         if m < 2:
             raise ValueError("hutchinson needs num_matvecs ≥ 2 for a standard error")
@@ -99,9 +101,7 @@ def trace(
         return TraceResult(est, err, m)
     if method == "hutch++":
         return _hutchpp(op, m, rng)
-    if method == "xtrace":
-        return _xtrace(op, m, rng)
-    raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'xtrace'; got {method!r}")
+    return _xtrace(op, m, rng)
 
 
 def _hutchpp(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
@@ -123,11 +123,19 @@ def _xtrace(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
         raise ValueError("xtrace needs num_matvecs ≥ 4 (two probes, each used twice)")
     xp, n = op.xp, op.shape[0]
     s = min(m // 2, n - 1)
+    if s < 2:  # n ≤ 2: no leave-one-out pair exists, and n ≤ m products give the exact trace
+        eye = xp.eye(n, dtype=op.dtype, device=op.device)
+        return TraceResult(float(xp.sum(xp.linalg.diagonal(op.matmat(eye)))), 0.0, n)
     omega = _probes(rng, n, s, op.dtype, kind="normal")
     y = op.matmat(omega)
     q, r = xp.linalg.qr(y)
     z = op.matmat(q)
     h = q.T @ z  # Qᵀ A Q
+    tr_h = xp.sum(xp.linalg.diagonal(h))
+    diag_r = np.abs(_xp.to_numpy(xp.linalg.diagonal(r)).astype(np.float64))
+    if diag_r.min() <= n * _xp.eps(xp, op.dtype) * max(diag_r.max(), np.finfo(float).tiny):
+        # the sketch has rank < s, so span Q holds all of range(A): tr A = tr(Qᵀ A Q) exactly
+        return TraceResult(float(tr_h), 0.0, 2 * s)
     # s_i ∝ R⁻ᵀ e_i is orthogonal to every column of R but the i-th
     s_mat = xp.linalg.inv(r).T
     s_mat = s_mat / xp.linalg.vector_norm(s_mat, axis=0)
@@ -136,7 +144,6 @@ def _xtrace(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
     g = w - s_mat * c  # (I − s_i s_iᵀ) w_i, column by column
     omega_perp = omega - q @ g  # (I − P_i) ω_i
     a_omega_perp = y - z @ g  # A (I − P_i) ω_i
-    tr_h = xp.sum(xp.linalg.diagonal(h))
     sh_s = xp.sum(s_mat * (h @ s_mat), axis=0)  # s_iᵀ H s_i
     quad = xp.sum(omega_perp * a_omega_perp, axis=0)
     # ω'ᵀ A ω' with ω' = (I − P_i) ω_i: its part inside span Q must use (I − P_i) on the left
