@@ -238,6 +238,7 @@ class ArrayNetModel(ModelBase):
         return g, flat
 
     # ------------------------------------------------------------------ protocol
+    @_xp.finite_result("model output")
     def apply(self, x: Array) -> Array:
         """Outputs ``(N, C)``."""
         self.check_input(x)

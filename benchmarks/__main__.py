@@ -11,6 +11,7 @@ rows. Groups and the issue's cases they measure:
   curvlinops)
 * ``spectra_overhead`` — 6 dense statistics vs raw ``svdvals``
 * ``eigsh_vs_arpack`` — the Lanczos engine vs ARPACK on explicit operators
+* ``multiplicity`` — repeated and clustered eigenvalues: right multiset and products vs ARPACK
 * ``scale`` — million-parameter Hessian top-k / SLQ: time and peak memory
 """
 
@@ -26,6 +27,7 @@ from . import (
     eigsh_vs_arpack,
     hessian_peers,
     model_operators,
+    multiplicity,
     scale,
     spectra_overhead,
     trace_peers,
@@ -37,6 +39,7 @@ CASES = {
     "model_operators": model_operators.run,
     "spectra_overhead": spectra_overhead.run,
     "eigsh_vs_arpack": eigsh_vs_arpack.run,
+    "multiplicity": multiplicity.run,
     "scale": scale.run,
 }
 

@@ -45,9 +45,9 @@ def _reference(net, x, y):
     return np.asarray(res.values)
 
 
-def _specinterp(net, x, y):
+def _specinterp(net, x, y, verify=True):
     op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
-    res = si.linalg.eigsh(op, 5, tol=1e-3, seed=0)
+    res = si.linalg.eigsh(op, 5, tol=1e-3, seed=0, verify=verify)
     return np.asarray(res.values), res.num_matvecs
 
 
@@ -123,7 +123,13 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
         net, (x, y) = bench.net, bench.batch(BATCH)
         ref = _reference(net, x, y)
 
-        cands = {"specinterp eigsh": lambda net=net, x=x, y=y: _specinterp(net, x, y)}
+        cands = {
+            "specinterp eigsh": lambda net=net, x=x, y=y: _specinterp(net, x, y),
+            # without the missed-eigenvalue check: the guarantee ARPACK and PyHessian give
+            "specinterp eigsh verify=False": lambda net=net, x=x, y=y: _specinterp(
+                net, x, y, verify=False
+            ),
+        }
         try:
             curvlinops_hessian(net, x, y)
             cands["curvlinops + ARPACK"] = lambda net=net, x=x, y=y: _arpack(net, x, y)
@@ -160,12 +166,12 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
 
 def _add_ratios(rows: list[dict[str, object]]) -> None:
     """specinterp's HVPs and time over each peer's (PyHessian: the cheapest accurate run)."""
-    own = next(r for r in rows if r["method"] == "specinterp eigsh")
     accurate = [r for r in rows if r["method"].startswith("PyHessian") and r["rel_err"] <= 1e-3]
     peers = {"curvlinops + ARPACK": next((r for r in rows if "ARPACK" in r["method"]), None)}
     peers["PyHessian (equal accuracy)"] = min(accurate, key=lambda r: r["median_s"], default=None)
-    for label, peer in peers.items():
-        if peer is None:
-            continue
-        own[f"time_vs {label}"] = own["median_s"] / peer["median_s"]
-        own[f"hvps_vs {label}"] = own["hvps"] / peer["hvps"]
+    for own in (r for r in rows if r["method"].startswith("specinterp eigsh")):
+        for label, peer in peers.items():
+            if peer is None:
+                continue
+            own[f"time_vs {label}"] = own["median_s"] / peer["median_s"]
+            own[f"hvps_vs {label}"] = own["hvps"] / peer["hvps"]

@@ -10,7 +10,6 @@ from .diagnostics import (
     GMSIResult,
     JacobianSpectra,
     LayerGains,
-    certified_radius,
     gmsi,
     jacobian_spectra,
     layer_gains,
@@ -28,6 +27,7 @@ from .operators import (
     param_jacobian,
     param_jacobian_operator,
 )
+from .radius import certified_radius
 from .spectra import (
     Spectrum,
     attribution_condition_number,

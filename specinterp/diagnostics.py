@@ -1,10 +1,11 @@
-"""Model-level stability diagnostics: Jacobian spectra, the GMSI, the certified radius.
+"""Model-level stability diagnostics: Jacobian spectra, layer gains and the GMSI.
 
 * :func:`jacobian_spectra` — per-sample input-Jacobian spectra and SPEC §1 statistics.
 * :func:`gmsi` — the Global Matrix Stability Index of SPEC §3 (this library's definition; the
   paper's exact aggregation was not available): four component scales in one unit (a gain),
   ``GMSI = max(s_J, s_θ, s_K, s_H)``, with typical counterparts, entropies and conditioning.
-* :func:`certified_radius` — SPEC T4 for piecewise-linear networks.
+* :func:`~specinterp.radius.certified_radius` — T4, in :mod:`specinterp.radius` (importable
+  from here too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .operators import (
     ntk_operator,
     param_jacobian,
 )
-from .radius import certified_radius, partial_products
+from .radius import partial_products
 from .spectra import Spectrum
 
 Array = Any
@@ -37,7 +38,6 @@ __all__ = [
     "GMSIResult",
     "JacobianSpectra",
     "LayerGains",
-    "certified_radius",
     "gmsi",
     "jacobian_spectra",
     "layer_gains",
@@ -72,6 +72,7 @@ class JacobianSpectra:
         return pd.DataFrame(self.as_dict())
 
 
+@_xp.finite_result("input Jacobian")
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
     """SPEC §1 statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 

@@ -86,6 +86,7 @@ def _hvp_function(model: Model, x: Array, y: Array, loss: str) -> Any:
 
 
 # ------------------------------------------------------------------ dense builders
+@_xp.finite_result("input Jacobian")
 def input_jacobian(
     model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -104,6 +105,7 @@ def input_jacobian(
     return xp.stack(rows, axis=1)
 
 
+@_xp.finite_result("parameter Jacobian")
 def param_jacobian(
     model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -134,6 +136,7 @@ def _param_jacobian(model: Model, x: Array, native: bool) -> Array:
     return xp.stack(per_sample, axis=0)
 
 
+@_xp.finite_result("NTK")
 def ntk(
     model: Any,
     x1: Array,
@@ -202,6 +205,7 @@ def gram(g: Array) -> Array:
     )
 
 
+@_xp.finite_result("Hessian")
 def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None = None) -> Array:
     """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``, from ``p`` HVPs."""
     model, xp = _prepare(model, x)
@@ -215,6 +219,7 @@ def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None 
     return 0.5 * (h + h.T)
 
 
+@_xp.finite_result("GGN")
 def ggn(
     model: Any, x: Array, y: Array, loss: str, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -293,6 +298,7 @@ def ntk_operator(model: Any, x: Array) -> LinearOperator:
     )
 
 
+@_xp.finite_result("model output")
 def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
     """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
     model, _ = _prepare(model, x)
@@ -301,6 +307,7 @@ def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperato
     return _operator(model, (p, p), _hvp_function(model, x, y, loss), symmetric=True)
 
 
+@_xp.finite_result("model output")
 def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
     """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``."""
     model, _ = _prepare(model, x)

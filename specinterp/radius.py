@@ -45,6 +45,7 @@ def partial_products(fac: Any, n: int, xp: Any) -> Iterator[Array]:
         yield partial
 
 
+@_xp.finite_result("certified radius")
 def certified_radius(
     model: Any,
     x: Array,

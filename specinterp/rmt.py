@@ -10,13 +10,14 @@ outlier locations are those of Baik, Ben Arous & Péché (2005) and of spiked Wi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from . import _xp
-from .errors import ShapeError
+from .errors import NonFiniteError, ShapeError
 from .spectra import Spectrum
 
 Array = Any
@@ -273,7 +274,18 @@ def weight_esd(weight: Array) -> tuple[Array, float]:
         raise ShapeError(f"weight must be a single 2-d matrix; got shape {tuple(weight.shape)}")
     x = weight if weight.shape[0] <= weight.shape[1] else weight.T
     m, n = int(x.shape[0]), int(x.shape[1])
-    return xp.linalg.eigvalsh(x @ x.T / n), m / n
+    # λ_i = (σ_i/√n)² from a prescaled SVD: more accurate than eigvalsh(X Xᵀ/n), which squares
+    # the condition number, and no intermediate X Xᵀ that could overflow
+    s = Spectrum.from_matrix(x).values / math.sqrt(n)
+    with warnings.catch_warnings():  # NumPy warns on the overflow reported below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lam = xp.flip(s * s, axis=-1)
+    if _xp.all_finite(lam, xp) is False:
+        raise NonFiniteError(
+            "the eigenvalues σ²/n of this weight matrix overflow its dtype; scale the weights "
+            "down first (the Marchenko–Pastur fit is equivariant: σ² scales with them)"
+        )
+    return lam, m / n
 
 
 def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:

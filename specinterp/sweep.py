@@ -42,7 +42,7 @@ def _jacobian_metric(
 def _radius_metric(
     model: Any, x: Array, y: Array | None, seq: np.random.SeedSequence
 ) -> dict[str, np.ndarray]:
-    from .diagnostics import certified_radius
+    from .radius import certified_radius
 
     return {"certified_radius": _np(certified_radius(model, x))}
 

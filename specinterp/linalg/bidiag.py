@@ -18,6 +18,7 @@ import numpy as np
 from .. import _xp
 from . import _missed
 from ._orth import Basis, normalize_or_restart, project_out
+from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import SVDResult
 
@@ -81,15 +82,17 @@ def svds(
     eps = _xp.eps(xp, op.dtype)
     tol = float(np.sqrt(eps)) if tol is None else float(tol)
     rng = _xp.as_generator(seed, xp, op.device)
-    res = _gkl(op, k, tol, max_iter, m, rng)
+    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
+    res = _gkl(scaled, k, tol, max_iter, m, rng)
     verified = res.converged and m >= r
     if verify and res.converged and m < r:
-        res, verified = _verify(op, res, k, tol, max_iter, m, rng)
+        res, verified = _verify(scaled, res, k, tol, max_iter, m, rng)
+    c = unscale(scaled.scale)
     return SVDResult(
-        values=res.values,
+        values=res.values * c,
         left=res.left if return_vectors else None,
         right=res.right if return_vectors else None,
-        residuals=res.residuals,
+        residuals=res.residuals * c,
         converged=res.converged,
         num_matvecs=res.num_matvecs,
         verified=verified,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp
+from ._scaling import SelfScaling, unscale
 from .lanczos import lanczos_tridiagonal
 from .operator import LinearOperator, aslinearoperator
 from .results import Density, TraceResult
@@ -55,16 +56,17 @@ def slq_nodes(
     nodes = np.zeros((num_probes, steps))
     weights = np.zeros((num_probes, steps))
     matvecs = 0
+    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
     for p in range(num_probes):
         v = rng.rademacher((n,), dtype=op.dtype)
-        alpha, beta, used = lanczos_tridiagonal(op, v, steps)
+        alpha, beta, used = lanczos_tridiagonal(scaled, v, steps)
         matvecs += used
         t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
         theta, y = np.linalg.eigh(t)
         nodes[p, :used] = theta
         nodes[p, used:] = theta[-1]
         weights[p, :used] = y[0, :] ** 2
-    return nodes, weights, matvecs
+    return nodes * unscale(scaled.scale), weights, matvecs
 
 
 def spectral_density(

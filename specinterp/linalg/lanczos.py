@@ -27,6 +27,7 @@ from .. import _xp
 from ..errors import ShapeError
 from . import _missed
 from ._orth import Basis, normalize_or_restart, project_out
+from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import EigResult
 
@@ -146,13 +147,15 @@ def eigsh(
             raise ValueError("v0 gives one starting vector; use it with block_size=1")
         if tuple(v0.shape) != (n,):
             raise ShapeError(f"v0 must have shape ({n},); got {tuple(v0.shape)}")
-    run = _thick_restart(op, k, which, tol, max_iter, m, b, v0, rng, verify or return_vectors)
+    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
+    run = _thick_restart(scaled, k, which, tol, max_iter, m, b, v0, rng, verify or return_vectors)
     if verify and run.converged and not run.whole_space:
-        run = _verify(op, run, k, which, tol, max_iter, m, rng)
+        run = _verify(scaled, run, k, which, tol, max_iter, m, rng)
+    c = unscale(scaled.scale)
     return EigResult(
-        values=_xp.from_host(run.values, run.like),
+        values=_xp.from_host(run.values * c, run.like),
         vectors=run.vectors if return_vectors else None,
-        residuals=_xp.from_host(run.residuals, run.like),
+        residuals=_xp.from_host(run.residuals * c, run.like),
         converged=run.converged,
         num_matvecs=run.num_matvecs,
         verified=run.whole_space or run.verified,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp
+from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import EigResult, SVDResult
 
@@ -61,6 +62,7 @@ def randomized_svd(
     """
     op = aslinearoperator(op)
     op._need_adjoint()
+    op = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
     xp = op.xp
     ell = _check_rank(k, oversample, min(op.shape))
     rng = _xp.as_generator(seed, xp, op.device)
@@ -81,11 +83,12 @@ def randomized_svd(
     matvecs += k
     eps = _xp.eps(xp, op.dtype)
     resid = resid + max(op.shape) * eps * values[0]
+    c = unscale(op.scale)
     return SVDResult(
-        values=values,
+        values=values * c,
         left=left,
         right=right,
-        residuals=resid,
+        residuals=resid * c,
         converged=True,
         num_matvecs=matvecs,
     )
@@ -113,6 +116,7 @@ def nystrom(
     op = aslinearoperator(op)
     if not op.symmetric:
         raise ValueError("nystrom needs a symmetric positive semi-definite operator")
+    op = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
     xp = op.xp
     n = op.shape[0]
     ell = _check_rank(k, oversample, n)
@@ -143,4 +147,7 @@ def nystrom(
     vecs = u[:, :k]
     resid = xp.linalg.vector_norm(op.matmat(vecs) - vecs * lam, axis=0)
     resid = resid + n * eps * lam[0]
-    return EigResult(values=lam, vectors=vecs, residuals=resid, converged=True, num_matvecs=ell + k)
+    c = unscale(op.scale)
+    return EigResult(
+        values=lam * c, vectors=vecs, residuals=resid * c, converged=True, num_matvecs=ell + k
+    )

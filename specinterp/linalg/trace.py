@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _xp
 from ..errors import ShapeError
+from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import TraceResult
 
@@ -92,6 +93,13 @@ def trace(
         raise ShapeError(f"the trace needs a square operator; got shape {op.shape}")
     rng = _xp.as_generator(seed, op.xp, op.device)
     m = int(num_matvecs)
+    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
+    res = _estimate(scaled, method, m, rng)
+    c = unscale(scaled.scale)
+    return TraceResult(res.estimate * c, res.stderr * c, res.num_matvecs)
+
+
+def _estimate(op: LinearOperator, method: str, m: int, rng: _xp.Generator) -> TraceResult:
     if method not in ("hutchinson", "hutch++", "xtrace"):
         raise ValueError(f"method must be 'hutchinson', 'hutch++' or 'xtrace'; got {method!r}")
     if method == "hutchinson":
@@ -137,7 +145,8 @@ def _xtrace(op: LinearOperator, m: int, rng: _xp.Generator) -> TraceResult:
         # the sketch has rank < s, so span Q holds all of range(A): tr A = tr(Qᵀ A Q) exactly
         return TraceResult(float(tr_h), 0.0, 2 * s)
     # s_i ∝ R⁻ᵀ e_i is orthogonal to every column of R but the i-th
-    s_mat = xp.linalg.inv(r).T
+    # (the columns are normalised below, so R is scaled first: R⁻¹ of a tiny R overflows)
+    s_mat = xp.linalg.inv(r / float(diag_r.max())).T
     s_mat = s_mat / xp.linalg.vector_norm(s_mat, axis=0)
     w = q.T @ omega  # coordinates of the probes in span Q
     c = xp.sum(s_mat * w, axis=0)  # s_iᵀ w_i

@@ -57,7 +57,7 @@ def assert_bounds_hold(
             )
             need(t3.holds(rtol=rtol, atol=atol), "T3", f"{[(n, _np(v)) for n, v in t3.terms]}")
             if fac.piecewise_linear:
-                from ..diagnostics import certified_radius
+                from ..radius import certified_radius
 
                 rho = _np(certified_radius(model, x))
                 rng = np.random.default_rng(seed)
