@@ -159,7 +159,8 @@ def _models():
     jax = pytest.importorskip("jax")
     jnp = jax.numpy
     params = {"w": jnp.ones((4, 3), dtype=jnp.float32)}
-    out.append((si.as_model(lambda p, x: x @ p["w"], params), jnp.ones((5, 4)), jnp.asarray))
+    x = jnp.ones((5, 4), dtype=jnp.float32)  # float32 whether or not x64 is enabled
+    out.append((si.as_model(lambda p, x: x @ p["w"], params), x, jnp.asarray))
     return out
 
 
