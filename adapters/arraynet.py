@@ -18,6 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 from specinterp import _xp
+from specinterp._guards import finite_result
 from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
@@ -238,7 +239,7 @@ class ArrayNetModel(ModelBase):
         return g, flat
 
     # ------------------------------------------------------------------ protocol
-    @_xp.finite_result("model output")
+    @finite_result("model output")
     def apply(self, x: Array) -> Array:
         """Outputs ``(N, C)``."""
         self.check_input(x)

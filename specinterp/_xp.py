@@ -8,7 +8,6 @@ reporting, and a seeded random-number adapter (the standard has no RNG).
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -60,6 +59,11 @@ def namespace(*arrays: Array) -> Namespace:
             f"arrays from different libraries were mixed ({', '.join(names)}); "
             "convert them to one library and device before the call"
         ) from exc
+
+
+def is_array(x: Any) -> bool:
+    """Whether ``x`` is an array of a library the array API covers (torch tensors included)."""
+    return bool(compat.is_array_api_obj(x))
 
 
 def backend_name(xp: Namespace) -> str:
@@ -186,40 +190,6 @@ def check_finite(x: Array, xp: Namespace, what: str = "input") -> None:
             f"{what} contains NaN or infinite entries; remove or impute them first "
             "(e.g. check the model's outputs for overflow)"
         )
-
-
-def finite_result(what: str, *, allow_inf: bool = False) -> Any:
-    """Decorator: a function of finite inputs whose array result is NaN / ±inf raises.
-
-    With ``allow_inf`` only NaN raises (for results where ``inf`` is a documented value).
-
-    A network evaluated far outside its working range (inputs of 1e300) overflows; NumPy would
-    warn and return ``inf``, torch and JAX return it silently. The result is checked instead, and
-    :class:`NonFiniteError` says what overflowed (NumPy's own warnings are silenced inside).
-    """
-
-    def wrap(fn: Any) -> Any:
-        @functools.wraps(fn)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                out = fn(*args, **kwargs)
-            first = out[0] if isinstance(out, tuple) else out
-            if not compat.is_array_api_obj(first):
-                return out
-            xp = namespace(first)
-            bad = (
-                concrete_bool(xp.any(xp.isnan(first))) if allow_inf else all_finite(first) is False
-            )
-            if bad:
-                raise NonFiniteError(
-                    f"the {what} has NaN or infinite entries although the inputs are finite: the "
-                    "model overflows at these inputs — scale them into the model's working range"
-                )
-            return out
-
-        return guarded
-
-    return wrap
 
 
 def check_matrix(a: Array, what: str = "input", *, square: bool = False) -> Namespace:

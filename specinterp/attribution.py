@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
+from ._guards import finite_result
 from .errors import ShapeError
 from .model import as_model
 
@@ -60,7 +61,7 @@ def _cotangent(model: Any, x: Array, target: Any) -> Array:
     return xp.asarray(onehot, dtype=z.dtype, device=_xp.device(z))
 
 
-@_xp.finite_result("saliency map")
+@finite_result("saliency map")
 def saliency(model: Any, x: Array, target: Any) -> Array:
     """``∂f_c/∂x`` for each sample (shape of ``x``); one VJP of the batch."""
     model = as_model(model)
@@ -68,13 +69,13 @@ def saliency(model: Any, x: Array, target: Any) -> Array:
     return model.vjp_input(x, _cotangent(model, x, target))
 
 
-@_xp.finite_result("attribution map")
+@finite_result("attribution map")
 def input_x_gradient(model: Any, x: Array, target: Any) -> Array:
     """``x ⊙ ∂f_c/∂x``."""
     return x * saliency(model, x, target)
 
 
-@_xp.finite_result("attribution map")
+@finite_result("attribution map")
 def smoothgrad(
     model: Any,
     x: Array,

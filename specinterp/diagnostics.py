@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
+from ._guards import finite_result
 from .errors import ModelError
 from .linalg import eigsh, trace_function
 from .losses import check_loss, output_hessian
@@ -72,7 +73,7 @@ class JacobianSpectra:
         return pd.DataFrame(self.as_dict())
 
 
-@_xp.finite_result("input Jacobian")
+@finite_result("input Jacobian")
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
     """SPEC §1 statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from . import _xp
+from ._guards import finite_result
 from .errors import MemoryBudgetError, ShapeError
 from .linalg import LinearOperator
 from .losses import apply_output_hessian, check_loss, check_targets, output_hessian
@@ -86,7 +87,7 @@ def _hvp_function(model: Model, x: Array, y: Array, loss: str) -> Any:
 
 
 # ------------------------------------------------------------------ dense builders
-@_xp.finite_result("input Jacobian")
+@finite_result("input Jacobian")
 def input_jacobian(
     model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -105,7 +106,7 @@ def input_jacobian(
     return xp.stack(rows, axis=1)
 
 
-@_xp.finite_result("parameter Jacobian")
+@finite_result("parameter Jacobian")
 def param_jacobian(
     model: Any, x: Array, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -136,7 +137,7 @@ def _param_jacobian(model: Model, x: Array, native: bool) -> Array:
     return xp.stack(per_sample, axis=0)
 
 
-@_xp.finite_result("NTK")
+@finite_result("NTK")
 def ntk(
     model: Any,
     x1: Array,
@@ -205,7 +206,7 @@ def gram(g: Array) -> Array:
     )
 
 
-@_xp.finite_result("Hessian")
+@finite_result("Hessian")
 def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None = None) -> Array:
     """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``, from ``p`` HVPs."""
     model, xp = _prepare(model, x)
@@ -219,7 +220,7 @@ def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None 
     return 0.5 * (h + h.T)
 
 
-@_xp.finite_result("GGN")
+@finite_result("GGN")
 def ggn(
     model: Any, x: Array, y: Array, loss: str, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
@@ -298,7 +299,7 @@ def ntk_operator(model: Any, x: Array) -> LinearOperator:
     )
 
 
-@_xp.finite_result("model output")
+@finite_result("model output")
 def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
     """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
     model, _ = _prepare(model, x)
@@ -307,7 +308,7 @@ def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperato
     return _operator(model, (p, p), _hvp_function(model, x, y, loss), symmetric=True)
 
 
-@_xp.finite_result("model output")
+@finite_result("model output")
 def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
     """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``."""
     model, _ = _prepare(model, x)

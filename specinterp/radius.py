@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _xp
+from ._guards import finite_result
 from .errors import ModelError
 from .model import as_model
 
@@ -45,7 +46,7 @@ def partial_products(fac: Any, n: int, xp: Any) -> Iterator[Array]:
         yield partial
 
 
-@_xp.finite_result("certified radius", allow_inf=True)
+@finite_result("certified radius", allow_inf=True)
 def certified_radius(
     model: Any,
     x: Array,
