@@ -24,7 +24,7 @@ from specinterp.testing import (
 TOL = 1e-8
 
 
-def _counting_scipy(op: LinearOperator) -> tuple[sla.LinearOperator, list[int]]:
+def counting_scipy(op: LinearOperator) -> tuple[sla.LinearOperator, list[int]]:
     count = [0]
 
     def mv(v):
@@ -66,7 +66,7 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
         top = np.sort(lam)[::-1]
         for k in (1, 5, 20):
             ours, t_ours = _timed(lambda op=op, k=k: eigsh(op, k, tol=TOL, seed=0), repeats)
-            sop, count = _counting_scipy(op)
+            sop, count = counting_scipy(op)
             v0 = np.random.default_rng(0).standard_normal(op.shape[0])
 
             def arpack(sop=sop, k=k, v0=v0, count=count):
@@ -97,7 +97,7 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
     op = LinearOperator(a.shape, matmat=lambda x: a @ x, rmatmat=lambda y: a.T @ y)
     for k in (1, 5, 20):
         ours, t_ours = _timed(lambda k=k: svds(op, k, tol=TOL, seed=0), repeats)
-        sop, count = _counting_scipy(op)
+        sop, count = counting_scipy(op)
         v0 = np.random.default_rng(0).standard_normal(min(a.shape))
 
         def arpack_svd(sop=sop, k=k, count=count, v0=v0):

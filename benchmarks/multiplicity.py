@@ -16,6 +16,8 @@ import scipy.sparse.linalg as sla
 from specinterp.linalg import LinearOperator, eigsh, svds
 from specinterp.testing import matrix_with_spectrum, symmetric_with_eigenvalues
 
+from .eigsh_vs_arpack import counting_scipy
+
 TOL = 1e-8
 K = 6
 
@@ -29,17 +31,7 @@ def _spectrum(kind: str, rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _arpack(op: LinearOperator, k: int, svd: bool) -> tuple[np.ndarray, int]:
-    count = [0]
-
-    def mv(v):
-        count[0] += 1
-        return op.matvec(np.ascontiguousarray(v).ravel())
-
-    def rmv(u):
-        count[0] += 1
-        return op.rmatvec(np.ascontiguousarray(u).ravel())
-
-    sop = sla.LinearOperator(op.shape, matvec=mv, rmatvec=rmv, dtype=np.float64)
+    sop, count = counting_scipy(op)
     v0 = np.random.default_rng(0).standard_normal(min(op.shape) if svd else op.shape[0])
     if svd:
         vals = sla.svds(sop, k, tol=TOL, v0=v0, return_singular_vectors=False)

@@ -292,6 +292,12 @@ def as_generator(
     return Generator(seed, xp, device)
 
 
+def safe_magnitudes(xp: Namespace, dtype: Any) -> tuple[float, float]:
+    """``(tiny^¼, max^¼)`` of a float dtype: magnitudes whose squares and products are safe."""
+    info = xp.finfo(dtype)
+    return float(info.smallest_normal) ** 0.25, float(info.max) ** 0.25
+
+
 def power_of_two_scaled(a: Array, xp: Namespace) -> tuple[Array, Array | None]:
     """``(a / 2^e, 2^e)`` per matrix of ``(..., m, n)`` with ``2^e ≈ max|a_ij|``, or ``(a, None)``.
 
@@ -304,8 +310,7 @@ def power_of_two_scaled(a: Array, xp: Namespace) -> tuple[Array, Array | None]:
     if compat.is_dask_namespace(xp):
         return a, None
     amax = xp.max(xp.abs(a), axis=(-2, -1))
-    info = xp.finfo(a.dtype)
-    low, high = float(info.smallest_normal) ** 0.25, float(info.max) ** 0.25
+    low, high = safe_magnitudes(xp, a.dtype)
     if concrete_bool(xp.all((amax >= low) & (amax <= high))):
         return a, None
     positive = amax > 0

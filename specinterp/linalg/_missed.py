@@ -85,27 +85,27 @@ def sides(values: np.ndarray, which: str, k: int, margin: float) -> Sides:
     return Sides(float(top.min()), float(bottom.max()) if bottom.size else None, margin)
 
 
+def complement(x: Array, v: Array) -> Array:
+    """``P v = v − X (Xᵀ v)``: the part of ``v`` orthogonal to the orthonormal columns ``X``."""
+    return v - x @ (x.T @ v)
+
+
 def deflated(op: LinearOperator, x: Array, shift: float) -> LinearOperator:
     """``P A P + shift · X Xᵀ`` with ``P = I − X Xᵀ`` (``X`` orthonormal columns)."""
 
     def mv(v: Array) -> Array:
-        pv = v - x @ (x.T @ v)
-        w = op.matvec(pv)
-        return w - x @ (x.T @ w) + shift * (v - pv)
+        pv = complement(x, v)
+        return complement(x, op.matvec(pv)) + shift * (v - pv)
 
     return LinearOperator(op.shape, mv, dtype=op.dtype, xp=op.xp, device=op.device, symmetric=True)
 
 
 def right_deflated(op: LinearOperator, x: Array) -> LinearOperator:
     """``A P`` with ``P = I − X Xᵀ`` on the input side (its adjoint is ``P Aᵀ``)."""
-
-    def project(v: Array) -> Array:
-        return v - x @ (x.T @ v)
-
     return LinearOperator(
         op.shape,
-        lambda v: op.matvec(project(v)),
-        rmatvec=lambda u: project(op.rmatvec(u)),
+        lambda v: op.matvec(complement(x, v)),
+        rmatvec=lambda u: complement(x, op.rmatvec(u)),
         dtype=op.dtype,
         xp=op.xp,
         device=op.device,
@@ -150,18 +150,15 @@ def check(
         return "verified", 0
     eps = _xp.eps(xp, op.dtype)
     weight_cap = math.pi * miss_probability**2 / (2 * max(free - 1, 1))
-    z = rng.normal((n,), dtype=op.dtype)
-    for _ in range(2):
-        z = z - x @ (x.T @ z)
+    z = complement(x, complement(x, rng.normal((n,), dtype=op.dtype)))  # twice is enough
     z = z / xp.linalg.vector_norm(z)
     store = Basis(z, min(max_steps, free) + 1)
     store.append(z)
     alphas: list[float] = []
     betas: list[float] = []
     for step in range(min(max_steps, free)):
-        w = op.matvec(store.matrix[:, -1])
-        for _ in range(2):  # locking: the Krylov space stays in the complement of X
-            w = w - x @ (x.T @ w)
+        # locking: the Krylov space stays in the complement of X (projected twice)
+        w = complement(x, complement(x, op.matvec(store.matrix[:, -1])))
         w, coef = project_out(store.matrix, w)
         alphas.append(float(coef[-1]))
         beta = float(xp.linalg.vector_norm(w))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .. import _xp
 from .operator import LinearOperator
 
 Array = Any
@@ -49,9 +50,8 @@ class SelfScaling(LinearOperator):
 
 
 def _power_of_two_scale(y: Array, xp: Any) -> float:
-    info = xp.finfo(y.dtype)
     top = float(xp.max(xp.abs(y))) if y.size else 0.0
-    low, high = float(info.smallest_normal) ** 0.25, float(info.max) ** 0.25
+    low, high = _xp.safe_magnitudes(xp, y.dtype)
     if top == 0.0 or not math.isfinite(top) or low <= top <= high:
         return 1.0
     return 2.0 ** math.floor(math.log2(top))

@@ -187,13 +187,11 @@ def _verify(
     rounds are capped at ``k + 1``.
     """
     xp = op.xp
-    eps = _xp.eps(xp, op.dtype)
     locked, values, vectors, res = run.vectors, run.values, run.vectors, run.residuals
     matvecs, converged = run.num_matvecs, run.converged
     outcome = "unverified"
     for _ in range(k + 1):
-        scale = float(np.max(np.abs(values)))
-        margin = tol * max(scale, eps ** (2 / 3) * scale) + float(np.max(res))
+        margin = tol * float(np.max(np.abs(values))) + float(np.max(res))
         side = _missed.sides(values, which, k, margin)
         outcome, used = _missed.check(
             op, locked, side, tol=tol, rng=rng, max_steps=max(3 * m, run.num_matvecs)
