@@ -145,6 +145,16 @@ class ArrayNetModel(ModelBase):
         self._sizes = [math.prod(s) for s in self._shapes]
         self.num_params = sum(self._sizes)
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.source = "arraynet"
+
+    def __repr__(self) -> str:
+        names = [type(lay).__name__ for lay in self.net.layers]
+        shown = ", ".join(names) if len(names) <= 8 else ", ".join(names[:7]) + ", …"
+        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
+        return (
+            f"ArrayNetModel({self.source}: {shown}; p={self.num_params:,}, dtype={self.dtype}, "
+            f"xp={_xp.backend_name(self.xp)}, device={self.device}{shape})"
+        )
 
     def check_input(self, x: Array, what: str = "x") -> None:
         """The shared checks, plus the input size the first layer accepts."""

@@ -18,11 +18,17 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from specinterp import _xp
-from specinterp.errors import ModelError
-from specinterp.losses import check_loss, loss_value
+from specinterp.errors import LabelError, ModelError, ShapeError
+from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
+from ._outputs import output_selector
+
 __all__ = ["JaxModel", "jacobian_entropy", "jacobian_frobenius", "jacobian_spectral_norm"]
+
+
+def _is_linen(fn: Any) -> bool:
+    return any(getattr(c, "__module__", "").startswith("flax.linen") for c in type(fn).__mro__)
 
 
 class JaxModel(ModelBase):
@@ -31,13 +37,22 @@ class JaxModel(ModelBase):
     Parameters
     ----------
     fn : callable or flax.linen.Module
-        ``fn(params, x)`` returning ``(N, C)``; for a Flax module its ``apply`` is used.
+        ``fn(params, x)`` returning ``(N, *out)``; for a Flax linen module (one of Flax's own
+        layers or a user-defined module) its ``apply`` is used.
     params : pytree
         The parameters (for Flax, the ``variables`` dict passed to ``apply``).
     input_shape : tuple of int, optional
         Per-sample input shape, checked on every call when given.
+    output : str, int or callable, optional
+        Which array of a dict / tuple output to analyse (default ``"logits"``), or a
+        callable of the raw output.
+    embedding : str, optional
+        For integer inputs to a linen module: the name of its token ``nn.Embed`` submodule
+        (found automatically when the ids feed exactly one).
 
     """
+
+    accepts_token_ids = True
 
     def __init__(
         self,
@@ -45,34 +60,68 @@ class JaxModel(ModelBase):
         params: Any = None,
         *,
         input_shape: tuple[int, ...] | None = None,
+        output: str | int | Callable[[Any], Any] | None = None,
+        embedding: str | None = None,
+        embedder: Any = None,
+        kind: str | None = None,
     ) -> None:
         self.input_shape = None if input_shape is None else tuple(input_shape)
         if params is None:
             raise ModelError("a JAX model needs params= (the parameter pytree)")
         if not callable(fn) and not hasattr(fn, "apply"):
             raise ModelError("pass apply_fn(params, x) or a Flax linen module")
-        apply = fn.apply if type(fn).__module__.startswith("flax") else fn
+        linen = _is_linen(fn)
+        apply = fn.apply if linen else fn
+        if embedder is None and linen:
+            from ._flax_embedding import LinenEmbedder
+
+            embedder = LinenEmbedder(fn, embedding)
+        elif embedding is not None and embedder is None:
+            raise ModelError(
+                "embedding= names a layer of a Flax linen / NNX module or a torch module; a "
+                "plain JAX function has no named layers"
+            )
+        self._embedder = embedder
+        self._kind = kind or (f"flax.linen {type(fn).__name__}" if linen else "function")
+        select = output_selector(output)
+        self._select = select
         flat, unravel = ravel_pytree(params)
         self.params = params
+        self._unravel = unravel
         self.xp = jnp
         self.flat = flat
         self.dtype = flat.dtype
         self.device = _xp.device(flat)
         self.num_params = int(flat.shape[0])
+        self._ids: jax.Array | None = None
 
-        def f(theta: jax.Array, x: jax.Array) -> jax.Array:
-            out = apply(unravel(theta), x)
-            if out.ndim != 2:
-                raise ModelError(f"the model must return (N, C) outputs; got {out.shape}")
+        def natural(theta: jax.Array, x: jax.Array) -> jax.Array:
+            out = select(apply(unravel(theta), x))
+            if not hasattr(out, "ndim") or out.ndim < 1 or out.shape[0] != x.shape[0]:
+                got = getattr(out, "shape", type(out).__name__)
+                raise ModelError(
+                    f"the model must return one output row per sample, (N, *out); got {got} "
+                    "(output= selects an array from a structured output)"
+                )
             return out
 
+        self._build(natural)
+
+    def _build(self, natural: Callable[[jax.Array, jax.Array], jax.Array]) -> None:
+        """jit-compile every product of ``natural(theta, x) -> (N, *out)``."""
+
+        def f(theta: jax.Array, x: jax.Array) -> jax.Array:
+            out = natural(theta, x)
+            return jnp.reshape(out, (out.shape[0], -1))
+
+        self._natural = natural
         self._f = f
         self._apply = jax.jit(f)
         self._jvp_in = jax.jit(lambda t, x, v: jax.jvp(lambda xx: f(t, xx), (x,), (v,))[1])
         self._vjp_in = jax.jit(lambda t, x, u: jax.vjp(lambda xx: f(t, xx), x)[1](u)[0])
         self._jvp_p = jax.jit(lambda t, x, v: jax.jvp(lambda tt: f(tt, x), (t,), (v,))[1])
         self._vjp_p = jax.jit(lambda t, x, u: jax.vjp(lambda tt: f(tt, x), t)[1](u)[0])
-        self._hvps: dict[str, Callable[..., jax.Array]] = {}
+        self._hvps: dict[Any, Callable[..., jax.Array]] = {}
 
         def single(t: jax.Array, xi: jax.Array) -> jax.Array:
             return f(t, xi[None])[0]
@@ -80,9 +129,22 @@ class JaxModel(ModelBase):
         self._jac_in = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0)))
         self._jac_p = jax.jit(jax.vmap(jax.jacrev(single, argnums=0), in_axes=(None, 0)))
 
+    def __repr__(self) -> str:
+        view = ", embedded view" if self._ids is not None else ""
+        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
+        return (
+            f"JaxModel({self._kind}{view}, p={self.num_params:,}, dtype={self.dtype}, "
+            f"device={self.device}{shape}, output={self._select.describe()})"
+        )
+
     @classmethod
     def from_equinox(
-        cls, module: Any, *, batched: bool = False, input_shape: tuple[int, ...] | None = None
+        cls,
+        module: Any,
+        *,
+        batched: bool = False,
+        input_shape: tuple[int, ...] | None = None,
+        output: str | int | Callable[[Any], Any] | None = None,
     ) -> JaxModel:
         """Wrap an Equinox module: its inexact arrays are the parameters.
 
@@ -97,7 +159,69 @@ class JaxModel(ModelBase):
             m = eqx.combine(p, static)
             return m(x) if batched else jax.vmap(m)(x)
 
-        return cls(apply, params, input_shape=input_shape)
+        return cls(
+            apply,
+            params,
+            input_shape=input_shape,
+            output=output,
+            kind=f"equinox {type(module).__name__}",
+        )
+
+    # ------------------------------------------------------------------ token inputs
+    def check_token_ids(self, x: jax.Array, what: str = "x") -> None:
+        """Token ids must index rows of the embedding table (JAX would clamp them silently)."""
+        rows = None if self._embedder is None else self._embedder.num_rows(self.params, x)
+        lo = _xp.concrete_bool(jnp.min(x) >= 0)
+        if rows is None or lo is None:
+            return
+        if not lo or int(jnp.max(x)) >= rows:
+            raise LabelError(
+                f"{what} holds token ids from {int(jnp.min(x))} to {int(jnp.max(x))}, but the "
+                f"embedding table has {rows} rows (ids 0..{rows - 1}); JAX would clamp them "
+                "silently — map them into the model's vocabulary"
+            )
+
+    def embedded(self, x: jax.Array) -> tuple[JaxModel, jax.Array]:
+        """The view on token embeddings: ``(model_e, e)`` with ``e = E[x]`` ``(N, T, d)``."""
+        self.check_input(x)
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            return self, x
+        if self._embedder is None:
+            raise ModelError(
+                "input-side quantities at token ids are taken with respect to the token "
+                f"embeddings, which a {self._kind} does not expose; write the model as a "
+                "function of the embeddings (apply_fn(params, e)) for them, or use a Flax "
+                "linen / NNX module with an Embed layer"
+            )
+        e, run = self._embedder.view(self.params, x)
+        if e.dtype != self.dtype:
+            raise ModelError(f"the embedding layer gives {e.dtype}, the parameters {self.dtype}")
+        unravel, select = self._unravel, self._select
+        view = copy.copy(self)
+        view._ids = x
+        view.accepts_token_ids = False
+        view.input_shape = tuple(e.shape[1:])
+
+        def natural(theta: jax.Array, ee: jax.Array) -> jax.Array:
+            n, m = int(x.shape[0]), int(ee.shape[0])
+            if m % n:
+                raise ShapeError(f"embeddings for {n} token sequences must have k·{n} rows")
+            ids = x if m == n else jnp.repeat(x, m // n, axis=0)
+            return select(run(unravel(theta), ids, ee))
+
+        view._build(natural)
+
+        def single(t: jax.Array, ei: jax.Array, idi: jax.Array) -> jax.Array:
+            return jnp.reshape(select(run(unravel(t), idi[None], ei[None])), (-1,))
+
+        jac = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0, 0)))
+        view._jac_in = lambda t, ee: jac(t, ee, jnp.repeat(x, ee.shape[0] // x.shape[0], axis=0))
+        return view, e
+
+    def output_shape(self, x: jax.Array) -> tuple[int, ...]:
+        """Per-sample output shape (``jax.eval_shape``: no computation)."""
+        self.check_input(x)
+        return tuple(jax.eval_shape(self._natural, self.flat, x[:1]).shape[1:])
 
     def weight_matrices(self) -> list[tuple[str, jax.Array]]:
         """The 2-d leaves of the parameter pytree, named by their key path."""
@@ -125,14 +249,22 @@ class JaxModel(ModelBase):
         self.check_input(x)
         return self._apply(self.flat, x)
 
+    def _check_float_input(self, x: jax.Array, what: str) -> None:
+        self.check_input(x)
+        if not jnp.issubdtype(x.dtype, jnp.floating):
+            raise ModelError(
+                f"{what} differentiates with respect to the inputs, which are token ids here; "
+                "take it on the embedded view: model_e, e = specinterp.model.input_space(model, x)"
+            )
+
     def jvp_input(self, x: jax.Array, v: jax.Array) -> jax.Array:
         """``J_i v_i``."""
-        self.check_input(x)
+        self._check_float_input(x, "jvp_input")
         return self._jvp_in(self.flat, x, v)
 
     def vjp_input(self, x: jax.Array, u: jax.Array) -> jax.Array:
         """``J_iᵀ u_i``."""
-        self.check_input(x)
+        self._check_float_input(x, "vjp_input")
         return self._vjp_in(self.flat, x, u)
 
     def jvp_params(self, x: jax.Array, v: jax.Array) -> jax.Array:
@@ -146,23 +278,23 @@ class JaxModel(ModelBase):
         self.check_input(x)
         return self._vjp_p(self.flat, x, u)
 
-    def hvp(self, x: jax.Array, y: jax.Array, v: jax.Array, loss: str) -> jax.Array:
+    def hvp(self, x: jax.Array, y: jax.Array, v: jax.Array, loss: Any) -> jax.Array:
         """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
         self.check_input(x)
         self.check_flat_params(v)
-        check_loss(loss)
-        if loss not in self._hvps:
-            f = self._f
+        lf = get_loss(loss)
+        if lf not in self._hvps:
+            f = self._natural
 
             def hvp(t: jax.Array, x: jax.Array, y: jax.Array, v: jax.Array) -> jax.Array:
-                g = jax.grad(lambda tt: loss_value(f(tt, x), y, loss))
+                g = jax.grad(lambda tt: lf.value(f(tt, x), y))
                 return jax.jvp(g, (t,), (v,))[1]
 
-            self._hvps[loss] = jax.jit(hvp)
-        return self._hvps[loss](self.flat, x, y, v)
+            self._hvps[lf] = jax.jit(hvp)
+        return self._hvps[lf](self.flat, x, y, v)
 
     def hvp_operator(
-        self, x: jax.Array, y: jax.Array, loss: str
+        self, x: jax.Array, y: jax.Array, loss: Any
     ) -> Callable[[jax.Array], jax.Array]:
         """``v ↦ H v`` at a fixed batch, reusing one linearisation.
 
@@ -170,21 +302,22 @@ class JaxModel(ModelBase):
         reuses the stored linearisation.
         """
         self.check_input(x)
-        check_loss(loss)
-        f = self._f
-        _, lin = jax.linearize(jax.grad(lambda t: loss_value(f(t, x), y, loss)), self.flat)
+        lf = get_loss(loss)
+        f = self._natural
+        _, lin = jax.linearize(jax.grad(lambda t: lf.value(f(t, x), y)), self.flat)
         return jax.jit(lin)
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, d)`` by ``vmap(jacrev)``."""
-        self.check_input(x)
+        self._check_float_input(x, "input_jacobian")
         jac = self._jac_in(self.flat, x)
         return jnp.reshape(jac, (x.shape[0], jac.shape[1], -1))
 
     def param_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, p)`` by ``vmap(jacrev)``."""
         self.check_input(x)
-        return self._jac_p(self.flat, x)
+        jac = self._jac_p(self.flat, x)
+        return jnp.reshape(jac, (x.shape[0], jac.shape[1], -1))
 
 
 # ---------------------------------------------------------------------- regularisers

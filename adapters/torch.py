@@ -11,21 +11,45 @@ stochastic or batch-coupled function is not what the framework analyses.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import array_api_compat.torch as xp_torch
 import torch
-from torch.func import functional_call, grad, jacrev, jvp, vjp, vmap
+from torch.func import grad, jacrev, jvp, vjp, vmap
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from specinterp.errors import ModelError
-from specinterp.losses import check_loss, loss_value
+from specinterp.errors import LabelError, ModelError
+from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
+from ._outputs import OutputSelector, output_selector
+from ._torch_embedding import embedded_call, find_embedding, module_call
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
+
+
+@contextlib.contextmanager
+def differentiable_kernels() -> Iterator[None]:
+    """Run a forward pass with the kernels that have every derivative the products need.
+
+    Fused attention kernels (flash / memory-efficient SDPA, the ``nn.TransformerEncoderLayer``
+    and ``nn.MultiheadAttention`` fast paths) lack forward-mode and double-backward
+    derivatives; the math SDPA kernel and the layers' plain code compute the same function
+    from differentiable operations.
+    """
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
 
 _MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
 
@@ -43,8 +67,17 @@ class TorchModel(ModelBase):
         A subset of parameter names to differentiate; the others are held fixed.
     input_shape : sequence of int, optional
         Per-sample input shape, checked on every call when given.
+    output : str or callable, optional
+        Which array of a dict / dataclass output (a Hugging Face ``ModelOutput``) to analyse: a
+        key, or a callable of the raw output; default ``"logits"``. A callable may also pick
+        part of a plain tensor output (``lambda z: z[:, -1]``: last-token logits).
+    embedding : str, optional
+        Name of the token embedding submodule, for integer inputs (found automatically when
+        unambiguous).
 
     """
+
+    accepts_token_ids = True
 
     def __init__(
         self,
@@ -53,9 +86,16 @@ class TorchModel(ModelBase):
         *,
         param_names: Sequence[str] | None = None,
         input_shape: Sequence[int] | None = None,
+        output: str | Callable[[Any], torch.Tensor] | None = None,
+        embedding: str | None = None,
     ) -> None:
         self.xp = xp_torch
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        self._select: OutputSelector = output_selector(output)
+        self._embedding_name = embedding
+        self._embedding: tuple[str, torch.nn.Module] | None = None
+        self._ids: torch.Tensor | None = None  # the token ids of an embedded view
+        self._run: Callable[..., Any] | None = None  # (params, ids, e) ↦ outputs, embedded view
         if isinstance(model, torch.nn.Module):
             if model.training and any(isinstance(m, _MODE_DEPENDENT) for m in model.modules()):
                 raise ModelError(
@@ -64,13 +104,8 @@ class TorchModel(ModelBase):
                 )
             all_params = {k: v.detach() for k, v in model.named_parameters()}
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
-            module = model
             self._module = model
-
-            def call(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-                return functional_call(module, (p, self._buffers), (x,))
-
-            self._call = call
+            self._call = module_call(model, self._buffers)
         elif callable(model) and isinstance(params, dict):
             self._module = None
             all_params = {k: v.detach() for k, v in params.items()}
@@ -98,6 +133,15 @@ class TorchModel(ModelBase):
         self._sizes = [math.prod(s) for s in self._shapes]
         self.num_params = sum(self._sizes)
 
+    def __repr__(self) -> str:
+        what = type(self._module).__name__ if self._module is not None else "callable"
+        view = ", embedded view" if self._ids is not None else ""
+        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
+        return (
+            f"TorchModel({what}{view}, p={self.num_params:,}, dtype={self.dtype}, "
+            f"device={self.device}{shape}, output={self._select.describe()})"
+        )
+
     # ------------------------------------------------------------------ helpers
     def check_input(self, x: torch.Tensor, what: str = "x") -> None:
         """The shared input checks, and that the module was not put back in training mode."""
@@ -114,18 +158,118 @@ class TorchModel(ModelBase):
             )
         super().check_input(x, what)
 
-    def _f(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        try:
-            out = self._call({**self._fixed, **p}, x)
-        except RuntimeError as exc:  # shape mismatches inside the module's own layers
+    def _embedding_layer(self, x: torch.Tensor) -> tuple[str, torch.nn.Module]:
+        if self._module is None:
             raise ModelError(
-                f"the model failed on inputs of per-sample shape {tuple(x.shape[1:])}: "
-                f"{str(exc).splitlines()[0]} — check that x has the shape the model expects "
-                "(as_model(..., input_shape=...) checks it before any call)"
+                "input-side quantities at token ids need the network as an nn.Module (to find "
+                "its embedding layer); a function of a parameter dict has none"
+            )
+        if self._embedding is None:
+            tensors = {**self._fixed, **self.params}
+            self._embedding = find_embedding(
+                self._module, lambda ids: self._call(tensors, ids), x, self._embedding_name
+            )
+        return self._embedding
+
+    def check_token_ids(self, x: torch.Tensor, what: str = "x") -> None:
+        """Token ids must index rows of the embedding table (an ``nn.Embedding``)."""
+        if self._module is None:
+            return
+        if self._embedding is None and self._embedding_name is None:
+            getter = getattr(self._module, "get_input_embeddings", None)
+            found = getter() if callable(getter) else None
+            layers = [m for m in self._module.modules() if isinstance(m, torch.nn.Embedding)]
+            layer = found if isinstance(found, torch.nn.Embedding) else None
+            if layer is None and len(layers) == 1:
+                layer = layers[0]
+            if layer is None:  # several tables: the one the ids feed is found by a forward
+                layer = self._embedding_layer(x)[1]
+        else:
+            layer = self._embedding_layer(x)[1]
+        rows = getattr(layer, "num_embeddings", None)
+        if rows is None or x.numel() == 0:
+            return
+        lo, hi = int(x.min()), int(x.max())
+        if lo < 0 or hi >= rows:
+            raise LabelError(
+                f"{what} holds token ids from {lo} to {hi}, but the embedding table has {rows} "
+                f"rows (ids 0..{rows - 1}); map them into the model's vocabulary"
+            )
+
+    def _f(
+        self, p: dict[str, torch.Tensor], x: torch.Tensor, ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Outputs in the model's own shape ``(N, *out)`` (``ids``: the embedded view's)."""
+        try:
+            with differentiable_kernels():
+                if self._run is None:
+                    out = self._call({**self._fixed, **p}, x)
+                else:
+                    out = self._run({**self._fixed, **p}, self._ids if ids is None else ids, x)
+        except (RuntimeError, IndexError) as exc:  # shape / dtype errors inside the layers
+            kind = (
+                "token ids"
+                if not x.is_floating_point()
+                else f"per-sample shape {tuple(x.shape[1:])}"
+            )
+            raise ModelError(
+                f"the model failed on inputs of {kind}: {str(exc).splitlines()[0]} — check "
+                "that x has the shape and dtype the model expects (as_model(..., "
+                "input_shape=...) checks the shape before any call)"
             ) from exc
-        if out.ndim != 2:
-            raise ModelError(f"the model must return (N, C) outputs; got shape {tuple(out.shape)}")
+        except NotImplementedError as exc:
+            raise ModelError(
+                f"{str(exc).splitlines()[0]} — an operation of this model has no forward-mode "
+                "or second derivative in torch, which Jacobian and Hessian products need; for "
+                "Hugging Face models build them with attn_implementation='eager'"
+            ) from exc
+        out = self._select(out)
+        if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != x.shape[0]:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ModelError(
+                f"the model must return one output row per sample, (N, *out); got {got} for "
+                f"{int(x.shape[0])} samples (output= selects an array from a structured output)"
+            )
         return out
+
+    def _flat(self, p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        out = self._f(p, x)
+        return out.reshape(out.shape[0], -1)
+
+    def output_shape(self, x: torch.Tensor) -> tuple[int, ...]:
+        """Per-sample output shape (one forward pass on the first sample)."""
+        self.check_input(x)
+        with torch.no_grad():
+            return tuple(self._f(self.params, x[:1]).shape[1:])
+
+    def embedded(self, x: torch.Tensor) -> tuple[TorchModel, torch.Tensor]:
+        """The view on token embeddings: ``(model_e, e)`` with ``e = E[x]`` ``(N, T, d)``."""
+        self.check_input(x)
+        if x.is_floating_point():
+            return self, x
+        name, layer = self._embedding_layer(x)
+        captured: list[torch.Tensor] = []
+        handle = layer.register_forward_hook(lambda m, a, out: captured.append(out))
+        try:
+            with torch.no_grad():
+                self._f(self.params, x)
+        finally:
+            handle.remove()
+        if not captured or not isinstance(captured[0], torch.Tensor):
+            raise ModelError(f"the embedding layer {name!r} produced no tensor output")
+        e = captured[0].detach()
+        if e.dtype != self.dtype:
+            raise ModelError(
+                f"the embedding layer {name!r} gives {e.dtype}, the parameters {self.dtype}"
+            )
+        view = copy.copy(self)
+        view._run = embedded_call(layer, self._call)
+        view._ids = x
+        view._module = None
+        view.accepts_token_ids = False
+        view.input_shape = tuple(e.shape[1:])
+        view._embedding_name = name
+        return view, e
 
     def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split a flat parameter vector into the parameter dict."""
@@ -157,41 +301,49 @@ class TorchModel(ModelBase):
 
     # ------------------------------------------------------------------ protocol
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs ``(N, C)``."""
+        """Flattened outputs ``(N, C)``."""
         self.check_input(x)
-        return self._f(self.params, x)
+        return self._flat(self.params, x)
 
     def jvp_input(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``J_i v_i``."""
-        self.check_input(x)
-        return jvp(lambda xx: self._f(self.params, xx), (x,), (v,))[1]
+        self._check_float_input(x, "jvp_input")
+        return jvp(lambda xx: self._flat(self.params, xx), (x,), (v,))[1]
 
     def vjp_input(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``J_iᵀ u_i``."""
-        self.check_input(x)
-        _, pullback = vjp(lambda xx: self._f(self.params, xx), x)
+        self._check_float_input(x, "vjp_input")
+        _, pullback = vjp(lambda xx: self._flat(self.params, xx), x)
         return pullback(u)[0]
+
+    def _check_float_input(self, x: torch.Tensor, what: str) -> None:
+        self.check_input(x)
+        if not x.is_floating_point():
+            raise ModelError(
+                f"{what} differentiates with respect to the inputs, which are token ids here; "
+                "take it on the embedded view: model_e, e = specinterp.model.input_space(model, x)"
+            )
 
     def jvp_params(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``G_i v``."""
         self.check_input(x)
-        return jvp(lambda p: self._f(p, x), (self.params,), (self.unflatten(v),))[1]
+        return jvp(lambda p: self._flat(p, x), (self.params,), (self.unflatten(v),))[1]
 
     def vjp_params(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``Σ_i G_iᵀ u_i``."""
         self.check_input(x)
-        _, pullback = vjp(lambda p: self._f(p, x), self.params)
+        _, pullback = vjp(lambda p: self._flat(p, x), self.params)
         return self.flatten(pullback(u)[0])
 
-    def hvp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, loss: str) -> torch.Tensor:
+    def hvp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, loss: Any) -> torch.Tensor:
         """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
         self.check_input(x)
-        check_loss(loss)
-        g = grad(lambda p: loss_value(self._f(p, x), y, loss))
+        lf = get_loss(loss)
+        g = grad(lambda p: lf.value(self._f(p, x), y))
         return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
 
     def hvp_operator(
-        self, x: torch.Tensor, y: torch.Tensor, loss: str
+        self, x: torch.Tensor, y: torch.Tensor, loss: Any
     ) -> Callable[[torch.Tensor], torch.Tensor]:
         """``v ↦ H v`` at a fixed batch, reusing one gradient graph (reverse-over-reverse).
 
@@ -200,10 +352,10 @@ class TorchModel(ModelBase):
         fresh forward-over-reverse evaluation.
         """
         self.check_input(x)
-        check_loss(loss)
+        lf = get_loss(loss)
         leaves = {k: v.detach().requires_grad_(True) for k, v in self.params.items()}
         with torch.enable_grad():
-            value = loss_value(self._f(leaves, x), y, loss)
+            value = lf.value(self._f(leaves, x), y)
             grads = torch.autograd.grad(
                 value, list(leaves.values()), create_graph=True, allow_unused=True
             )
@@ -252,21 +404,32 @@ class TorchModel(ModelBase):
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, d)`` by ``vmap(jacrev)`` over samples."""
-        self.check_input(x)
+        """``(N, C, d)`` by ``vmap(jacrev)`` over samples (and their token ids, if embedded)."""
+        self._check_float_input(x, "input_jacobian")
+        n = int(x.shape[0])
+        if self._ids is None:
 
-        def single(xi: torch.Tensor) -> torch.Tensor:
-            return self._f(self.params, xi[None])[0]
+            def single(xi: torch.Tensor) -> torch.Tensor:
+                return self._flat(self.params, xi[None])[0]
 
-        jac = vmap(jacrev(single))(x)
-        return jac.reshape(x.shape[0], jac.shape[1], -1)
+            jac = vmap(jacrev(single))(x)
+        else:
+            ids = self._ids
+            if n != int(ids.shape[0]):
+                ids = torch.repeat_interleave(ids, n // int(ids.shape[0]), dim=0)
+
+            def single_e(ei: torch.Tensor, idi: torch.Tensor) -> torch.Tensor:
+                return self._f(self.params, ei[None], idi[None]).reshape(-1)
+
+            jac = vmap(jacrev(single_e))(x, ids)
+        return jac.reshape(n, jac.shape[1], -1)
 
     def param_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, p)`` by ``vmap(jacrev)`` over samples."""
         self.check_input(x)
 
         def single(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-            return self._f(p, xi[None])[0]
+            return self._flat(p, xi[None])[0]
 
         jac = vmap(jacrev(single), in_dims=(None, 0))(self.params, x)
         n, c = x.shape[0], next(iter(jac.values())).shape[1]

@@ -22,7 +22,7 @@ import numpy as np
 from . import _xp
 from ._guards import finite_result
 from .errors import ShapeError
-from .model import as_model
+from .model import input_space
 
 Array = Any
 Explainer = Callable[[Array], Array]
@@ -63,15 +63,19 @@ def _cotangent(model: Any, x: Array, target: Any) -> Array:
 
 @finite_result("saliency map")
 def saliency(model: Any, x: Array, target: Any) -> Array:
-    """``∂f_c/∂x`` for each sample (shape of ``x``); one VJP of the batch."""
-    model = as_model(model)
-    model.check_input(x)
+    """``∂f_c/∂x`` for each sample (shape of ``x``); one VJP of the batch.
+
+    At token ids the map is ``∂f_c/∂e`` over the token embeddings ``e`` ``(N, T, d)``
+    (:func:`specinterp.model.input_space`); ``target`` indexes the flattened outputs.
+    """
+    model, x = input_space(model, x)
     return model.vjp_input(x, _cotangent(model, x, target))
 
 
 @finite_result("attribution map")
 def input_x_gradient(model: Any, x: Array, target: Any) -> Array:
-    """``x ⊙ ∂f_c/∂x``."""
+    """``x ⊙ ∂f_c/∂x`` (at token ids: ``e ⊙ ∂f_c/∂e``)."""
+    model, x = input_space(model, x)
     return x * saliency(model, x, target)
 
 
@@ -91,8 +95,7 @@ def smoothgrad(
     ``noise`` (shape ``(N, num_samples, *x.shape[1:])``) replaces the seeded Gaussian draws,
     e.g. to reproduce another library's samples exactly.
     """
-    model = as_model(model)
-    model.check_input(x)
+    model, x = input_space(model, x)
     xp = model.xp
     n = int(x.shape[0])
     if noise is None:
@@ -145,8 +148,7 @@ def integrated_gradients(
     By quadrature (default: 50-node Gauss–Legendre, Captum's default), batched over all nodes
     in one VJP; ``baseline`` ``x'`` defaults to zeros.
     """
-    model = as_model(model)
-    model.check_input(x)
+    model, x = input_space(model, x)
     xp = model.xp
     base = xp.zeros_like(x) if baseline is None else baseline
     if tuple(base.shape) != tuple(x.shape):

@@ -19,13 +19,14 @@ import numpy as np
 from . import _xp
 from ._guards import finite_result
 from .errors import ModelError
-from .linalg import eigsh, trace_function
-from .losses import check_loss, output_hessian
-from .model import as_model
+from .linalg import LinearOperator, eigsh, trace_function
+from .losses import Loss, get_loss
+from .model import as_model, input_space
 from .operators import (
     hessian,
     hessian_operator,
     input_jacobian,
+    natural_outputs,
     ntk,
     ntk_operator,
     param_jacobian,
@@ -82,7 +83,7 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
     with the singular values of the ``C × d`` Jacobians, so the per-sample SVDs are smaller;
     otherwise the Jacobians are formed (within ``max_bytes``).
     """
-    s = _jacobian_spectrum(as_model(model), x, max_bytes)
+    s = _jacobian_spectrum(*input_space(model, x), max_bytes)
     return JacobianSpectra(
         singular_values=s.values,
         entropy=s.entropy(on_zero="nan"),
@@ -193,6 +194,28 @@ class GMSIResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def curvature_max(lf: Loss, z: Array, y: Array, *, seed: int = 0) -> float:
+    """``β = max_i λ_max(Λ_i)`` on the batch: dense ``Λ_i`` when small, else Lanczos.
+
+    ``Λ = ⊕_i Λ_i`` is block-diagonal, so its largest eigenvalue is the largest over samples;
+    for a language model (``C = T·V``) it is found matrix-free with the loss's ``Λ`` products.
+    """
+    xp = _xp.namespace(z)
+    n, c = int(z.shape[0]), math.prod(z.shape[1:])
+    if n * c * c <= 2**22:
+        return float(np.max(np.linalg.eigvalsh(_xp.to_numpy(lf.hessian(z, y)))))
+    lf.check(z, y)
+    op = LinearOperator(
+        (n * c, n * c),
+        lambda u: xp.reshape(lf.apply_hessian(z, y, xp.reshape(u, tuple(z.shape))), (n * c,)),
+        dtype=z.dtype,
+        xp=xp,
+        device=_xp.device(z),
+        symmetric=True,
+    )
+    return float(_xp.to_numpy(eigsh(op, 1, which="LA", seed=seed).values)[0])
+
+
 def _aggregate(components: dict[str, float], how: str) -> float:
     if how == "max":
         return max(components.values())
@@ -216,7 +239,7 @@ def gmsi(
     x: Array,
     y: Array,
     *,
-    loss: str = "cross_entropy",
+    loss: Any = "cross_entropy",
     method: Literal["auto", "dense", "matrix-free"] = "auto",
     aggregation: Literal["max", "log-mean"] = "max",
     dense_limit: int = 3000,
@@ -245,7 +268,7 @@ def gmsi(
 
     """
     model = as_model(model)
-    check_loss(loss)
+    lf = get_loss(loss)
     model.check_input(x)
     xp = model.xp
     z = model.apply(x)
@@ -255,11 +278,12 @@ def gmsi(
         method = "dense" if n * c <= dense_limit and p <= dense_limit else "matrix-free"
     if method not in ("dense", "matrix-free"):
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
-    beta = float(np.max(np.linalg.eigvalsh(_xp.to_numpy(output_hessian(z, y, loss)))))
+    beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
 
-    jac = _jacobian_spectrum(model, x, None)
+    model_in, x_in = input_space(model, x)
+    jac = _jacobian_spectrum(model_in, x_in, None)
     s_j = float(np.max(_xp.to_numpy(jac.operator_norm())))
-    d = math.prod(x.shape[1:])
+    d = math.prod(x_in.shape[1:])
     t_j = float(np.mean(_xp.to_numpy(jac.frobenius_norm()))) / math.sqrt(d)
     h_j = float(np.nanmean(_xp.to_numpy(jac.entropy(on_zero="nan"))))
     details: dict[str, Any] = {}

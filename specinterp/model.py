@@ -22,30 +22,59 @@ from .errors import DTypeError, EmptyInputError, ModelError, ShapeError
 
 Array = Any
 
-__all__ = ["Model", "ModelBase", "as_model"]
+__all__ = ["Model", "ModelBase", "as_model", "input_space"]
 
 
 @runtime_checkable
 class Model(Protocol):
-    """What the core needs from a model (all products batched over samples).
+    """What the core needs from a model: batched products in the model's own namespace.
+
+    Outputs are presented *flattened*: a model whose per-sample output has shape ``out``
+    (``(C,)`` for a classifier, ``(T, V)`` for a language model, ``()`` for a scalar
+    regression) gives ``(N, C)`` with ``C = prod(out)`` in row-major (C) order, so ``J_i``,
+    ``G_i`` and the NTK are the Jacobians of that flattening; :meth:`output_shape` says how to
+    fold them back (losses see the folded outputs ``(N, *out)``).
+
+    Inputs are ``(N, *input_shape)`` — real floating of the parameters' dtype, or integer token
+    ids for a model that starts with an embedding; parameters are one flat vector of length
+    ``p`` in the framework's own order (torch ``named_parameters()``, JAX tree-flatten order,
+    arraynet layer order).
 
     Attributes
     ----------
     xp : namespace
         Array namespace of inputs, outputs and parameter vectors.
     dtype : dtype
-        Real floating dtype of the parameters; inputs must have it too.
+        Real floating dtype of the parameters (and of float inputs).
+    device : object
+        Device of the parameters (``None`` where the library has one device).
     num_params : int
         ``p``, the length of the flat parameter vector.
+
+    Optional capabilities, found by the core where present: ``hvp_operator`` (an HVP that
+    reuses work across products), ``input_jacobian`` / ``param_jacobian`` (native dense
+    Jacobians), ``embedded`` (the view on token embeddings, see :func:`input_space`),
+    ``region_boundaries`` / ``layer_factors`` (piecewise-linear structure for the certified
+    radius), ``input_jacobian_factor`` (product form). A capability that does not apply to a
+    particular model raises ``NotImplementedError``.
 
     """
 
     xp: Any
     dtype: Any
+    device: Any
     num_params: int
 
+    def check_input(self, x: Array, what: str = "x") -> None:
+        """Raise a specific error unless ``x`` is a batch this model can take."""
+        ...
+
+    def output_shape(self, x: Array) -> tuple[int, ...]:
+        """Per-sample output shape ``out`` for the batch ``x`` (``C = prod(out)``)."""
+        ...
+
     def apply(self, x: Array) -> Array:
-        """Outputs ``f(x_i)``, shape ``(N, C)``."""
+        """Flattened outputs ``f(x_i)``, shape ``(N, C)``."""
         ...
 
     def jvp_input(self, x: Array, v: Array) -> Array:
@@ -64,8 +93,11 @@ class Model(Protocol):
         """``Σ_i G_iᵀ u_i`` for ``u`` of shape ``(N, C)``; returns ``(p,)``."""
         ...
 
-    def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
-        """``H v`` with ``H = ∇²_θ (1/N) Σ_i ℓ(f(x_i), y_i)``; returns ``(p,)``."""
+    def hvp(self, x: Array, y: Array, v: Array, loss: Any) -> Array:
+        """``H v`` with ``H = ∇²_θ (1/N) Σ_i ℓ(f(x_i), y_i)``; returns ``(p,)``.
+
+        ``loss`` is anything :func:`specinterp.losses.get_loss` accepts.
+        """
         ...
 
 
@@ -75,7 +107,10 @@ class ModelBase:
     xp: Any
     dtype: Any
     device: Any = None
+    num_params: int
     input_shape: tuple[int, ...] | None = None
+    #: whether integer inputs (token ids for an embedding layer) are accepted
+    accepts_token_ids: bool = False
 
     def check_input(self, x: Array, what: str = "x") -> None:
         """Raise a specific error unless ``x`` is a usable batch for this model."""
@@ -93,28 +128,38 @@ class ModelBase:
             )
         if int(x.shape[0]) == 0:
             raise EmptyInputError(f"{what} is an empty batch; pass at least one sample")
+        if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
+            raise ShapeError(
+                f"{what} has per-sample shape {tuple(x.shape[1:])} but the model takes "
+                f"{tuple(self.input_shape)}"
+            )
+        if self.xp.isdtype(x.dtype, "integral") and self.accepts_token_ids:
+            self.check_token_ids(x, what)
+            return
         if not self.xp.isdtype(x.dtype, "real floating"):
             raise DTypeError(
-                f"{what} has dtype {x.dtype}; models take real floating inputs — convert with "
-                f"an explicit cast to {self.dtype}"
+                f"{what} has dtype {x.dtype}; this model takes real floating inputs — convert "
+                f"with an explicit cast to {self.dtype}"
             )
         if x.dtype != self.dtype:
             raise DTypeError(
                 f"{what} has dtype {x.dtype} but the model's parameters are {self.dtype}; cast "
                 "one of them explicitly (no silent up- or down-cast)"
             )
-        if self.input_shape is not None and tuple(x.shape[1:]) != tuple(self.input_shape):
-            raise ShapeError(
-                f"{what} has per-sample shape {tuple(x.shape[1:])} but the model takes "
-                f"{tuple(self.input_shape)}"
-            )
         _xp.check_finite(x, self.xp, what)
+
+    def check_token_ids(self, x: Array, what: str = "x") -> None:
+        """Token-id checks (range against the vocabulary) where the adapter knows it."""
+
+    def output_shape(self, x: Array) -> tuple[int, ...]:
+        """Per-sample output shape; ``(C,)`` for adapters whose outputs are ``(N, C)``."""
+        return (int(self.apply(x[:1, ...]).shape[1]),)
 
     def check_flat_params(self, v: Array, what: str = "v") -> None:
         """Raise unless ``v`` is a flat parameter vector of this model."""
-        if v.ndim != 1 or int(v.shape[0]) != self.num_params:  # type: ignore[attr-defined]
+        if v.ndim != 1 or int(v.shape[0]) != self.num_params:
             raise ShapeError(
-                f"{what} must be a flat parameter vector of shape ({self.num_params},); "  # type: ignore[attr-defined]
+                f"{what} must be a flat parameter vector of shape ({self.num_params},); "
                 f"got {tuple(v.shape)}"
             )
 
@@ -122,6 +167,35 @@ class ModelBase:
     def num_inputs_per_sample(self) -> int | None:
         """``d``: the flattened input dimension, if known."""
         return None if self.input_shape is None else math.prod(self.input_shape)
+
+
+def input_space(model: Any, x: Array) -> tuple[Model, Array]:
+    """The model and point at which input-side quantities (``J``, attributions) are taken.
+
+    For real floating inputs that is ``(model, x)``. For integer token ids it is the
+    *embedded view* ``(model_e, e)``: ``e = E[x]`` is the output of the model's token
+    embedding layer, shape ``(N, T, d)``, and ``model_e`` is the same network with that layer's
+    output replaced by its input, so ``J_i = ∂f(x_i)/∂e_i`` (:ref:`theory-token-inputs`).
+
+    Raises
+    ------
+    ModelError
+        If the model takes token ids but its embedding layer cannot be found (the message
+        names the ``embedding=`` option of :func:`as_model`).
+
+    """
+    model = as_model(model)
+    model.check_input(x)
+    if model.xp.isdtype(x.dtype, "real floating"):
+        return model, x
+    embedded = getattr(model, "embedded", None)
+    if embedded is None:
+        raise ModelError(
+            "input-side quantities at integer inputs are taken with respect to the token "
+            f"embeddings, and this {type(model).__name__} cannot find an embedding layer; "
+            "wrap the model with as_model(..., embedding=...) naming it"
+        )
+    return embedded(x)
 
 
 def _mro_modules(obj: Any) -> list[str]:
@@ -134,15 +208,20 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     Parameters
     ----------
     obj
-        A ``torch.nn.Module`` (or a batch-first torch callable with ``params=`` a dict of
-        tensors); a JAX function ``apply_fn(params, x_batch)`` or a Flax ``linen`` module with
-        ``params=`` its pytree; an Equinox module (per-sample, ``vmap``-ed); an arraynet
-        ``Sequential``; or an object that already
-        implements :class:`Model` (returned unchanged).
+        A ``torch.nn.Module`` (Hugging Face ``transformers`` and TransformerLens models
+        included), or a batch-first torch callable with ``params=`` a dict of tensors; a JAX
+        function ``apply_fn(params, x_batch)`` or a Flax ``linen`` module with ``params=`` its
+        variables; a Flax NNX module; an Equinox module (per-sample, ``vmap``-ed); a fitted
+        scikit-learn ``MLPClassifier`` / ``MLPRegressor`` (converted to an arraynet network);
+        an arraynet ``Sequential``; or an object that already implements :class:`Model`
+        (returned unchanged).
     params
         Parameters for function-style models.
     **options
-        Passed to the adapter (e.g. ``param_names=`` for a torch parameter subset).
+        Passed to the adapter: ``output=`` (a key or callable selecting the array to analyse
+        from a dict / dataclass output, default ``"logits"``), ``embedding=`` (the token
+        embedding layer's name, for integer inputs), ``param_names=`` (a torch parameter
+        subset), ``input_shape=``.
 
     Raises
     ------
@@ -157,6 +236,10 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
         from .adapters.arraynet import ArrayNetModel
 
         return ArrayNetModel(obj, **options)
+    if any(m.startswith("sklearn") for m in modules):
+        from .adapters.sklearn import from_sklearn
+
+        return from_sklearn(obj, **options)
     if any(m.startswith("torch") for m in modules) or _leaves_from(params, "torch"):
         from .adapters.torch import TorchModel
 
@@ -165,6 +248,10 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
         from .adapters.jax import JaxModel
 
         return JaxModel.from_equinox(obj, **options)
+    if any(m.startswith("flax.nnx") for m in modules):
+        from .adapters.flax_nnx import from_nnx
+
+        return from_nnx(obj, **options)
     if any(m.startswith("flax") for m in modules) or _leaves_from(params, "jax"):
         from .adapters.jax import JaxModel
 
@@ -179,7 +266,8 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     raise ModelError(
         f"cannot use a {type(obj).__module__}.{type(obj).__qualname__} as a model: pass a "
         "torch.nn.Module, a JAX apply_fn with params= (a pytree of jax arrays), a Flax linen "
-        "module with params=, or a specinterp.adapters.arraynet.Sequential"
+        "module with params=, a Flax NNX or Equinox module, a fitted scikit-learn MLP, or a "
+        "specinterp.adapters.arraynet.Sequential"
     )
 
 

@@ -21,8 +21,8 @@ from . import _xp
 from ._guards import finite_result
 from .errors import MemoryBudgetError, ShapeError
 from .linalg import LinearOperator
-from .losses import apply_output_hessian, check_loss, check_targets, output_hessian
-from .model import Model, as_model
+from .losses import get_loss
+from .model import Model, as_model, input_space
 
 Array = Any
 
@@ -74,13 +74,19 @@ def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
     return e + xp.astype(xp.arange(c, device=_xp.device(like)) == cls, like.dtype)[None, :]
 
 
-def _hvp_function(model: Model, x: Array, y: Array, loss: str) -> Any:
+def natural_outputs(model: Model, x: Array) -> Array:
+    """The outputs in the model's own shape ``(N, *out)`` (losses take them so)."""
+    z = model.apply(x)
+    return model.xp.reshape(z, (int(z.shape[0]), *model.output_shape(x)))
+
+
+def _hvp_function(model: Model, x: Array, y: Array, loss: Any) -> Any:
     """``v ↦ H v`` at a fixed batch, through the adapter's work-reusing path when it has one.
 
     The targets are checked against one forward pass first, eagerly: inside a traced product
     (``jax.jit``) their values could not be.
     """
-    check_targets(model.apply(x), y, loss)
+    get_loss(loss).check(natural_outputs(model, x), y)
     if hasattr(model, "hvp_operator"):
         return model.hvp_operator(x, y, loss)
     return lambda v: model.hvp(x, y, v, loss)
@@ -93,9 +99,11 @@ def input_jacobian(
 ) -> Array:
     """Per-sample input Jacobians ``J_i = ∂f/∂x(x_i)``, shape ``(N, C, d)`` (inputs flattened).
 
-    The derived path costs ``C`` batched VJPs.
+    At token ids the Jacobian is taken with respect to the token embeddings ``(N, T, d)``
+    (:func:`specinterp.model.input_space`). The derived path costs ``C`` batched VJPs.
     """
-    model, xp = _prepare(model, x)
+    model, x = input_space(model, x)
+    xp = model.xp
     n, d = int(x.shape[0]), math.prod(x.shape[1:])
     z = model.apply(x)
     c = int(z.shape[1])
@@ -207,10 +215,10 @@ def gram(g: Array) -> Array:
 
 
 @finite_result("Hessian")
-def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None = None) -> Array:
+def hessian(model: Any, x: Array, y: Array, loss: Any, *, max_bytes: int | None = None) -> Array:
     """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``, from ``p`` HVPs."""
     model, xp = _prepare(model, x)
-    check_loss(loss)
+    get_loss(loss)
     p = model.num_params
     _check_budget(model, (p, p), "Hessian", "hessian_operator", max_bytes)
     eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
@@ -222,26 +230,31 @@ def hessian(model: Any, x: Array, y: Array, loss: str, *, max_bytes: int | None 
 
 @finite_result("GGN")
 def ggn(
-    model: Any, x: Array, y: Array, loss: str, *, native: bool = True, max_bytes: int | None = None
+    model: Any, x: Array, y: Array, loss: Any, *, native: bool = True, max_bytes: int | None = None
 ) -> Array:
-    """Generalised Gauss–Newton ``(1/N) Σ_i G_iᵀ Λ_i G_i``, ``(p, p)`` (SPEC §0)."""
+    """Generalised Gauss–Newton ``(1/N) Σ_i G_iᵀ Λ_i G_i``, ``(p, p)`` (:ref:`theory-objects`).
+
+    ``Λ_i`` multiplies ``G_i`` column block by column block through the loss's matrix-free
+    product, so it is never formed.
+    """
     model, xp = _prepare(model, x)
-    check_loss(loss)
+    lf = get_loss(loss)
     p = model.num_params
-    z = model.apply(x)
+    z = natural_outputs(model, x)
+    n, c = int(z.shape[0]), math.prod(z.shape[1:])
     _check_budget(model, (p, p), "GGN", "ggn_operator", max_bytes)
-    _check_budget(
-        model,
-        (int(x.shape[0]), int(z.shape[1]), p),
-        "parameter Jacobian",
-        "ggn_operator",
-        max_bytes,
-    )
-    g = _param_jacobian(model, x, native)
-    lam = output_hessian(z, y, loss)
-    n, c = int(g.shape[0]), int(g.shape[1])
-    lg = xp.reshape(lam @ g, (n * c, p))
-    return xp.reshape(g, (n * c, p)).T @ lg / n
+    _check_budget(model, (n, c, p), "parameter Jacobian", "ggn_operator", max_bytes)
+    lf.check(z, y)
+    g = _param_jacobian(model, x, native)  # (N, C, p)
+    # Λ_i G_i: columns of G_i are output tangents; move p next to N and apply Λ to all at once
+    gt = xp.reshape(xp.permute_dims(g, (0, 2, 1)), (n, p, *z.shape[1:]))
+    zz = xp.reshape(xp.broadcast_to(z[:, None, ...], gt.shape), (n * p, *z.shape[1:]))
+    yy = xp.reshape(xp.broadcast_to(y[:, None, ...], (n, p, *y.shape[1:])), (n * p, *y.shape[1:]))
+    lg = lf.apply_hessian(zz, yy, xp.reshape(gt, (n * p, *z.shape[1:])))
+    # (a batch-dependent per-sample weight — cross-entropy's N/M — is the same for the
+    # batch of N·p copies: N·p / (M·p))
+    lg = xp.permute_dims(xp.reshape(lg, (n, p, c)), (0, 2, 1))
+    return xp.reshape(g, (n * c, p)).T @ xp.reshape(lg, (n * c, p)) / n
 
 
 # ------------------------------------------------------------------ matrix-free operators
@@ -258,8 +271,12 @@ def _operator(model: Model, shape: tuple[int, int], mv: Any, rmv: Any = None, **
 
 
 def input_jacobian_operator(model: Any, x: Array) -> LinearOperator:
-    """The batch input Jacobian as a block-diagonal ``(N·C) × (N·d)`` operator (JVP / VJP)."""
-    model, xp = _prepare(model, x)
+    """The batch input Jacobian as a block-diagonal ``(N·C) × (N·d)`` operator (JVP / VJP).
+
+    At token ids, ``d`` counts the embedding entries (:func:`specinterp.model.input_space`).
+    """
+    model, x = input_space(model, x)
+    xp = model.xp
     n = int(x.shape[0])
     c = int(model.apply(x).shape[1])
     d = math.prod(x.shape[1:])
@@ -300,28 +317,32 @@ def ntk_operator(model: Any, x: Array) -> LinearOperator:
 
 
 @finite_result("model output")
-def hessian_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
+def hessian_operator(model: Any, x: Array, y: Array, loss: Any) -> LinearOperator:
     """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
     model, _ = _prepare(model, x)
-    check_loss(loss)
+    get_loss(loss)
     p = model.num_params
     return _operator(model, (p, p), _hvp_function(model, x, y, loss), symmetric=True)
 
 
 @finite_result("model output")
-def ggn_operator(model: Any, x: Array, y: Array, loss: str) -> LinearOperator:
-    """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``."""
-    model, _ = _prepare(model, x)
-    check_loss(loss)
-    z = model.apply(x)
+def ggn_operator(model: Any, x: Array, y: Array, loss: Any) -> LinearOperator:
+    """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``.
+
+    ``Λ`` is applied matrix-free (for cross-entropy ``p ⊙ u − p⟨p, u⟩`` per token), so memory
+    stays that of the outputs, ``O(N·T·V)``.
+    """
+    model, xp = _prepare(model, x)
+    lf = get_loss(loss)
+    z = natural_outputs(model, x)
     n = int(x.shape[0])
     if tuple(z.shape[:1]) != (n,):
         raise ShapeError("model outputs must have one row per sample")
-    check_targets(z, y, loss)
-    p = model.num_params
-    return _operator(
-        model,
-        (p, p),
-        lambda v: model.vjp_params(x, apply_output_hessian(z, y, loss, model.jvp_params(x, v))) / n,
-        symmetric=True,
-    )
+    lf.check(z, y)
+    p, c = model.num_params, math.prod(z.shape[1:])
+
+    def mv(v: Array) -> Array:
+        dz = xp.reshape(model.jvp_params(x, v), tuple(z.shape))
+        return model.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))) / n
+
+    return _operator(model, (p, p), mv, symmetric=True)

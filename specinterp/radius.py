@@ -24,7 +24,7 @@ from typing import Any
 from . import _xp
 from ._guards import finite_result
 from .errors import ModelError
-from .model import as_model
+from .model import input_space
 
 Array = Any
 
@@ -87,7 +87,7 @@ def certified_radius(
         If one sample's gradients do not fit in ``max_bytes``.
 
     """
-    model = as_model(model)
+    model, x = input_space(model, x)
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
     if hasattr(model, "region_boundaries"):
         chunks: Iterable[list[tuple[Array, Array]]] = model.region_boundaries(x, budget)

@@ -1,0 +1,153 @@
+"""Token embeddings of torch models: finding the layer, and the embedded view of the model.
+
+At integer inputs (token ids) the input-side quantities are derivatives with respect to the
+output ``e = E[x]`` of the token embedding layer (:ref:`theory-token-inputs`). The layer is
+
+1. the one named by ``as_model(m, embedding="name")``; else
+2. Hugging Face's ``m.get_input_embeddings()``; else
+3. the submodule that receives the input ids themselves in a forward pass — an
+   ``nn.Embedding`` if exactly one does (a positional embedding receives positions, not the
+   ids), else the innermost module of any kind that maps the ids to floats of shape
+   ``(N, T, d)`` (TransformerLens' ``Embed``).
+
+The embedded view runs the whole network on the same ids with a forward hook that replaces
+that layer's output by ``e``, so positions, masks and everything downstream are computed as
+in the model itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from specinterp.errors import ModelError, ShapeError
+
+__all__ = ["embedded_call", "find_embedding"]
+
+
+def _name_of(root: torch.nn.Module, target: torch.nn.Module) -> str:
+    for name, mod in root.named_modules():
+        if mod is target:
+            return name
+    raise ModelError("the embedding layer returned by get_input_embeddings() is not a submodule")
+
+
+def find_embedding(
+    root: torch.nn.Module, call: Callable[[torch.Tensor], Any], x: torch.Tensor, name: str | None
+) -> tuple[str, torch.nn.Module]:
+    """``(name, module)`` of the token embedding layer of ``root`` (see the module docstring)."""
+    embeddings = [n for n, m in root.named_modules() if isinstance(m, torch.nn.Embedding)]
+    if name is not None:
+        try:
+            return name, root.get_submodule(name)
+        except AttributeError as exc:
+            raise ModelError(
+                f"the model has no submodule {name!r} (embedding=); its nn.Embedding layers "
+                f"are {embeddings or 'none'}"
+            ) from exc
+    getter = getattr(root, "get_input_embeddings", None)
+    if callable(getter):
+        try:
+            found = getter()
+        except NotImplementedError:
+            found = None
+        if isinstance(found, torch.nn.Module):
+            return _name_of(root, found), found
+    fed: list[str] = []
+    hooks = []
+    # the ids are only traced, so clamp them into every table (out-of-range ids are reported
+    # by the caller's check, not as an IndexError from this probe)
+    tables = [m.num_embeddings for m in root.modules() if isinstance(m, torch.nn.Embedding)]
+    if tables:
+        x = x.clamp(0, min(tables) - 1)
+
+    def record(mod_name: str) -> Callable[..., None]:
+        def hook(mod: torch.nn.Module, args: tuple, out: Any) -> None:
+            if (
+                args
+                and args[0] is x
+                and isinstance(out, torch.Tensor)
+                and out.is_floating_point()
+                and tuple(out.shape[: x.ndim]) == tuple(x.shape)
+                and out.ndim == x.ndim + 1
+            ):
+                fed.append(mod_name)
+
+        return hook
+
+    for mod_name, mod in root.named_modules():
+        if mod_name:
+            hooks.append(mod.register_forward_hook(record(mod_name)))
+    failure: Exception | None = None
+    try:
+        with torch.no_grad():
+            call(x)
+    except (RuntimeError, IndexError, TypeError) as exc:  # reported below if nothing was found
+        failure = exc
+    finally:
+        for h in hooks:
+            h.remove()
+    fed_embeddings = [n for n in fed if n in embeddings]
+    innermost = [n for n in fed if not any(o.startswith(n + ".") for o in fed)]
+    chosen = fed_embeddings if fed_embeddings else innermost
+    if len(chosen) == 1:
+        return chosen[0], root.get_submodule(chosen[0])
+    if not chosen:
+        why = (
+            "" if failure is None else f" (the forward pass failed: {str(failure).splitlines()[0]})"
+        )
+        raise ModelError(
+            "integer inputs are token ids, and no layer of this model maps them to embeddings "
+            f"(nn.Embedding layers: {embeddings or 'none'}){why}; if the model takes real "
+            "features, cast x to the parameters' floating dtype; if it takes token ids, name "
+            "the token embedding with as_model(model, embedding='name')"
+        ) from failure
+    raise ModelError(
+        f"the token ids feed several embedding layers {chosen}; name the token embedding with "
+        "as_model(model, embedding='name')"
+    )
+
+
+def embedded_call(
+    layer: torch.nn.Module, call: Callable[[dict, torch.Tensor], Any]
+) -> Callable[[dict, torch.Tensor, torch.Tensor], Any]:
+    """``(params, ids, e) ↦ f`` with ``layer``'s output replaced by ``e``.
+
+    ``e`` may hold ``k`` copies of each sample in a row (``(k·N, T, d)``, sample-major — the
+    layout of SmoothGrad noise and Integrated-Gradients paths); the ids are repeated to match.
+    """
+
+    def run(params: dict, ids: torch.Tensor, e: torch.Tensor) -> Any:
+        n, m = int(ids.shape[0]), int(e.shape[0])
+        if m % n:
+            raise ShapeError(f"embeddings for {n} token sequences must have k·{n} rows; got {m}")
+        if m != n:
+            ids = torch.repeat_interleave(ids, m // n, dim=0)
+
+        def hook(mod: torch.nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor:
+            if tuple(out.shape) != tuple(e.shape):
+                raise ShapeError(
+                    f"embeddings have shape {tuple(e.shape)} but the embedding layer gives "
+                    f"{tuple(out.shape)}"
+                )
+            return e
+
+        handle = layer.register_forward_hook(hook)
+        try:
+            return call(params, ids)
+        finally:
+            handle.remove()
+
+    return run
+
+
+def module_call(module: torch.nn.Module, buffers: dict) -> Callable[[dict, torch.Tensor], Any]:
+    """``(params, x) ↦ module(x)`` through ``functional_call``."""
+
+    def call(p: dict, x: torch.Tensor) -> Any:
+        return functional_call(module, (p, buffers), (x,))
+
+    return call

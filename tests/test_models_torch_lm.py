@@ -1,0 +1,269 @@
+"""Language models in torch on token ids: a ``TransformerEncoder`` LM and a Hugging Face GPT-2.
+
+References are independent dense autodiff computations in float64: the Hessian by
+``torch.autograd.functional.hessian`` (no vmap), the parameter Jacobian by
+``torch.autograd.functional.jacobian``, the loss's output Hessian by autograd of
+``F.cross_entropy``; Jacobians with respect to the embeddings by differentiating the model as a
+function of its embeddings (GPT-2's own ``inputs_embeds=`` argument). The attention is run with
+torch's math kernel in the references, because the fused kernels have no second derivatives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import specinterp as si  # noqa: E402
+from specinterp.errors import LabelError, ModelError, ShapeError  # noqa: E402
+from specinterp.model import input_space  # noqa: E402
+
+V, T, D = 7, 4, 4
+
+
+class TinyLM(torch.nn.Module):
+    """Token + position embeddings, a 1-layer ``TransformerEncoder``, a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok_emb = torch.nn.Embedding(V, D)
+        self.pos_emb = torch.nn.Embedding(T, D)
+        layer = torch.nn.TransformerEncoderLayer(D, 2, 8, dropout=0.0, batch_first=True)
+        self.encoder = torch.nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = torch.nn.Linear(D, V)
+
+    def from_embeddings(self, e: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(e + self.pos_emb(torch.arange(e.shape[1]))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_embeddings(self.tok_emb(x))
+
+
+def _math_kernels():
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    return sdpa_kernel(SDPBackend.MATH)
+
+
+@pytest.fixture(autouse=True)
+def _restore_fastpath():
+    yield
+    torch.backends.mha.set_fastpath_enabled(True)
+
+
+def _flat_params(module):
+    """The flat parameter vector of ``module`` and ``theta ↦ {name: tensor}``."""
+    params = dict(module.named_parameters())
+    names, shapes = list(params), [p.shape for p in params.values()]
+    sizes = [math.prod(s) for s in shapes]
+    flat = torch.cat([p.detach().reshape(-1) for p in params.values()])
+
+    def unflatten(theta):
+        chunks = torch.split(theta, sizes)
+        return {k: c.reshape(s) for k, c, s in zip(names, chunks, shapes, strict=True)}
+
+    return flat, unflatten
+
+
+def _references(module, run, x, y, vocab):
+    """Dense H, GGN, NTK of the mean token cross-entropy, by plain autograd."""
+    flat, unflatten = _flat_params(module)
+
+    def z_of(theta):
+        with _math_kernels():
+            return run(unflatten(theta), x)
+
+    def loss(theta):
+        return F.cross_entropy(z_of(theta).reshape(-1, vocab), y.reshape(-1))
+
+    h = torch.autograd.functional.hessian(loss, flat)
+    z = z_of(flat).detach()
+    jac = torch.autograd.functional.jacobian(lambda t: z_of(t).reshape(-1), flat)
+    hz = torch.autograd.functional.hessian(
+        lambda zz: F.cross_entropy(zz.reshape(-1, vocab), y.reshape(-1)), z.reshape(-1)
+    )
+    return h, jac.T @ hz @ jac, jac @ jac.T
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    torch.manual_seed(0)
+    net = TinyLM().double().eval()
+    x = torch.randint(0, V, (3, T))
+    y = torch.randint(0, V, (3, T))
+    return net, x, y
+
+
+def test_transformer_encoder_lm_operators_equal_dense_autodiff(tiny_lm):
+    net, x, y = tiny_lm
+    h_ref, ggn_ref, k_ref = _references(
+        net, lambda d, xx: torch.func.functional_call(net, d, (xx,)), x, y, V
+    )
+    model = si.as_model(net)
+    assert model.output_shape(x) == (T, V)
+    torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(si.ggn(model, x, y, "cross_entropy"), ggn_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(si.ntk(model, x), k_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(si.ntk(model, x, native=False), k_ref, rtol=0, atol=1e-10)
+    v = torch.randn(model.num_params, dtype=torch.float64)
+    torch.testing.assert_close(
+        si.ggn_operator(model, x, y, "cross_entropy").matvec(v), ggn_ref @ v, rtol=0, atol=1e-10
+    )
+
+
+def test_transformer_encoder_lm_input_jacobian_is_with_respect_to_token_embeddings(tiny_lm):
+    net, x, _ = tiny_lm
+    model = si.as_model(net)
+    e_ref = net.tok_emb.weight.detach()[x]
+    with _math_kernels():
+        j_ref = torch.autograd.functional.jacobian(
+            lambda e: net.from_embeddings(e).reshape(x.shape[0], -1), e_ref
+        )  # (N, C, N, T, d): block-diagonal in samples
+    j_ref = torch.stack([j_ref[i, :, i].reshape(T * V, T * D) for i in range(x.shape[0])])
+    view, e = input_space(model, x)
+    torch.testing.assert_close(e, e_ref, rtol=0, atol=0)
+    torch.testing.assert_close(si.input_jacobian(model, x), j_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(si.input_jacobian(view, e, native=False), j_ref, rtol=0, atol=1e-12)
+    sal = si.attribution.saliency(model, x, 9)  # output index 9 = token 1, word 2
+    torch.testing.assert_close(sal.reshape(x.shape[0], -1), j_ref[:, 9, :])
+    spectra = si.jacobian_spectra(model, x)
+    ref_norms = torch.linalg.matrix_norm(j_ref, ord=2)
+    torch.testing.assert_close(spectra.operator_norm, ref_norms)
+    # SmoothGrad with zero noise is the saliency map (k copies of each sequence)
+    sg = si.attribution.smoothgrad(model, x, 9, noise=torch.zeros(3, 4, T, D, dtype=torch.float64))
+    torch.testing.assert_close(sg, sal)
+
+
+def _gpt2(vocab=16):
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    cfg = transformers.GPT2Config(
+        vocab_size=vocab, n_positions=8, n_embd=4, n_layer=1, n_head=2, bos_token_id=0,
+        eos_token_id=0,
+    )  # fmt: skip
+    return transformers.GPT2LMHeadModel(cfg).double().eval()
+
+
+def test_gpt2_from_config_operators_equal_dense_autodiff():
+    net = _gpt2()
+    x = torch.randint(0, 16, (2, 6))
+    y = torch.randint(0, 16, (2, 6))
+    h_ref, ggn_ref, k_ref = _references(
+        net, lambda d, xx: torch.func.functional_call(net, d, (xx,)).logits, x, y, 16
+    )
+    model = si.as_model(net)  # takes ModelOutput.logits by default; default (sdpa) attention
+    torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(si.ggn(model, x, y, "cross_entropy"), ggn_ref, rtol=0, atol=1e-10)
+    torch.testing.assert_close(si.ntk(model, x), k_ref, rtol=0, atol=1e-10)
+    # the embeddings are GPT-2's token embeddings; J equals autodiff through inputs_embeds
+    e_ref = net.get_input_embeddings().weight.detach()[x]
+    with _math_kernels():
+        j_ref = torch.autograd.functional.jacobian(
+            lambda e: net(inputs_embeds=e).logits.reshape(2, -1), e_ref
+        )
+    j_ref = torch.stack([j_ref[i, :, i].reshape(6 * 16, 6 * 4) for i in range(2)])
+    torch.testing.assert_close(si.input_jacobian(model, x), j_ref, rtol=0, atol=1e-12)
+
+
+def test_gpt2_last_token_ntk_through_an_output_selector():
+    net = _gpt2()
+    x = torch.randint(0, 16, (3, 6))
+    last = si.as_model(net, output=lambda out: out.logits[:, -1])
+    full = si.ntk(si.as_model(net), x)
+    # the last-token NTK is the sub-block of the full one at the last position's outputs
+    idx = torch.tensor([i * 96 + 5 * 16 + v for i in range(3) for v in range(16)])
+    torch.testing.assert_close(si.ntk(last, x), full[idx][:, idx], rtol=1e-12, atol=1e-12)
+    assert "GPT2LMHeadModel" in repr(last) and "p=" in repr(last)
+
+
+def test_per_token_loss_with_ignore_index_hessian():
+    net = _gpt2()
+    x = torch.randint(0, 16, (2, 6))
+    y = torch.randint(0, 16, (2, 6))
+    y[0, :4] = -100
+    model = si.as_model(net)
+    loss = si.losses.cross_entropy(ignore_index=-100)
+    flat, unflatten = _flat_params(net)
+
+    def ref(theta):
+        with _math_kernels():
+            z = torch.func.functional_call(net, unflatten(theta), (x,)).logits
+        return F.cross_entropy(z.reshape(-1, 16), y.reshape(-1), ignore_index=-100)
+
+    v = torch.randn(model.num_params, dtype=torch.float64)
+    hv_ref = torch.autograd.functional.hvp(ref, flat, v)[1]
+    torch.testing.assert_close(
+        si.hessian_operator(model, x, y, loss).matvec(v), hv_ref, rtol=0, atol=1e-10
+    )
+    with pytest.raises(LabelError, match="ignore_index=-100"):
+        si.hessian_operator(model, x, y, "cross_entropy")
+
+
+def test_regression_and_structured_outputs():
+    torch.manual_seed(0)
+    reg = torch.nn.Sequential(
+        torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1), torch.nn.Flatten(0)
+    ).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    y = torch.randn(5, dtype=torch.float64)
+    model = si.as_model(reg)
+    assert model.output_shape(x) == ()
+    flat, unflatten = _flat_params(reg)
+
+    def loss(theta):
+        return 0.5 * ((torch.func.functional_call(reg, unflatten(theta), (x,)) - y) ** 2).mean()
+
+    torch.testing.assert_close(
+        si.hessian(model, x, y, "mse"), torch.autograd.functional.hessian(loss, flat)
+    )
+
+    class Dict(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2)
+
+        def forward(self, xx):
+            return {"scores": self.lin(xx), "aux": xx}
+
+    with pytest.raises(ModelError, match="'scores', 'aux'"):
+        si.as_model(Dict().double()).apply(x)
+    picked = si.as_model(Dict().double(), output="scores")
+    assert picked.apply(x).shape == (5, 2)
+
+
+def test_token_input_errors(tiny_lm):
+    net, x, y = tiny_lm
+    model = si.as_model(net)
+    with pytest.raises(LabelError, match="7 rows"):
+        model.apply(x + 20)
+    with pytest.raises(ShapeError, match=r"\(3, 4\)"):
+        si.hessian_operator(model, x, y[:, :3], "cross_entropy")
+
+    class TwoTables(torch.nn.Module):  # two tables both fed the ids: ambiguous
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Embedding(V, D)
+            self.b = torch.nn.Embedding(V, D)
+            self.head = torch.nn.Linear(D, V)
+
+        def forward(self, xx):
+            return self.head(self.a(xx) * self.b(xx))
+
+    two = TwoTables().double()
+    with pytest.raises(ModelError, match="embedding='name'"):
+        si.input_jacobian(two, x)
+    named = si.as_model(two, embedding="a")
+    assert si.input_jacobian(named, x).shape == (3, T * V, T * D)
+    with pytest.raises(ModelError, match="no submodule 'c'"):
+        si.input_jacobian(si.as_model(two, embedding="c"), x)
+
+    mlp = torch.nn.Sequential(torch.nn.Linear(T, 3)).double()  # no embedding at all
+    with pytest.raises(ModelError, match="embedding"):
+        si.input_jacobian(mlp, x)
+    with pytest.raises(ModelError, match="token ids"):
+        si.as_model(mlp).apply(x)
