@@ -278,10 +278,8 @@ class JaxModel(ModelBase):
         self.check_input(x)
         return self._vjp_p(self.flat, x, u)
 
-    def hvp(self, x: jax.Array, y: jax.Array, v: jax.Array, loss: Any) -> jax.Array:
-        """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
-        self.check_input(x)
-        self.check_flat_params(v)
+    def _hvp_compiled(self, loss: Any) -> Callable[..., jax.Array]:
+        """The jit-compiled ``(θ, x, y, v) ↦ H v`` for ``loss`` (forward-over-reverse)."""
         lf = get_loss(loss)
         if lf not in self._hvps:
             f = self._natural
@@ -291,21 +289,25 @@ class JaxModel(ModelBase):
                 return jax.jvp(g, (t,), (v,))[1]
 
             self._hvps[lf] = jax.jit(hvp)
-        return self._hvps[lf](self.flat, x, y, v)
+        return self._hvps[lf]
+
+    def hvp(self, x: jax.Array, y: jax.Array, v: jax.Array, loss: Any) -> jax.Array:
+        """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
+        self.check_input(x)
+        self.check_flat_params(v)
+        return self._hvp_compiled(loss)(self.flat, x, y, v)
 
     def hvp_operator(
         self, x: jax.Array, y: jax.Array, loss: Any
     ) -> Callable[[jax.Array], jax.Array]:
-        """``v ↦ H v`` at a fixed batch, reusing one linearisation.
+        """``v ↦ H v`` at a fixed batch: the compiled product, checks done once.
 
-        ``jax.linearize`` of the gradient is computed once and jit-compiled, so each product
-        reuses the stored linearisation.
+        The forward-over-reverse product is compiled once per loss and input shape (an eager
+        ``jax.linearize`` of a Flax model took seconds to trace and ran no faster).
         """
         self.check_input(x)
-        lf = get_loss(loss)
-        f = self._natural
-        _, lin = jax.linearize(jax.grad(lambda t: lf.value(f(t, x), y)), self.flat)
-        return jax.jit(lin)
+        compiled, theta = self._hvp_compiled(loss), self.flat
+        return lambda v: compiled(theta, x, y, v)
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, d)`` by ``vmap(jacrev)``."""

@@ -5,8 +5,9 @@ A fitted ``MLPClassifier`` or ``MLPRegressor`` is copied into an arraynet
 layers with the hidden activation between them (``relu``, ``tanh``, ``logistic`` → sigmoid,
 ``identity``). The network's outputs are the *logits* — the values before scikit-learn's output
 function — so ``softmax(f(x))`` is ``predict_proba(x)`` for a multi-class classifier and
-``sigmoid(f(x))`` its positive-class column for a binary or multi-label one; a regressor's
-outputs are its predictions. Analyse a classifier with ``loss="cross_entropy"`` (multi-class)
+``sigmoid(f(x))`` its positive-class column for a binary or multi-label one; a squared-error
+regressor's outputs are its predictions, a Poisson regressor's their logarithm
+(``predict = exp(f(x))``). Analyse a classifier with ``loss="cross_entropy"`` (multi-class)
 or ``"bce_with_logits"`` (binary, multi-label), a regressor with ``"mse"``.
 """
 
