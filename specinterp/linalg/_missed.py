@@ -31,6 +31,7 @@ The Radau weight is read off the tridiagonal ``T_s`` and the next off-diagonal `
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,16 @@ Array = Any
 
 #: default probability that one missed eigenvector escapes the check
 MISS_PROBABILITY = 1e-6
+
+#: Bytes the check's Krylov basis may hold (``SPECINTERP_CHECK_BYTES``, default 1 GiB): the
+#: check never stores more vectors than fit, nor fewer than the solver's own basis.
+CHECK_BYTES = int(os.environ.get("SPECINTERP_CHECK_BYTES", 2**30))
+
+
+def step_budget(op: LinearOperator, m: int, wanted: int) -> int:
+    """Steps the check may take: ``wanted``, capped by :data:`CHECK_BYTES` but at least ``m``."""
+    per_vector = max(1, op.shape[0] * (op.xp.finfo(op.dtype).bits // 8))
+    return max(m, min(wanted, CHECK_BYTES // per_vector))
 
 
 @dataclass(frozen=True)

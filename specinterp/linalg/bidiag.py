@@ -120,7 +120,12 @@ def _verify(
         r = _xp.to_numpy(res.residuals).astype(np.float64)
         side = _missed.sides(s**2, "LA", k, 2 * float(s.max()) * (tol * float(s.max()) + r.max()))
         outcome, used = _missed.check(
-            gram, locked, side, tol=tol, rng=rng, max_steps=max(3 * m, res.num_matvecs // 2)
+            gram,
+            locked,
+            side,
+            tol=tol,
+            rng=rng,
+            max_steps=_missed.step_budget(gram, m, max(3 * m, res.num_matvecs // 2)),
         )
         matvecs += 2 * used
         if outcome != "found":

@@ -194,7 +194,12 @@ def _verify(
         margin = tol * float(np.max(np.abs(values))) + float(np.max(res))
         side = _missed.sides(values, which, k, margin)
         outcome, used = _missed.check(
-            op, locked, side, tol=tol, rng=rng, max_steps=max(3 * m, run.num_matvecs)
+            op,
+            locked,
+            side,
+            tol=tol,
+            rng=rng,
+            max_steps=_missed.step_budget(op, m, max(3 * m, run.num_matvecs)),
         )
         matvecs += used
         if outcome != "found":
