@@ -26,6 +26,7 @@ from itertools import groupby
 from . import (
     eigsh_vs_arpack,
     hessian_peers,
+    language_model,
     model_operators,
     multiplicity,
     scale,
@@ -41,6 +42,7 @@ CASES = {
     "eigsh_vs_arpack": eigsh_vs_arpack.run,
     "multiplicity": multiplicity.run,
     "scale": scale.run,
+    "language_model": language_model.run,
 }
 
 
