@@ -25,4 +25,4 @@ def test_page_code_blocks_run(page):
     namespace: dict[str, object] = {"__name__": f"docs_{page}"}
     for i, block in enumerate(blocks):
         code = compile(block, f"{page}[block {i + 1}]", "exec")
-        exec(code, namespace)  # noqa: S102 — the documentation's own examples
+        exec(code, namespace)  # the documentation's own examples
