@@ -221,7 +221,8 @@ class JaxModel(ModelBase):
     def output_shape(self, x: jax.Array) -> tuple[int, ...]:
         """Per-sample output shape (``jax.eval_shape``: no computation)."""
         self.check_input(x)
-        return tuple(jax.eval_shape(self._natural, self.flat, x[:1]).shape[1:])
+        probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
+        return tuple(jax.eval_shape(self._natural, self.flat, probe).shape[1:])
 
     def weight_matrices(self) -> list[tuple[str, jax.Array]]:
         """The 2-d leaves of the parameter pytree, named by their key path."""

@@ -239,8 +239,9 @@ class TorchModel(ModelBase):
     def output_shape(self, x: torch.Tensor) -> tuple[int, ...]:
         """Per-sample output shape (one forward pass on the first sample)."""
         self.check_input(x)
+        probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
         with torch.no_grad():
-            return tuple(self._f(self.params, x[:1]).shape[1:])
+            return tuple(self._f(self.params, probe).shape[1:])
 
     def embedded(self, x: torch.Tensor) -> tuple[TorchModel, torch.Tensor]:
         """The view on token embeddings: ``(model_e, e)`` with ``e = E[x]`` ``(N, T, d)``."""

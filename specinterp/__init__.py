@@ -5,7 +5,7 @@ for Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026), w
 against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-api-strict.
 """
 
-from . import attribution, bounds, errors, linalg, losses, rmt
+from . import attribution, bounds, errors, linalg, losses, rmt, views
 from .diagnostics import (
     GMSIResult,
     JacobianSpectra,
@@ -81,4 +81,5 @@ __all__ = [
     "stable_rank",
     "sweep",
     "typical_gain",
+    "views",
 ]

@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--data",
         metavar="PATH",
-        help=".npz with arrays x and y, or a folder with MNIST IDX / CIFAR batches",
+        help=".npz with arrays x and y, a folder with MNIST IDX / CIFAR batches, or "
+        "MODULE:FACTORY returning (x, y) (token ids for a language model)",
     )
     rep.add_argument("--samples", type=int, default=200, help="samples to analyse (default 200)")
     rep.add_argument("--out", default="report", help="output folder (default: report)")
@@ -91,19 +92,20 @@ def _to_model_arrays(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any
     from specinterp import _xp
 
     name = _xp.backend_name(model.xp)
+    tokens = np.issubdtype(x.dtype, np.integer)  # token ids stay integer
     if name == "torch":
         import torch
 
         return (
-            torch.as_tensor(x, dtype=model.dtype, device=model.device),
+            torch.as_tensor(x, dtype=None if tokens else model.dtype, device=model.device),
             torch.as_tensor(y, device=model.device),
         )
     if name == "jax":
         import jax.numpy as jnp
 
-        return jnp.asarray(x, dtype=model.dtype), jnp.asarray(y)
+        return jnp.asarray(x, dtype=None if tokens else model.dtype), jnp.asarray(y)
     return (
-        model.xp.asarray(x, dtype=model.dtype, device=model.device),
+        model.xp.asarray(x, dtype=None if tokens else model.dtype, device=model.device),
         model.xp.asarray(y, device=model.device),
     )
 

@@ -257,10 +257,12 @@ def gmsi(
     Parameters
     ----------
     method : {"auto", "dense", "matrix-free"}
-        ``"dense"`` materialises ``J``, ``G``, ``K`` and ``H``; ``"matrix-free"`` uses Lanczos on
-        the NTK and Hessian operators, per-sample ``C × C`` NTK blocks for ``s_θ``, and SLQ for
-        the entropies of ``K`` and ``H``. ``"auto"`` is dense when ``N·C`` and ``p`` are at most
-        ``dense_limit``.
+        ``"dense"`` materialises ``J``, ``G``, ``K`` and ``H``; ``"matrix-free"`` never forms
+        ``G`` or ``H``: it uses Lanczos on the Hessian operator and SLQ for its entropy, and
+        forms ``K`` from ``N·C`` operator products when ``N·C ≤ dense_limit`` (exact, and
+        cheaper than Lanczos for its smallest eigenvalue), else Lanczos, per-sample ``C × C``
+        blocks for ``s_θ`` and SLQ for its entropy. ``"auto"`` is dense when ``N·C`` and ``p``
+        are at most ``dense_limit``.
     aggregation : {"max", "log-mean"}
         ``max`` (the reference) or the geometric mean of the positive components.
     tol, seed, num_probes, num_steps
@@ -298,25 +300,43 @@ def gmsi(
         pos = lam_h[lam_h > max(lam_h[-1], 0.0) * max(p, 1) * np.finfo(float).eps]
         h_k, h_h = _entropy_from_values(np.clip(lam_k, 0.0, None)), _entropy_from_values(lam_h)
     else:
-        blocks = []
         kop_full = ntk_operator(model, x)
-        for i in range(n):
-            kop = ntk_operator(model, x[i : i + 1, ...])
-            eye = xp.eye(c, dtype=model.dtype, device=_xp.device(x))
-            blocks.append(np.linalg.eigvalsh(_xp.to_numpy(kop.matmat(eye))))
+        if n * c <= dense_limit:
+            # N·C products form K exactly; Lanczos for its smallest eigenvalue and SLQ for its
+            # entropy would cost more products than that, and be approximate
+            k_dense = _xp.to_numpy(
+                kop_full.matmat(xp.eye(n * c, dtype=model.dtype, device=_xp.device(x)))
+            )
+            k_dense = 0.5 * (k_dense + k_dense.T)
+            blocks = [
+                np.linalg.eigvalsh(k_dense[i * c : (i + 1) * c, i * c : (i + 1) * c])
+                for i in range(n)
+            ]
+            lam_k = np.linalg.eigvalsh(k_dense)
+            k_max, k_min, tr_k = float(lam_k[-1]), float(lam_k[0]), float(np.trace(k_dense))
+            h_k = _entropy_from_values(np.clip(lam_k, 0.0, None))
+            ntk_details: Any = "formed from N·C products"
+        else:
+            blocks = []
+            for i in range(n):
+                kop = ntk_operator(model, x[i : i + 1, ...])
+                eye = xp.eye(c, dtype=model.dtype, device=_xp.device(x))
+                blocks.append(np.linalg.eigvalsh(_xp.to_numpy(kop.matmat(eye))))
+            tr_k = float(sum(np.sum(b) for b in blocks))
+            top_k = eigsh(kop_full, 1, which="LA", tol=tol, seed=seed)
+            bot_k = eigsh(kop_full, 1, which="SA", tol=tol, seed=seed)
+            k_max = float(_xp.to_numpy(top_k.values)[0])
+            k_min = float(_xp.to_numpy(bot_k.values)[0])
+            h_k = _slq_entropy(kop_full, num_probes, num_steps, seed, tr_k)
+            ntk_details = (top_k, bot_k)
         s_theta = math.sqrt(max(0.0, max(float(b[-1]) for b in blocks)))
-        tr_k = float(sum(np.sum(b) for b in blocks))
-        top_k = eigsh(kop_full, 1, which="LA", tol=tol, seed=seed)
-        bot_k = eigsh(kop_full, 1, which="SA", tol=tol, seed=seed)
-        k_max, k_min = float(_xp.to_numpy(top_k.values)[0]), float(_xp.to_numpy(bot_k.values)[0])
         hop = hessian_operator(model, x, y, loss)
         h_top = eigsh(hop, min(6, p), which="LA", tol=tol, seed=seed)
         lam_h = _xp.to_numpy(h_top.values)
         h_max = float(lam_h[0])
         pos = lam_h[lam_h > 0]
-        h_k = _slq_entropy(kop_full, num_probes, num_steps, seed, tr_k)
         h_h = _slq_entropy(hop, num_probes, num_steps, seed, None)
-        details = {"ntk_lanczos": (top_k, bot_k), "hessian_lanczos": h_top}
+        details = {"ntk_lanczos": ntk_details, "hessian_lanczos": h_top}
 
     s_k = math.sqrt(max(k_max, 0.0) / n)
     s_h = math.sqrt(max(h_max, 0.0) / beta) if beta > 0 else 0.0

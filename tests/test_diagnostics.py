@@ -95,20 +95,27 @@ def test_dense_and_matrix_free_agree(rng):
     x = rng.standard_normal((6, 5))
     y = rng.integers(0, 3, size=6)
     dense = si.gmsi(net, x, y, method="dense")
-    free = si.gmsi(net, x, y, method="matrix-free", num_probes=30, num_steps=60)
+    # dense_limit=10 < N·C = 18: K through Lanczos and SLQ, not formed from products
+    free = si.gmsi(net, x, y, method="matrix-free", num_probes=30, num_steps=60, dense_limit=10)
     assert dense.method == "dense" and free.method == "matrix-free"
     for k, v in dense.components.items():
         assert free.components[k] == pytest.approx(v, rel=1e-8), k
     assert free.ntk_condition_number == pytest.approx(dense.ntk_condition_number, rel=1e-6)
+    # N·C ≤ dense_limit: K formed from N·C products, its entropy and κ exact
+    formed = si.gmsi(net, x, y, method="matrix-free")
+    assert formed.entropies["ntk"] == pytest.approx(dense.entropies["ntk"], rel=1e-10)
+    assert formed.ntk_condition_number == pytest.approx(dense.ntk_condition_number, rel=1e-8)
+    for k, v in dense.components.items():
+        assert formed.components[k] == pytest.approx(v, rel=1e-8), k
     # SLQ entropy of K: tr K is exact and the quadrature per probe is exact (steps ≥ size), so
     # H = log tr K − tr(K log K)/tr K is unbiased with Monte Carlo error from the probes alone
     # (≈ 6 % relative at 30 probes here). The mean over 24 seeds must lie within 5 standard
     # errors of the dense value.
     ents = np.array(
         [
-            si.gmsi(net, x, y, method="matrix-free", num_probes=30, num_steps=60, seed=s).entropies[
-                "ntk"
-            ]
+            si.gmsi(
+                net, x, y, method="matrix-free", num_probes=30, num_steps=60, seed=s, dense_limit=10
+            ).entropies["ntk"]
             for s in range(24)
         ]
     )

@@ -267,3 +267,37 @@ def test_token_input_errors(tiny_lm):
         si.input_jacobian(mlp, x)
     with pytest.raises(ModelError, match="token ids"):
         si.as_model(mlp).apply(x)
+
+
+def test_last_position_view_is_the_slice_of_the_full_model(tiny_lm):
+    net, x, y = tiny_lm
+    full = si.as_model(net)
+    view = si.views.output_position(full, x)  # next-token logits at the last position
+    assert view.output_shape(x) == (V,)
+    rows = torch.arange((T - 1) * V, T * V)
+    torch.testing.assert_close(view.apply(x), full.apply(x)[:, rows])
+    k_full = si.ntk(full, x)
+    idx = torch.cat([i * T * V + rows for i in range(x.shape[0])])
+    torch.testing.assert_close(si.ntk(view, x), k_full[idx][:, idx], rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        si.input_jacobian(view, x), si.input_jacobian(full, x)[:, rows, :], rtol=0, atol=1e-12
+    )
+    # its loss is the cross-entropy of the last token's prediction
+    flat, unflatten = _flat_params(net)
+
+    def last_token_loss(theta):
+        with _math_kernels():
+            z = torch.func.functional_call(net, unflatten(theta), (x,))
+        return F.cross_entropy(z[:, -1], y[:, -1])
+
+    torch.testing.assert_close(
+        si.hessian(view, x, y[:, -1], "cross_entropy"),
+        torch.autograd.functional.hessian(last_token_loss, flat),
+        rtol=0,
+        atol=1e-10,
+    )
+    v = torch.randn(view.num_params, dtype=torch.float64)
+    ggn_v = si.ggn_operator(view, x, y[:, -1], "cross_entropy").matvec(v)
+    torch.testing.assert_close(si.ggn(view, x, y[:, -1], "cross_entropy") @ v, ggn_v)
+    with pytest.raises(ShapeError, match="built for"):
+        view.apply(x[:, :2])

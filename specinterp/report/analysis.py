@@ -11,8 +11,10 @@ import numpy as np
 from .. import _xp, attribution
 from ..diagnostics import GMSIResult, JacobianSpectra, gmsi, jacobian_spectra
 from ..linalg import eigsh, spectral_density
+from ..model import input_space
 from ..operators import hessian_operator, ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics, weight_esd
+from ..views import output_position
 
 __all__ = ["ReportData", "analyse"]
 
@@ -53,18 +55,26 @@ def analyse(
     model: Any, x: Any, y: Any, *, model_name: str, data_name: str, seed: int, step: Any
 ) -> ReportData:
     """Run every analysis; ``step(name)`` is a context manager that reports progress."""
-    xp = model.xp
     n = int(x.shape[0])
     with step("predictions"):
         z = model.apply(x)
-        c = int(z.shape[1])
+        out_shape = tuple(model.output_shape(x))
         y_np = _np(y)
         classify = np.issubdtype(y_np.dtype, np.integer)
+        logits = _np(z).reshape(n, *out_shape)
+        sequence = classify and len(out_shape) >= 2 and y_np.shape == (n, *out_shape[:-1])
         loss = "cross_entropy" if classify else "mse"
-        accuracy = float(np.mean(np.argmax(_np(z), axis=1) == y_np)) if classify else None
+        accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_np)) if classify else None
+    full_model, y_full = model, y
+    if sequence:  # per-sample analyses look at the next-token outputs at the last position
+        model, y = output_position(full_model, x), y[:, -1, ...]
+        model_name += " — per-sample analyses: next-token logits at the last position"
+    xp = model.xp
+    z = model.apply(x)
+    c = int(z.shape[1])
     with step("weight spectra"):
         layers = []
-        for name, w in getattr(model, "weight_matrices", list)():
+        for name, w in getattr(full_model, "weight_matrices", list)():
             if min(w.shape) >= 2:
                 lam, _ = weight_esd(w)
                 layers.append((name, layer_diagnostics(w), _np(lam)))
@@ -80,9 +90,9 @@ def analyse(
             res = eigsh(ntk_operator(model, xs), min(20, small * c), tol=1e-6, seed=seed)
             ntk_eigs = _np(res.values)
     hb = min(n, 128)
-    xh, yh = x[:hb, ...], y[:hb, ...]
+    xh, yh = x[:hb, ...], y_full[:hb, ...]
     with step("Hessian top-k and density"):
-        hop = hessian_operator(model, xh, yh, loss)
+        hop = hessian_operator(full_model, xh, yh, loss)  # the whole (per-token) loss
         k = min(8, model.num_params)
         top = eigsh(hop, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
         dens = spectral_density(hop, num_probes=4, num_steps=min(60, model.num_params), seed=seed)
@@ -90,6 +100,7 @@ def analyse(
         g = gmsi(model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6)
     with step("attribution"):
         target = np.argmax(_np(z), axis=1)
+        model, x = input_space(model, x)  # token ids: maps over the token embeddings
         scale = float(np.std(_np(x))) or 1.0
         radius = 0.05 * scale
 

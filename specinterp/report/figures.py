@@ -27,6 +27,8 @@ def _image_side(shape: tuple[int, ...]) -> tuple[int, int] | None:
     d = math.prod(shape)
     if len(shape) == 3 and shape[0] in (1, 3):
         return shape[1], shape[2]
+    if len(shape) == 2 and min(shape) > 1:  # tokens × embedding dimensions
+        return shape[0], shape[1]
     side = math.isqrt(d)
     return (side, side) if side * side == d else None
 

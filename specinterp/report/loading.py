@@ -19,22 +19,14 @@ class ReportInputError(Exception):
     """A user input of the report cannot be used; the message is one line for the terminal."""
 
 
-def load_model(spec: str) -> Any:
-    """Import ``module:factory`` (a module name or a ``.py`` path) and call the factory.
-
-    The factory returns a torch module, an arraynet ``Sequential``, an Equinox module, or a
-    ``(apply_fn, params)`` pair for JAX.
-    """
-    if ":" not in spec:
-        raise ReportInputError(
-            f"--model must look like module:factory or path.py:factory; got {spec!r}"
-        )
+def _factory(spec: str, option: str) -> Any:
+    """Import ``module:factory`` (a module name or a ``.py`` path); return the callable."""
     target, _, name = spec.rpartition(":")
     try:
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise ReportInputError(f"model file {path} does not exist")
+                raise ReportInputError(f"{option} file {path} does not exist")
             mod_spec = importlib.util.spec_from_file_location(path.stem, path)
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules[path.stem] = module
@@ -48,6 +40,21 @@ def load_model(spec: str) -> Any:
     factory = getattr(module, name, None)
     if not callable(factory):
         raise ReportInputError(f"{target} has no callable {name!r}")
+    return factory
+
+
+def load_model(spec: str) -> Any:
+    """Import ``module:factory`` (a module name or a ``.py`` path) and call the factory.
+
+    The factory returns a torch module (Hugging Face models included), an arraynet
+    ``Sequential``, an Equinox or Flax NNX module, a fitted scikit-learn MLP, or an
+    ``(apply_fn, params)`` pair for JAX / Flax linen.
+    """
+    if ":" not in spec:
+        raise ReportInputError(
+            f"--model must look like module:factory or path.py:factory; got {spec!r}"
+        )
+    factory = _factory(spec, "model")
     try:
         return factory()
     except Exception as exc:
@@ -56,11 +63,29 @@ def load_model(spec: str) -> Any:
         ) from exc
 
 
-def load_data(spec: str) -> tuple[np.ndarray, np.ndarray, str]:
-    """``--data``: an ``.npz`` with ``x`` and ``y``, or a folder with MNIST IDX / CIFAR files.
+def _host_pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Host arrays; integer inputs (token ids) stay integer, others become float64."""
+    x, y = np.asarray(x), np.asarray(y)
+    return (x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64)), y
 
-    Returns inputs, integer labels and a description.
+
+def load_data(spec: str) -> tuple[np.ndarray, np.ndarray, str]:
+    """``--data``: an ``.npz``, an MNIST / CIFAR folder, or a ``module:factory`` of ``(x, y)``.
+
+    The ``.npz`` holds arrays ``x`` and ``y``; the factory may be in a ``.py`` path. Returns
+    inputs (integer token ids stay integer), targets and a description.
     """
+    if ":" in spec and not Path(spec).exists():
+        try:
+            x, y = _factory(spec, "data")()
+        except ReportInputError:
+            raise
+        except Exception as exc:
+            raise ReportInputError(
+                f"the data factory {spec} failed ({type(exc).__name__}: {exc}); it must "
+                "return a pair (x, y)"
+            ) from exc
+        return (*_host_pair(x, y), spec)
     path = Path(spec)
     if not path.exists():
         raise ReportInputError(f"data path {path} does not exist")
@@ -69,7 +94,7 @@ def load_data(spec: str) -> tuple[np.ndarray, np.ndarray, str]:
             with np.load(path) as data:
                 if "x" not in data or "y" not in data:
                     raise ReportInputError(f"{path} must hold arrays named x and y")
-                return np.asarray(data["x"], dtype=np.float64), np.asarray(data["y"]), str(path)
+                return (*_host_pair(data["x"], data["y"]), str(path))
         if any(path.glob("t10k-images*")):
             x, y = load_mnist_idx(path, train=False)
             return x, y, f"MNIST test set ({path})"
