@@ -196,3 +196,52 @@ def test_missing_matplotlib_is_reported(tmp_path, monkeypatch):
         "Missing: figures: matplotlib is not installed"
         in (tmp_path / "r" / "index.html").read_text()
     )
+
+
+def test_language_model_report(tmp_path, monkeypatch):
+    """The main job on text: the character transformer example, briefly trained."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("CHAR_TRANSFORMER_STEPS", "20")
+    spec = str(ROOT / "examples" / "char_transformer.py")
+    out = tmp_path / "lm"
+    args = ["report", "--model", f"{spec}:model", "--data", f"{spec}:data"]
+    assert main([*args, "--samples", "6", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    assert "next-token logits at the last position" in data["model"]
+    assert (out / "index.html").is_file()
+    # recompute accuracy and the next-token Jacobian norms independently
+    import importlib.util
+
+    mod_spec = importlib.util.spec_from_file_location("char_transformer_check", spec)
+    ct = importlib.util.module_from_spec(mod_spec)
+    mod_spec.loader.exec_module(ct)
+    net = ct.model()  # cached by the report run
+    x, y = ct.data()
+    idx = np.sort(np.random.default_rng(0).choice(len(y), size=6, replace=False))
+    ids = torch.as_tensor(x[idx])
+    with torch.no_grad():
+        logits = net(ids).numpy()
+    assert data["accuracy"] == pytest.approx(np.mean(np.argmax(logits, -1) == y[idx]))
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def last_logits(e):  # the network from its token embeddings, last position
+        h = e + net.pos_emb(torch.arange(ct.CONTEXT))
+        mask = net.mask[: ct.CONTEXT, : ct.CONTEXT]
+        return net.head(net.blocks(h, mask=mask, is_causal=True))[:, -1]
+
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            norms = [
+                torch.linalg.matrix_norm(
+                    torch.autograd.functional.jacobian(
+                        lambda e: last_logits(e[None])[0], net.tok_emb(ids[i])
+                    ).reshape(ct.VOCAB, -1),
+                    ord=2,
+                ).item()
+                for i in range(6)
+            ]
+    finally:
+        torch.backends.mha.set_fastpath_enabled(True)
+    assert data["jacobian"]["operator_norm"]["max"] == pytest.approx(max(norms), rel=1e-4)

@@ -100,6 +100,7 @@ def analyse(
         g = gmsi(model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6)
     with step("attribution"):
         target = np.argmax(_np(z), axis=1)
+        tokens_model, tokens_x = model, x
         model, x = input_space(model, x)  # token ids: maps over the token embeddings
         scale = float(np.std(_np(x))) or 1.0
         radius = 0.05 * scale
@@ -118,9 +119,11 @@ def analyse(
         k_top = max(1, d // 10)
         sens = _np(attribution.max_sensitivity(explain, x, radius=radius, num_samples=8, seed=seed))
         few = min(4, n)
-        ig = attribution.integrated_gradients(model, x[:few, ...], target[:few], steps=32)
+        # an embedded view is bound to its token ids: take the view of the first few
+        few_model = input_space(tokens_model, tokens_x[:few, ...])[0]
+        ig = attribution.integrated_gradients(few_model, x[:few, ...], target[:few], steps=32)
         ig_noisy = attribution.integrated_gradients(
-            model, noisy_x[:few, ...], target[:few], steps=32
+            few_model, noisy_x[:few, ...], target[:few], steps=32
         )
         attr_numbers = {
             "method": "saliency of the predicted class",
