@@ -194,3 +194,90 @@ def _set_path(module: Any, path: tuple, value: Any) -> None:
         parent[path[-1]] = value
     else:
         object.__setattr__(parent, path[-1], value)
+
+
+class EqxEmbedder:
+    """The token ``eqx.nn.Embedding`` of a per-sample Equinox module.
+
+    Equinox embeddings are called token by token (``jax.vmap(self.embedding)(ids)``), so the
+    layer cannot be handed a whole sequence of embeddings. The view instead replaces the layer
+    by one whose table *is* the sequence's embeddings, ``e_i`` (``T × d``), and calls the module
+    on the positions ``0 … T−1``: row ``t`` of that table is the embedding of the token at
+    position ``t``. This assumes what holds for a language model — the module reads its input
+    ids only through the embedding layer (positions come from the sequence length).
+    """
+
+    def __init__(self, static: Any, name: str | None) -> None:
+        self.static = static
+        self.name = name
+        self._path: tuple | None = None
+
+    def _module(self, params: Any) -> Any:
+        import equinox as eqx
+
+        return eqx.combine(params, self.static)
+
+    def _target(self, params: Any) -> tuple[tuple, Any]:
+        import equinox as eqx
+
+        module = self._module(params)
+        found = [
+            (path, leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(
+                module, is_leaf=lambda n: isinstance(n, eqx.nn.Embedding)
+            )[0]
+            if isinstance(leaf, eqx.nn.Embedding)
+        ]
+        names = {_dotted(path): (path, leaf) for path, leaf in found}
+        path, _ = _choose([(n, 0) for n in names], self.name, list(names))
+        self._path = names[path][0]
+        return names[path]
+
+    def num_rows(self, params: Any, x: jax.Array) -> int:
+        """Rows of the token table."""
+        return int(self._target(params)[1].num_embeddings)
+
+    def view(self, params: Any, x: jax.Array) -> tuple[jax.Array, Callable[..., Any]]:
+        """``(e, run)``: the embeddings of ``x`` and the network from embeddings."""
+        import equinox as eqx
+        import jax.numpy as jnp
+
+        path, layer = self._target(params)
+        if x.ndim != 2:
+            raise ModelError("an Equinox module's embedded view needs token ids of shape (N, T)")
+        e = layer.weight[x]
+
+        def where(m: Any) -> Any:
+            return _at(m, path)
+
+        def run(p: Any, ids: jax.Array, ee: jax.Array) -> Any:
+            module = self._module(p)
+            positions = jnp.arange(ids.shape[1])
+
+            def one(table: jax.Array) -> Any:
+                return eqx.tree_at(where, module, eqx.nn.Embedding(weight=table))(positions)
+
+            return jax.vmap(one)(ee)
+
+        return e, run
+
+
+def _dotted(path: tuple) -> str:
+    parts = []
+    for key in path:
+        for attr in ("name", "idx", "key"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return ".".join(parts)
+
+
+def _at(module: Any, path: tuple) -> Any:
+    for key in path:
+        if hasattr(key, "name"):
+            module = getattr(module, key.name)
+        elif hasattr(key, "idx"):
+            module = module[key.idx]
+        else:
+            module = module[key.key]
+    return module

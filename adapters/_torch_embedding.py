@@ -17,15 +17,80 @@ in the model itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from specinterp.errors import ModelError, ShapeError
+from specinterp.errors import LabelError, ModelError, ShapeError
 
-__all__ = ["embedded_call", "find_embedding"]
+__all__ = [
+    "capture_output",
+    "check_ids",
+    "differentiable_kernels",
+    "embedded_call",
+    "find_embedding",
+    "module_call",
+    "obvious_embedding",
+]
+
+
+@contextlib.contextmanager
+def differentiable_kernels() -> Iterator[None]:
+    """Run a forward pass with the kernels that have every derivative the products need.
+
+    Fused attention kernels (flash / memory-efficient SDPA, the ``nn.TransformerEncoderLayer``
+    and ``nn.MultiheadAttention`` fast paths) lack forward-mode and double-backward
+    derivatives; the math SDPA kernel and the layers' plain code compute the same function
+    from differentiable operations.
+    """
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
+
+
+def obvious_embedding(root: torch.nn.Module) -> torch.nn.Module | None:
+    """``get_input_embeddings()``, else the only ``nn.Embedding``; ``None`` if ambiguous."""
+    getter = getattr(root, "get_input_embeddings", None)
+    found = getter() if callable(getter) else None
+    if isinstance(found, torch.nn.Embedding):
+        return found
+    layers = [m for m in root.modules() if isinstance(m, torch.nn.Embedding)]
+    return layers[0] if len(layers) == 1 else None
+
+
+def check_ids(layer: torch.nn.Module, x: torch.Tensor, what: str) -> None:
+    """Token ids must index rows of ``layer``'s table (when it has ``num_embeddings``)."""
+    rows = getattr(layer, "num_embeddings", None)
+    if rows is None or x.numel() == 0:
+        return
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0 or hi >= rows:
+        raise LabelError(
+            f"{what} holds token ids from {lo} to {hi}, but the embedding table has {rows} "
+            f"rows (ids 0..{rows - 1}); map them into the model's vocabulary"
+        )
+
+
+def capture_output(layer: torch.nn.Module, forward: Callable[[], Any], name: str) -> torch.Tensor:
+    """The output of ``layer`` during ``forward()`` (no gradients), detached."""
+    captured: list[Any] = []
+    handle = layer.register_forward_hook(lambda m, a, out: captured.append(out))
+    try:
+        with torch.no_grad():
+            forward()
+    finally:
+        handle.remove()
+    if not captured or not isinstance(captured[0], torch.Tensor):
+        raise ModelError(f"the embedding layer {name!r} produced no tensor output")
+    return captured[0].detach()
 
 
 def _name_of(root: torch.nn.Module, target: torch.nn.Module) -> str:

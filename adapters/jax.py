@@ -145,13 +145,17 @@ class JaxModel(ModelBase):
         batched: bool = False,
         input_shape: tuple[int, ...] | None = None,
         output: str | int | Callable[[Any], Any] | None = None,
+        embedding: str | None = None,
     ) -> JaxModel:
         """Wrap an Equinox module: its inexact arrays are the parameters.
 
         Equinox modules usually map one sample; they are ``vmap``-ed over the batch unless
-        ``batched=True``.
+        ``batched=True``. At token ids the per-sample module's ``eqx.nn.Embedding`` (found when
+        it has one, or named by its dotted path, ``embedding=``) gives the embedded view.
         """
         import equinox as eqx
+
+        from ._flax_embedding import EqxEmbedder
 
         params, static = eqx.partition(module, eqx.is_inexact_array)
 
@@ -164,6 +168,7 @@ class JaxModel(ModelBase):
             params,
             input_shape=input_shape,
             output=output,
+            embedder=None if batched else EqxEmbedder(static, embedding),
             kind=f"equinox {type(module).__name__}",
         )
 

@@ -11,7 +11,6 @@ stochastic or batch-coupled function is not what the framework analyses.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -20,35 +19,24 @@ from typing import Any
 import array_api_compat.torch as xp_torch
 import torch
 from torch.func import grad, jacrev, jvp, vjp, vmap
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from specinterp.errors import LabelError, ModelError
+from specinterp.errors import ModelError
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
-from ._torch_embedding import embedded_call, find_embedding, module_call
+from ._torch_embedding import (
+    capture_output,
+    check_ids,
+    differentiable_kernels,
+    embedded_call,
+    find_embedding,
+    module_call,
+    obvious_embedding,
+)
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
-
-
-@contextlib.contextmanager
-def differentiable_kernels() -> Iterator[None]:
-    """Run a forward pass with the kernels that have every derivative the products need.
-
-    Fused attention kernels (flash / memory-efficient SDPA, the ``nn.TransformerEncoderLayer``
-    and ``nn.MultiheadAttention`` fast paths) lack forward-mode and double-backward
-    derivatives; the math SDPA kernel and the layers' plain code compute the same function
-    from differentiable operations.
-    """
-    fastpath = torch.backends.mha.get_fastpath_enabled()
-    torch.backends.mha.set_fastpath_enabled(False)
-    try:
-        with sdpa_kernel(SDPBackend.MATH):
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 _MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
@@ -173,28 +161,16 @@ class TorchModel(ModelBase):
 
     def check_token_ids(self, x: torch.Tensor, what: str = "x") -> None:
         """Token ids must index rows of the embedding table (an ``nn.Embedding``)."""
-        if self._module is None:
-            return
+        if self._module is not None:
+            check_ids(self._token_table(x), x, what)
+
+    def _token_table(self, x: torch.Tensor) -> torch.nn.Module:
+        """The embedding layer, without a probing forward pass when it is unambiguous."""
         if self._embedding is None and self._embedding_name is None:
-            getter = getattr(self._module, "get_input_embeddings", None)
-            found = getter() if callable(getter) else None
-            layers = [m for m in self._module.modules() if isinstance(m, torch.nn.Embedding)]
-            layer = found if isinstance(found, torch.nn.Embedding) else None
-            if layer is None and len(layers) == 1:
-                layer = layers[0]
-            if layer is None:  # several tables: the one the ids feed is found by a forward
-                layer = self._embedding_layer(x)[1]
-        else:
-            layer = self._embedding_layer(x)[1]
-        rows = getattr(layer, "num_embeddings", None)
-        if rows is None or x.numel() == 0:
-            return
-        lo, hi = int(x.min()), int(x.max())
-        if lo < 0 or hi >= rows:
-            raise LabelError(
-                f"{what} holds token ids from {lo} to {hi}, but the embedding table has {rows} "
-                f"rows (ids 0..{rows - 1}); map them into the model's vocabulary"
-            )
+            layer = obvious_embedding(self._module)
+            if layer is not None:
+                return layer
+        return self._embedding_layer(x)[1]
 
     def _f(
         self, p: dict[str, torch.Tensor], x: torch.Tensor, ids: torch.Tensor | None = None
@@ -249,16 +225,7 @@ class TorchModel(ModelBase):
         if x.is_floating_point():
             return self, x
         name, layer = self._embedding_layer(x)
-        captured: list[torch.Tensor] = []
-        handle = layer.register_forward_hook(lambda m, a, out: captured.append(out))
-        try:
-            with torch.no_grad():
-                self._f(self.params, x)
-        finally:
-            handle.remove()
-        if not captured or not isinstance(captured[0], torch.Tensor):
-            raise ModelError(f"the embedding layer {name!r} produced no tensor output")
-        e = captured[0].detach()
+        e = capture_output(layer, lambda: self._f(self.params, x), name)
         if e.dtype != self.dtype:
             raise ModelError(
                 f"the embedding layer {name!r} gives {e.dtype}, the parameters {self.dtype}"

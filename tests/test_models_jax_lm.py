@@ -164,5 +164,15 @@ def test_equinox_model_on_token_ids(tokens):
     params, static = eqx.partition(m, eqx.is_inexact_array)
     flat, unravel = ravel_pytree(params)
     _check_operators(model, lambda t: jax.vmap(eqx.combine(unravel(t), static))(x), flat, x, y)
-    with pytest.raises(ModelError, match="function of the embeddings"):
-        si.input_jacobian(model, x)
+    # the embedded view: the per-token embeddings, and J by autodiff of lin(tanh(e))
+    e = input_space(model, x)[1]
+    np.testing.assert_array_equal(e, m.emb.weight[x])
+    j_ref = jax.vmap(jax.jacrev(lambda ei: jax.vmap(lambda r: m.lin(jnp.tanh(r)))(ei).reshape(-1)))(
+        e
+    )
+    np.testing.assert_allclose(si.input_jacobian(model, x), j_ref.reshape(3, T * V, -1), atol=1e-12)
+    with pytest.raises(LabelError, match="9 rows"):
+        model.apply(x + V)
+    plain = si.as_model(lambda p, xx: jax.vmap(eqx.combine(p, static))(xx), params)
+    with pytest.raises(ModelError, match="function of the embeddings"):  # no layers to find
+        si.input_jacobian(plain, x)
