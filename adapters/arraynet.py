@@ -150,10 +150,9 @@ class ArrayNetModel(ModelBase):
     def __repr__(self) -> str:
         names = [type(lay).__name__ for lay in self.net.layers]
         shown = ", ".join(names) if len(names) <= 8 else ", ".join(names[:7]) + ", …"
-        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
         return (
             f"ArrayNetModel({self.source}: {shown}; p={self.num_params:,}, dtype={self.dtype}, "
-            f"xp={_xp.backend_name(self.xp)}, device={self.device}{shape})"
+            f"xp={_xp.backend_name(self.xp)}, device={self.device}{self._shapes_text()})"
         )
 
     def check_input(self, x: Array, what: str = "x") -> None:

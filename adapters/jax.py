@@ -131,10 +131,9 @@ class JaxModel(ModelBase):
 
     def __repr__(self) -> str:
         view = ", embedded view" if self._ids is not None else ""
-        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
         return (
             f"JaxModel({self._kind}{view}, p={self.num_params:,}, dtype={self.dtype}, "
-            f"device={self.device}{shape}, output={self._select.describe()})"
+            f"device={self.device}{self._shapes_text()}, output={self._select.describe()})"
         )
 
     @classmethod
@@ -227,7 +226,8 @@ class JaxModel(ModelBase):
         """Per-sample output shape (``jax.eval_shape``: no computation)."""
         self.check_input(x)
         probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
-        return tuple(jax.eval_shape(self._natural, self.flat, probe).shape[1:])
+        out = tuple(jax.eval_shape(self._natural, self.flat, probe).shape[1:])
+        return self._remember_shapes(x, out)
 
     def weight_matrices(self) -> list[tuple[str, jax.Array]]:
         """The 2-d leaves of the parameter pytree, named by their key path."""

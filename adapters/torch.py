@@ -124,10 +124,9 @@ class TorchModel(ModelBase):
     def __repr__(self) -> str:
         what = type(self._module).__name__ if self._module is not None else "callable"
         view = ", embedded view" if self._ids is not None else ""
-        shape = "" if self.input_shape is None else f", input_shape={self.input_shape}"
         return (
             f"TorchModel({what}{view}, p={self.num_params:,}, dtype={self.dtype}, "
-            f"device={self.device}{shape}, output={self._select.describe()})"
+            f"device={self.device}{self._shapes_text()}, output={self._select.describe()})"
         )
 
     # ------------------------------------------------------------------ helpers
@@ -217,7 +216,7 @@ class TorchModel(ModelBase):
         self.check_input(x)
         probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
         with torch.no_grad():
-            return tuple(self._f(self.params, probe).shape[1:])
+            return self._remember_shapes(x, tuple(self._f(self.params, probe).shape[1:]))
 
     def embedded(self, x: torch.Tensor) -> tuple[TorchModel, torch.Tensor]:
         """The view on token embeddings: ``(model_e, e)`` with ``e = E[x]`` ``(N, T, d)``."""

@@ -8,7 +8,7 @@ text; the loss is the mean per-token cross-entropy. Each library computes the to
 of the Hessian and of the GGN at tolerance 1e-3: specinterp's ``eigsh`` on
 ``hessian_operator`` / ``ggn_operator`` (its missed-eigenvalue check on and off), curvlinops'
 ``HessianLinearOperator`` / ``GGNLinearOperator`` with ``scipy.sparse.linalg.eigsh``. Each run
-is a fresh process, so its peak resident memory (``ru_maxrss``) is its own; the relative error
+is a fresh process, so its peak resident memory (``VmHWM``) is its own; the relative error
 of each run's eigenvalues is measured against specinterp at tolerance 1e-6 on the same
 operator. ``SPECINTERP_BENCH_LM_SCALE=small`` runs a 0.4 M-parameter model instead.
 """
@@ -28,7 +28,10 @@ SIZES = {
 
 CHILD = textwrap.dedent(
     """
-    import json, resource, sys, time
+    def peak_mb():  # this process's peak RSS: VmHWM is reset by exec, ru_maxrss is not
+        with open("/proc/self/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmHWM")) / 1024
+    import json, sys, time
     import numpy as np
     import torch
     import transformers
@@ -77,7 +80,7 @@ CHILD = textwrap.dedent(
     seconds = time.perf_counter() - t0
     print(json.dumps({"values": [float(v) for v in values], "matvecs": matvecs,
                       "seconds": seconds,
-                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_mb": peak_mb(),
                       "params": sum(p.numel() for p in net.parameters())}))
     """
 )

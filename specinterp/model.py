@@ -15,6 +15,7 @@ imports torch or jax.
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any, Protocol, runtime_checkable
 
 from . import _xp
@@ -151,9 +152,25 @@ class ModelBase:
     def check_token_ids(self, x: Array, what: str = "x") -> None:
         """Token-id checks (range against the vocabulary) where the adapter knows it."""
 
+    _seen_shapes: tuple[tuple[int, ...], tuple[int, ...], str] | None = None
+
+    def _remember_shapes(self, x: Array, out: tuple[int, ...]) -> tuple[int, ...]:
+        """Note the per-sample input and output shapes of a call (for ``repr``); return ``out``."""
+        kind = "token ids" if self.xp.isdtype(x.dtype, "integral") else "inputs"
+        self._seen_shapes = (tuple(int(s) for s in x.shape[1:]), tuple(out), kind)
+        return tuple(out)
+
+    def _shapes_text(self) -> str:
+        """``", input_shape=…"`` and the last seen input → output shapes, for ``repr``."""
+        text = "" if self.input_shape is None else f", input_shape={self.input_shape}"
+        if self._seen_shapes is not None:
+            inp, out, kind = self._seen_shapes
+            text += f", {kind} {inp} → outputs {out}"
+        return text
+
     def output_shape(self, x: Array) -> tuple[int, ...]:
         """Per-sample output shape; ``(C,)`` for adapters whose outputs are ``(N, C)``."""
-        return (int(self.apply(x[:1, ...]).shape[1]),)
+        return self._remember_shapes(x, (int(self.apply(x[:1, ...]).shape[1]),))
 
     def check_flat_params(self, v: Array, what: str = "v") -> None:
         """Raise unless ``v`` is a flat parameter vector of this model."""
@@ -272,7 +289,11 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
 
 
 def _leaf_libraries(params: Any) -> set[str]:
-    """Top-level module names of the leaves of ``params`` (a dict/list/tuple tree)."""
+    """Top-level module names of the leaves of ``params``.
+
+    A dict / list / tuple tree is walked directly; other containers (an Equinox module, a Flax
+    ``State``) through ``jax.tree_util`` when JAX is already imported.
+    """
     found: set[str] = set()
     stack = [params]
     while stack:
@@ -282,6 +303,11 @@ def _leaf_libraries(params: Any) -> set[str]:
         elif isinstance(item, list | tuple):
             stack.extend(item)
         elif item is not None:
+            jax = sys.modules.get("jax")
+            leaves = [item] if jax is None else jax.tree_util.tree_leaves(item)
+            if leaves != [item]:
+                stack.extend(leaves)
+                continue
             found.update(m.split(".")[0] for m in _mro_modules(item)[:1])
     return found
 

@@ -105,6 +105,8 @@ def test_transformer_encoder_lm_operators_equal_dense_autodiff(tiny_lm):
     )
     model = si.as_model(net)
     assert model.output_shape(x) == (T, V)
+    assert f"p={model.num_params:,}" in repr(model)
+    assert f"token ids ({T},) → outputs ({T}, {V})" in repr(model)
     torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
     torch.testing.assert_close(si.ggn(model, x, y, "cross_entropy"), ggn_ref, rtol=0, atol=1e-10)
     torch.testing.assert_close(si.ntk(model, x), k_ref, rtol=0, atol=1e-10)
