@@ -67,13 +67,18 @@ def _sensitivity_metric(
 def _loss_metric(
     model: Any, x: Array, y: Array | None, seq: np.random.SeedSequence
 ) -> dict[str, np.ndarray]:
+    """Predicted class (last output axis) and the per-sample cross-entropy.
+
+    For a sequence model (outputs ``(T, V)``) both are per token: predictions ``(N, T)``, and
+    the loss is the mean over the sample's tokens.
+    """
+    from .losses import CrossEntropy
+
     z = _np(model.apply(x))
-    out = {"prediction": np.argmax(z, axis=1)}
+    z = z.reshape(z.shape[0], *model.output_shape(x))
+    out = {"prediction": np.argmax(z, axis=-1)}
     if y is not None:
-        y_np = _np(y)
-        m = z.max(axis=1, keepdims=True)
-        lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
-        out["cross_entropy"] = lse - z[np.arange(z.shape[0]), y_np]
+        out["cross_entropy"] = np.asarray(CrossEntropy().per_sample(z, _np(y)))
     return out
 
 

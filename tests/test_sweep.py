@@ -63,3 +63,18 @@ def test_sweep_bad_arguments(data):
         si.sweep(net, x, chunk_size=0)
     with pytest.raises(ValueError, match="unknown metrics"):
         si.sweep(net, x, metrics=("entropy",))
+
+
+def test_sweep_predictions_of_a_sequence_model_are_per_token():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lm = torch.nn.Sequential(torch.nn.Embedding(7, 4), torch.nn.Tanh(), torch.nn.Linear(4, 7))
+    lm = lm.double()
+    x = torch.randint(0, 7, (9, 5))
+    y = torch.randint(0, 7, (9, 5))
+    res = si.sweep(lm, x, y, metrics=("predictions",), chunk_size=4)
+    with torch.no_grad():
+        z = lm(x)
+    np.testing.assert_array_equal(res["prediction"], z.argmax(-1).numpy())
+    per_token = torch.nn.functional.cross_entropy(z.transpose(1, 2), y, reduction="none")
+    np.testing.assert_allclose(res["cross_entropy"], per_token.mean(1).numpy(), rtol=1e-12)
