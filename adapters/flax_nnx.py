@@ -36,7 +36,7 @@ def from_nnx(
     def apply(p: Any, x: jax.Array) -> Any:
         return nnx.merge(graphdef, p, rest)(x)
 
-    return JaxModel(
+    model = JaxModel(
         apply,
         params,
         input_shape=input_shape,
@@ -44,3 +44,11 @@ def from_nnx(
         embedder=NnxEmbedder(graphdef, rest, embedding),
         kind=f"flax.nnx {type(module).__name__}",
     )
+    if isinstance(module, nnx.Sequential):
+        from ._jax_mlp import nnx_sequential_factors
+
+        unravel = model._unravel
+        model._factors = lambda theta, x: nnx_sequential_factors(
+            nnx.merge(graphdef, unravel(theta), rest), x
+        )
+    return model

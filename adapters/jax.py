@@ -83,6 +83,8 @@ class JaxModel(ModelBase):
             )
         self._embedder = embedder
         self._kind = kind or (f"flax.linen {type(fn).__name__}" if linen else "function")
+        if linen and type(fn).__name__ == "Sequential":
+            from ._jax_mlp import linen_sequential_factors
         select = output_selector(output)
         self._select = select
         flat, unravel = ravel_pytree(params)
@@ -94,6 +96,9 @@ class JaxModel(ModelBase):
         self.device = _xp.device(flat)
         self.num_params = int(flat.shape[0])
         self._ids: jax.Array | None = None
+        self._factors: Callable[[jax.Array, jax.Array], Any] | None = None
+        if linen and type(fn).__name__ == "Sequential":
+            self._factors = lambda theta, xx: linen_sequential_factors(fn, unravel(theta), xx)
 
         def natural(theta: jax.Array, x: jax.Array) -> jax.Array:
             out = select(apply(unravel(theta), x))
@@ -162,7 +167,7 @@ class JaxModel(ModelBase):
             m = eqx.combine(p, static)
             return m(x) if batched else jax.vmap(m)(x)
 
-        return cls(
+        model = cls(
             apply,
             params,
             input_shape=input_shape,
@@ -170,6 +175,12 @@ class JaxModel(ModelBase):
             embedder=None if batched else EqxEmbedder(static, embedding),
             kind=f"equinox {type(module).__name__}",
         )
+        if isinstance(module, eqx.nn.MLP) and not batched:
+            from ._jax_mlp import mlp_factors
+
+            unravel = model._unravel
+            model._factors = lambda theta, xx: mlp_factors(eqx.combine(unravel(theta), static), xx)
+        return model
 
     # ------------------------------------------------------------------ token inputs
     def check_token_ids(self, x: jax.Array, what: str = "x") -> None:
@@ -228,6 +239,23 @@ class JaxModel(ModelBase):
         probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
         out = tuple(jax.eval_shape(self._natural, self.flat, probe).shape[1:])
         return self._remember_shapes(x, out)
+
+    def layer_factors(self, x: jax.Array) -> Any:
+        """The MLP product form (T3, T4) where the model has one (``eqx.nn.MLP``).
+
+        Raises
+        ------
+        NotImplementedError
+            For models without a known product form.
+
+        """
+        self._check_float_input(x, "layer_factors")
+        if self._factors is None:
+            raise NotImplementedError(
+                f"no product form is known for a {self._kind}; an Equinox eqx.nn.MLP and a Flax "
+                "nnx.Sequential of nnx.Linear layers and activations have one"
+            )
+        return self._factors(self.flat, x)
 
     def weight_matrices(self) -> list[tuple[str, jax.Array]]:
         """The 2-d leaves of the parameter pytree, named by their key path."""

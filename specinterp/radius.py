@@ -9,7 +9,8 @@ the input Jacobian is exactly constant on that ball (docs: mathematics, T4).
 
 Two routes supply the ``a_j`` and their gradients:
 
-* models with a product form (arraynet MLPs): ``∇z_{l,j}`` are the rows of the partial products
+* models with a product form (arraynet MLPs, Equinox ``eqx.nn.MLP``, Flax NNX
+  ``nnx.Sequential`` MLPs): ``∇z_{l,j}`` are the rows of the partial products
   ``P_l = W_l D_{l−1} ⋯ D_1 W_1`` — no extra pass through the network;
 * models with a ``region_boundaries(x, max_bytes)`` capability (torch ``nn.Sequential`` of
   Linear / Conv / ReLU / LeakyReLU / MaxPool / AvgPool layers): per-neuron input gradients by
@@ -95,8 +96,9 @@ def certified_radius(
         chunks = [_product_form_boundaries(model, x)]
     else:
         raise ModelError(
-            "certified_radius needs a piecewise-linear network: an arraynet MLP, or a torch "
-            "nn.Sequential of Linear / Conv / ReLU / LeakyReLU / MaxPool layers"
+            "certified_radius needs a piecewise-linear network: an arraynet, Equinox (eqx.nn.MLP) "
+            "or Flax NNX (nnx.Sequential) MLP, or a torch nn.Sequential of Linear / Conv / ReLU "
+            "/ LeakyReLU / MaxPool layers"
         )
     xp = model.xp
     radii, directions = [], []

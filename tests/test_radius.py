@@ -94,3 +94,83 @@ def test_chunks_within_the_budget_agree_and_a_tiny_budget_is_refused():
     torch.testing.assert_close(si.certified_radius(net, x, max_bytes=2 * per_sample), whole)
     with pytest.raises(MemoryBudgetError, match="max_bytes"):
         si.certified_radius(net, x, max_bytes=per_sample // 2)
+
+
+def test_equinox_mlp_equals_the_torch_route_on_the_same_weights():
+    jax = pytest.importorskip("jax")
+    eqx = pytest.importorskip("equinox")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    m = eqx.nn.MLP(5, 3, 12, 2, key=jax.random.key(0), dtype=jnp.float64)
+    x = jax.random.normal(jax.random.key(1), (20, 5), dtype=jnp.float64)
+    rho, direction = si.certified_radius(m, x, return_direction=True)
+    linears = [nn.Linear(lay.in_features, lay.out_features).double() for lay in m.layers]
+    with torch.no_grad():
+        for lin, lay in zip(linears, m.layers, strict=True):
+            lin.weight.copy_(torch.tensor(np.array(lay.weight)))
+            lin.bias.copy_(torch.tensor(np.array(lay.bias)))
+    seq = nn.Sequential(linears[0], nn.ReLU(), linears[1], nn.ReLU(), linears[2])
+    expected, expected_dir = si.certified_radius(
+        seq, torch.tensor(np.array(x)), return_direction=True
+    )
+    np.testing.assert_allclose(np.asarray(rho), expected.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(direction), expected_dir.numpy(), atol=1e-12)
+    smooth = eqx.nn.MLP(5, 3, 12, 2, activation=jnp.tanh, key=jax.random.key(0), dtype=jnp.float64)
+    with pytest.raises(si.errors.ModelError, match="piecewise-linear"):
+        si.certified_radius(smooth, x)
+    plain = si.as_model(lambda p, xx: xx @ p, jnp.ones((5, 3)))
+    with pytest.raises(si.errors.ModelError, match="MLP"):
+        si.certified_radius(plain, x)
+
+
+def test_nnx_sequential_mlp_equals_the_torch_route_on_the_same_weights():
+    jax = pytest.importorskip("jax")
+    nnx = pytest.importorskip("flax.nnx")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    rngs = nnx.Rngs(0)
+    seq = nnx.Sequential(
+        nnx.Linear(4, 9, param_dtype=jnp.float64, rngs=rngs),
+        nnx.relu,
+        nnx.Linear(9, 6, param_dtype=jnp.float64, rngs=rngs),
+        jax.nn.leaky_relu,
+        nnx.Linear(6, 2, param_dtype=jnp.float64, rngs=rngs),
+    )
+    x = jax.random.normal(jax.random.key(3), (15, 4), dtype=jnp.float64)
+    rho = si.certified_radius(seq, x)
+    linears = [lay for lay in seq.layers if isinstance(lay, nnx.Linear)]
+    torch_lin = [nn.Linear(lay.in_features, lay.out_features).double() for lay in linears]
+    with torch.no_grad():
+        for t, lay in zip(torch_lin, linears, strict=True):
+            t.weight.copy_(torch.tensor(np.array(lay.kernel[...]).T))
+            t.bias.copy_(torch.tensor(np.array(lay.bias[...])))
+    ref = nn.Sequential(torch_lin[0], nn.ReLU(), torch_lin[1], nn.LeakyReLU(0.01), torch_lin[2])
+    expected = si.certified_radius(ref, torch.tensor(np.array(x)))
+    np.testing.assert_allclose(np.asarray(rho), expected.numpy(), rtol=1e-12)
+
+
+def test_linen_sequential_mlp_equals_the_nnx_and_torch_routes():
+    jax = pytest.importorskip("jax")
+    linen = pytest.importorskip("flax.linen")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    seq = linen.Sequential(
+        [
+            linen.Dense(7, param_dtype=jnp.float64),
+            linen.relu,
+            linen.Dense(3, param_dtype=jnp.float64),
+        ]
+    )
+    x = jax.random.normal(jax.random.key(4), (12, 5), dtype=jnp.float64)
+    variables = seq.init(jax.random.key(0), x)
+    rho = si.certified_radius(si.as_model(seq, variables), x)
+    p = variables["params"]
+    lin = [nn.Linear(5, 7).double(), nn.Linear(7, 3).double()]
+    with torch.no_grad():
+        for t, name in zip(lin, ["layers_0", "layers_2"], strict=True):
+            t.weight.copy_(torch.tensor(np.array(p[name]["kernel"]).T))
+            t.bias.copy_(torch.tensor(np.array(p[name]["bias"])))
+    expected = si.certified_radius(
+        nn.Sequential(lin[0], nn.ReLU(), lin[1]), torch.tensor(np.array(x))
+    )
+    np.testing.assert_allclose(np.asarray(rho), expected.numpy(), rtol=1e-12)
