@@ -42,17 +42,21 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
 
     figs: dict[str, bytes] = {}
     if rep.layers:
-        cols = len(rep.layers)
-        fig, axes = plt.subplots(1, cols, figsize=(3.6 * cols, 3.0), squeeze=False)
-        for ax, (name, diag, lam) in zip(axes[0], rep.layers, strict=True):
+        cols = min(len(rep.layers), 4)  # wrapped four to a row: transformers have dozens
+        rows = math.ceil(len(rep.layers) / cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+        for ax in axes.flat[len(rep.layers) :]:
+            ax.set_visible(False)
+        for ax, (name, diag, lam) in zip(axes.flat, rep.layers, strict=False):
             ax.hist(lam, bins=40, density=True, alpha=0.6, color="#4c72b0", label="ESD")
             grid = np.linspace(max(lam.min(), 1e-12), max(lam.max(), diag.law.edges[1]) * 1.05, 300)
             ax.plot(grid, diag.law.pdf(grid), color="#dd8452", label="fitted MP")
             ax.axvline(diag.law.edges[1], color="#dd8452", ls="--", lw=0.8)
             for sp in diag.spikes:
                 ax.axvline(sp, color="#c44e52", lw=1.2)
+            short = name if len(name) <= 26 else "…" + name[-25:]
             ax.set_title(
-                f"{name} {diag.shape[0]}×{diag.shape[1]}: {diag.num_spikes} spikes", fontsize=9
+                f"{short} {diag.shape[0]}×{diag.shape[1]}: {diag.num_spikes} spikes", fontsize=8
             )
             ax.set_xlabel("eigenvalue of XXᵀ/n")
         axes[0][0].legend(fontsize=8)
