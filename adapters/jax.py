@@ -83,8 +83,6 @@ class JaxModel(ModelBase):
             )
         self._embedder = embedder
         self._kind = kind or (f"flax.linen {type(fn).__name__}" if linen else "function")
-        if linen and type(fn).__name__ == "Sequential":
-            from ._jax_mlp import linen_sequential_factors
         select = output_selector(output)
         self._select = select
         flat, unravel = ravel_pytree(params)
@@ -98,6 +96,8 @@ class JaxModel(ModelBase):
         self._ids: jax.Array | None = None
         self._factors: Callable[[jax.Array, jax.Array], Any] | None = None
         if linen and type(fn).__name__ == "Sequential":
+            from ._jax_mlp import linen_sequential_factors
+
             self._factors = lambda theta, xx: linen_sequential_factors(fn, unravel(theta), xx)
 
         def natural(theta: jax.Array, x: jax.Array) -> jax.Array:
@@ -249,7 +249,7 @@ class JaxModel(ModelBase):
             For models without a known product form.
 
         """
-        self._check_float_input(x, "layer_factors")
+        self.check_float_input(x, "layer_factors")
         if self._factors is None:
             raise NotImplementedError(
                 f"no product form is known for a {self._kind}; an Equinox eqx.nn.MLP and a Flax "
@@ -283,22 +283,14 @@ class JaxModel(ModelBase):
         self.check_input(x)
         return self._apply(self.flat, x)
 
-    def _check_float_input(self, x: jax.Array, what: str) -> None:
-        self.check_input(x)
-        if not jnp.issubdtype(x.dtype, jnp.floating):
-            raise ModelError(
-                f"{what} differentiates with respect to the inputs, which are token ids here; "
-                "take it on the embedded view: model_e, e = specinterp.model.input_space(model, x)"
-            )
-
     def jvp_input(self, x: jax.Array, v: jax.Array) -> jax.Array:
         """``J_i v_i``."""
-        self._check_float_input(x, "jvp_input")
+        self.check_float_input(x, "jvp_input")
         return self._jvp_in(self.flat, x, v)
 
     def vjp_input(self, x: jax.Array, u: jax.Array) -> jax.Array:
         """``J_iᵀ u_i``."""
-        self._check_float_input(x, "vjp_input")
+        self.check_float_input(x, "vjp_input")
         return self._vjp_in(self.flat, x, u)
 
     def jvp_params(self, x: jax.Array, v: jax.Array) -> jax.Array:
@@ -345,7 +337,7 @@ class JaxModel(ModelBase):
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, d)`` by ``vmap(jacrev)``."""
-        self._check_float_input(x, "input_jacobian")
+        self.check_float_input(x, "input_jacobian")
         jac = self._jac_in(self.flat, x)
         return jnp.reshape(jac, (x.shape[0], jac.shape[1], -1))
 

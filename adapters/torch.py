@@ -274,22 +274,14 @@ class TorchModel(ModelBase):
 
     def jvp_input(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``J_i v_i``."""
-        self._check_float_input(x, "jvp_input")
+        self.check_float_input(x, "jvp_input")
         return jvp(lambda xx: self._flat(self.params, xx), (x,), (v,))[1]
 
     def vjp_input(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """``J_iᵀ u_i``."""
-        self._check_float_input(x, "vjp_input")
+        self.check_float_input(x, "vjp_input")
         _, pullback = vjp(lambda xx: self._flat(self.params, xx), x)
         return pullback(u)[0]
-
-    def _check_float_input(self, x: torch.Tensor, what: str) -> None:
-        self.check_input(x)
-        if not x.is_floating_point():
-            raise ModelError(
-                f"{what} differentiates with respect to the inputs, which are token ids here; "
-                "take it on the embedded view: model_e, e = specinterp.model.input_space(model, x)"
-            )
 
     def jvp_params(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """``G_i v``."""
@@ -372,7 +364,7 @@ class TorchModel(ModelBase):
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, d)`` by ``vmap(jacrev)`` over samples (and their token ids, if embedded)."""
-        self._check_float_input(x, "input_jacobian")
+        self.check_float_input(x, "input_jacobian")
         n = int(x.shape[0])
         if self._ids is None:
 

@@ -152,6 +152,15 @@ class ModelBase:
     def check_token_ids(self, x: Array, what: str = "x") -> None:
         """Token-id checks (range against the vocabulary) where the adapter knows it."""
 
+    def check_float_input(self, x: Array, what: str) -> None:
+        """:meth:`check_input`, and that ``x`` is not token ids (``what`` differentiates in x)."""
+        self.check_input(x)
+        if not self.xp.isdtype(x.dtype, "real floating"):
+            raise ModelError(
+                f"{what} differentiates with respect to the inputs, which are token ids here; "
+                "take it on the embedded view: model_e, e = specinterp.model.input_space(model, x)"
+            )
+
     _seen_shapes: tuple[tuple[int, ...], tuple[int, ...], str] | None = None
 
     def _remember_shapes(self, x: Array, out: tuple[int, ...]) -> tuple[int, ...]:

@@ -69,8 +69,8 @@ def analyse(
     if sequence:  # per-sample analyses look at the next-token outputs at the last position
         model, y = output_position(full_model, x), y[:, -1, ...]
         model_name += " — per-sample analyses: next-token logits at the last position"
+        z = model.apply(x)
     xp = model.xp
-    z = model.apply(x)
     c = int(z.shape[1])
     with step("weight spectra"):
         layers = []
