@@ -41,7 +41,18 @@ def _choose(found: list[tuple[str, int]], name: str | None, known: list[str]) ->
     )
 
 
-class LinenEmbedder:
+class _Embedder:
+    """What both Flax embedders share: the table size of the layer ``_target`` finds."""
+
+    def _target(self, params: Any, x: jax.Array) -> tuple[str, int]:
+        raise NotImplementedError
+
+    def num_rows(self, params: Any, x: jax.Array) -> int:
+        """Rows of the token table."""
+        return self._target(params, x)[1]
+
+
+class LinenEmbedder(_Embedder):
     """The token ``nn.Embed`` of a linen module, through ``nn.intercept_methods``."""
 
     def __init__(self, module: Any, name: str | None) -> None:
@@ -69,10 +80,6 @@ class LinenEmbedder:
                 jax.eval_shape(lambda p: self.module.apply(p, x), params)
             self._found = _choose(fed, self.name, known)
         return self._found
-
-    def num_rows(self, params: Any, x: jax.Array) -> int:
-        """Rows of the token table."""
-        return self._target(params, x)[1]
 
     def view(self, params: Any, x: jax.Array) -> tuple[jax.Array, Callable[..., Any]]:
         """``(e, run)``: the embeddings of ``x`` and the network from embeddings."""
@@ -108,7 +115,7 @@ class LinenEmbedder:
         return captured[0], run
 
 
-class NnxEmbedder:
+class NnxEmbedder(_Embedder):
     """The token ``nnx.Embed`` of an NNX module: its attribute replaced in a merged copy."""
 
     def __init__(self, graphdef: Any, rest: Any, name: str | None) -> None:
@@ -152,10 +159,6 @@ class NnxEmbedder:
                     fed.append((dotted, int(m.num_embeddings)))
             self._found = _choose(fed, self.name, known)
         return self._found
-
-    def num_rows(self, params: Any, x: jax.Array) -> int:
-        """Rows of the token table."""
-        return self._target(params, x)[1]
 
     def view(self, params: Any, x: jax.Array) -> tuple[jax.Array, Callable[..., Any]]:
         """``(e, run)``: the embeddings of ``x`` and the network from embeddings."""

@@ -64,14 +64,7 @@ def nnx_sequential_factors(module: Any, x: jax.Array) -> LayerFactors:
     from flax import nnx
 
     layers = list(getattr(module, "layers", []))
-    if (
-        not isinstance(module, nnx.Sequential)
-        or x.ndim != 2
-        or not layers
-        or len(layers) % 2 == 0
-        or not all(isinstance(lay, nnx.Linear) for lay in layers[::2])
-        or any(isinstance(act, nnx.Module) or not callable(act) for act in layers[1::2])
-    ):
+    if not isinstance(module, nnx.Sequential) or not _alternates(layers, nnx.Linear, nnx.Module, x):
         raise NotImplementedError(
             "the product form is known for an nnx.Sequential of nnx.Linear layers and "
             "activation functions, in alternation"
@@ -80,6 +73,16 @@ def nnx_sequential_factors(module: Any, x: jax.Array) -> LayerFactors:
         (lin.kernel[...].T, None if lin.bias is None else lin.bias[...]) for lin in layers[::2]
     ]
     return _alternating(linears, layers[1::2], x)
+
+
+def _alternates(layers: list[Any], dense: type, module: type, x: jax.Array) -> bool:
+    """Whether ``layers`` are ``dense, activation, …, dense`` (activations plain functions)."""
+    return (
+        x.ndim == 2
+        and len(layers) % 2 == 1
+        and all(isinstance(lay, dense) for lay in layers[::2])
+        and all(callable(act) and not isinstance(act, module) for act in layers[1::2])
+    )
 
 
 def _alternating(
@@ -113,13 +116,7 @@ def linen_sequential_factors(module: Any, variables: Any, x: jax.Array) -> Layer
     import flax.linen as nn
 
     layers = list(getattr(module, "layers", []))
-    if (
-        not isinstance(module, nn.Sequential)
-        or x.ndim != 2
-        or len(layers) % 2 == 0
-        or not all(isinstance(lay, nn.Dense) for lay in layers[::2])
-        or any(isinstance(act, nn.Module) or not callable(act) for act in layers[1::2])
-    ):
+    if not isinstance(module, nn.Sequential) or not _alternates(layers, nn.Dense, nn.Module, x):
         raise NotImplementedError(
             "the product form is known for an nn.Sequential of nn.Dense layers and activation "
             "functions, in alternation"
