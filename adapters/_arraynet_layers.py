@@ -255,7 +255,7 @@ class Activation(Layer):
 
     @property
     def lipschitz(self) -> float:
-        """Global Lipschitz constant ``sup |φ'|`` (SPEC T3)."""
+        """Global Lipschitz constant ``sup |φ'|`` (mathematics, T3)."""
         return 1.0
 
     def f(self, z: Array) -> Array:  # pragma: no cover - abstract

@@ -38,7 +38,7 @@ def train(
 
     Gradients come from the hand-written backprop; the shuffling and the penalty's random
     directions are seeded, so a run is reproducible on every backend. ``jacobian_penalty = λ``
-    adds ``λ · mean_i ‖J_i v_i‖²`` with fresh unit ``v_i`` each step (SPEC §5 a: an unbiased
+    adds ``λ · mean_i ‖J_i v_i‖²`` with fresh unit ``v_i`` each step (mathematics §5 a: an unbiased
     estimate of ``λ · mean_i ‖J_i‖_F² / d``).
     """
     if optimizer not in ("sgd", "adam"):

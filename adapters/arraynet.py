@@ -4,7 +4,7 @@
 and Pearlmutter R-operators (see :mod:`specinterp.adapters._arraynet_layers`), so every
 operator of the framework — input and parameter Jacobians, NTK, exact Hessian-vector products,
 GGN — is computed without an autodiff framework. MLPs also expose the chain-rule product form
-``J(x) = W_L D_{L−1}(x) ⋯ D_1(x) W_1`` (SPEC §0, T3) and their pre-activations (T4).
+``J(x) = W_L D_{L−1}(x) ⋯ D_1(x) W_1`` (mathematics §0, T3) and their pre-activations (T4).
 
 Parameters are flattened in layer order, weight before bias.
 """
@@ -316,7 +316,7 @@ class ArrayNetModel(ModelBase):
 
         ``∇_θ P = (∂(J v)/∂θ)ᵀ (2 J v / N)`` is the directional derivative, along the input
         tangent ``v``, of the parameter VJP with a fixed cotangent — Pearlmutter's R-operator
-        again (SPEC §5 a, Hoffman et al. 2019), so no second autodiff system is needed.
+        again (mathematics §5 a, Hoffman et al. 2019), so no second autodiff system is needed.
         """
         self.check_input(x)
         xp = self.xp
@@ -458,7 +458,7 @@ class ArrayNetModel(ModelBase):
         return LayerFactors(weights, diags, pre, pwl)
 
     def preactivations(self, x: Array) -> list[Array]:
-        """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (SPEC T4)."""
+        """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (mathematics, T4)."""
         return self.layer_factors(x).preactivations
 
 

@@ -352,7 +352,7 @@ class JaxModel(ModelBase):
 def jacobian_frobenius(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_projections: int = 1
 ) -> jax.Array:
-    """SPEC §5 (a) in JAX: ``mean_i E_v ‖J_i v‖²`` with unit random ``v`` (``= ‖J_i‖_F²/d``)."""
+    """``mean_i E_v ‖J_i v‖²`` with unit random ``v`` (``= ‖J_i‖_F²/d``): mathematics §5 (a)."""
     total = jnp.zeros((), dtype=x.dtype)
     for k in jax.random.split(key, num_projections):
         v = jax.random.normal(k, x.shape, dtype=x.dtype)
@@ -365,7 +365,7 @@ def jacobian_frobenius(
 def jacobian_spectral_norm(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_iters: int = 5
 ) -> jax.Array:
-    """SPEC §5 (b) in JAX: ``mean_i σ_1(J_i)²`` by power iteration (iterate held fixed)."""
+    """Mathematics §5 (b) in JAX: ``mean_i σ_1(J_i)²`` by power iteration (iterate held fixed)."""
     v = jax.random.normal(key, x.shape, dtype=x.dtype)
     for _ in range(num_iters):
         jv = jax.jvp(fn, (x,), (v,))[1]
@@ -379,7 +379,7 @@ def jacobian_spectral_norm(
 
 
 def jacobian_entropy(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    """SPEC §5 (c) in JAX: ``mean_i H(J_i)`` from the full per-sample Jacobians."""
+    """Mathematics §5 (c) in JAX: ``mean_i H(J_i)`` from the full per-sample Jacobians."""
     from specinterp.spectra import spectral_entropy
 
     jac = jax.vmap(jax.jacrev(lambda xi: fn(xi[None])[0]))(x)

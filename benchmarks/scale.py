@@ -2,7 +2,7 @@
 
 Each case runs in a fresh subprocess; the peak resident memory of the algorithm is the child's
 ``ru_maxrss`` minus its resident size just before the algorithm starts (model, data and one
-warm-up HVP already in memory). The reference is the SPEC'd budget
+warm-up HVP already in memory). The reference is the stated budget
 ``model + (k + steps) × p × 8 bytes`` (float64 Krylov vectors).
 """
 

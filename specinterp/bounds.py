@@ -1,11 +1,11 @@
-"""Matrix-level theorems of SPEC §2 (L1, L2, T1, T2, T10), each returning both sides.
+"""Matrix-level theorems of mathematics §2 (L1, L2, T1, T2, T10), each returning both sides.
 
 Each function evaluates the quantities of one inequality on a (batch of) matrices and returns
 an :class:`Inequality` (a chain ``t_0 ≤ t_1 ≤ …``) or, for the tail bound T2, a
 :class:`TailBound`. The property tests of the library check these on random matrices;
 users can call :meth:`Inequality.holds` on their own operators.
 
-The statements and proof sketches are in SPEC §2; the framework is that of Katende,
+The statements and proof sketches are in mathematics §2; the framework is that of Katende,
 arXiv:2602.01136 (2026). The statements are this library's own formalisation where the paper's
 theorem text was not available.
 """
@@ -46,7 +46,7 @@ class Inequality:
     Attributes
     ----------
     name : str
-        The SPEC label (``"L1"``, ``"T1"``, ...).
+        The theorem label (``"L1"``, ``"T1"``, ...).
     terms : tuple of (str, array)
         Named sides in increasing order; arrays share the batch shape of the input.
 
@@ -82,7 +82,7 @@ class Inequality:
 
 @dataclass(frozen=True, eq=False)
 class TailBound:
-    """Two-sided concentration bounds for ``‖A δ‖²`` (SPEC T2).
+    """Two-sided concentration bounds for ``‖A δ‖²`` (mathematics, T2).
 
     ``P(‖Aδ‖² ≥ upper) ≤ probability`` and ``P(‖Aδ‖² ≤ lower) ≤ probability``, with ``mean``
     the exact expectation ``E‖Aδ‖²``.

@@ -1,7 +1,7 @@
 """Model-level stability diagnostics: Jacobian spectra, layer gains and the GMSI.
 
-* :func:`jacobian_spectra` — per-sample input-Jacobian spectra and SPEC §1 statistics.
-* :func:`gmsi` — the Global Matrix Stability Index of SPEC §3 (this library's definition; the
+* :func:`jacobian_spectra` — per-sample input-Jacobian spectra and mathematics §1 statistics.
+* :func:`gmsi` — the Global Matrix Stability Index of mathematics §3 (this library's definition; the
   paper's exact aggregation was not available): four component scales in one unit (a gain),
   ``GMSI = max(s_J, s_θ, s_K, s_H)``, with typical counterparts, entropies and conditioning.
 * :func:`~specinterp.radius.certified_radius` — T4, in :mod:`specinterp.radius` (importable
@@ -76,7 +76,7 @@ class JacobianSpectra:
 
 @finite_result("input Jacobian")
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
-    """SPEC §1 statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
+    """Mathematics §1 statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 
     Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model with a
     product form (arraynet MLPs: ``input_jacobian_factor``) hands over ``C × n_1`` matrices
@@ -117,7 +117,7 @@ def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
 
 @dataclass(frozen=True, eq=False)
 class LayerGains:
-    """Per-layer gains of a product-form model (SPEC T3), to see which layer amplifies.
+    """Per-layer gains of a product-form model (mathematics, T3), to see which layer amplifies.
 
     ``weight_norms[l] = ‖W_{l+1}‖₂``; ``masked_norms[l]`` ``(N,)`` is ``‖D_l(x) W_l‖₂`` for the
     layers followed by an activation; ``partial_norms[l]`` ``(N,)`` is
@@ -151,7 +151,7 @@ def layer_gains(model: Any, x: Array) -> LayerGains:
 # ---------------------------------------------------------------------- GMSI
 @dataclass(frozen=True)
 class GMSIResult:
-    """The Global Matrix Stability Index and everything it is made of (SPEC §3).
+    """The Global Matrix Stability Index and everything it is made of (mathematics §3).
 
     Attributes
     ----------
@@ -248,7 +248,7 @@ def gmsi(
     num_probes: int = 10,
     num_steps: int = 40,
 ) -> GMSIResult:
-    """The Global Matrix Stability Index of a model on a batch (SPEC §3).
+    """The Global Matrix Stability Index of a model on a batch (mathematics §3).
 
     ``s_J = max_i σ_1(J_i)``, ``s_θ = max_i σ_1(G_i)``, ``s_K = (λ_max(K)/N)^½``,
     ``s_H = (max(λ_max(H), 0)/β_ℓ)^½`` and ``GMSI = max(s_J, s_θ, s_K, s_H)`` — a gain, larger

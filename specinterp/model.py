@@ -1,7 +1,7 @@
 """The Model protocol: the seam between the backend-neutral core and the adapters.
 
 An adapter turns a framework model into an object with batched products in its own array
-namespace (DESIGN.md); every model-level operator of :mod:`specinterp.operators` and every
+namespace (docs/models.md); every model-level operator of :mod:`specinterp.operators` and every
 diagnostic is written once against these products. Inputs ``x`` have shape
 ``(N, *input_shape)``; outputs ``(N, C)``; parameters are one flat vector of length ``p`` in the
 framework's own order (torch ``named_parameters()``, JAX tree-flatten order, arraynet layer

@@ -1,4 +1,4 @@
-"""Model-level operators of SPEC §0, dense and matrix-free, derived from the Model protocol.
+"""Model-level operators of mathematics §0, dense and matrix-free, derived from the Model protocol.
 
 Dense builders (``input_jacobian``, ``param_jacobian``, ``ntk``, ``hessian``, ``ggn``) are
 for small problems: they check a memory budget first and name the matrix-free alternative when
@@ -157,7 +157,8 @@ def ntk(
 ) -> Array:
     """Empirical NTK ``K = G₁ G₂ᵀ``: ``(N₁C, N₂C)`` sample-major, or ``(N₁, N₂)`` if ``trace``.
 
-    ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b`` (SPEC §0).
+    ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b``
+    (mathematics §0).
     """
     model, xp = _prepare(model, x1)
     if x2 is not None:

@@ -1,4 +1,4 @@
-"""SPEC T3–T7 as property tests on random networks, and the closed forms of T7."""
+"""mathematics, T3–T7 as property tests on random networks, and the closed forms of T7."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Top singular triplets by thick-restart Golub–Kahan–Lanczos bidiagonalisation (SPEC §6).
+"""Top singular triplets by thick-restart Golub–Kahan–Lanczos bidiagonalisation (mathematics §6).
 
 ``A V_j = U_j M_j`` and ``Aᵀ U_j = V_j M_jᵀ + v_{j+1} fᵀ`` with orthonormal ``U``, ``V``
 (Golub & Kahan 1965). The projected matrix ``M = Uᵀ A V`` is computed, not assumed

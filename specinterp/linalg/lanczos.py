@@ -1,4 +1,4 @@
-"""Symmetric Lanczos (SPEC §6): thick-restart band Lanczos and plain tridiagonalisation.
+"""Symmetric Lanczos (mathematics §6): thick-restart band Lanczos and plain tridiagonalisation.
 
 ``eigsh`` computes eigenpairs; ``lanczos_tridiagonal`` is the plain Lanczos run behind
 stochastic Lanczos quadrature.

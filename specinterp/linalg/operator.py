@@ -1,6 +1,6 @@
 """``LinearOperator``: a matrix known only through its products, on any array namespace.
 
-The algorithms of :mod:`specinterp.linalg` (SPEC §6) touch an operator only through
+The algorithms of :mod:`specinterp.linalg` (mathematics §6) touch an operator only through
 ``matmat`` (``A X``) and ``rmatmat`` (``Aᵀ X``). An operator built from a single-vector product
 gets a column-by-column ``matmat``; a model-level operator (Jacobian, NTK, Hessian) supplies a
 batched one. Shapes, namespaces and dtypes of inputs are checked on every product.

@@ -1,6 +1,6 @@
 """Assertion helpers: check the framework's bounds on *your* model and inputs.
 
-:func:`assert_bounds_hold` evaluates every theorem of SPEC §2 that applies to a model at a
+:func:`assert_bounds_hold` evaluates every theorem of mathematics §2 that applies to a model at a
 batch — T1 on each input Jacobian, T3 and T4 when the model has a product form, T5 and T6 on
 the parameter Jacobian and NTK, T7 on the GGN — and raises ``AssertionError`` naming the first
 violated one. Combine it with Hypothesis strategies to property-test an architecture.
