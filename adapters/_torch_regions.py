@@ -1,4 +1,4 @@
-"""Activation-region boundaries of piecewise-linear torch networks (T4; docs: mathematics, T4).
+"""Activation-region boundaries of piecewise-linear torch networks (:ref:`theory-t4`).
 
 A network built from affine layers (``Linear``, ``Conv1d/2d``, eval-mode ``BatchNorm``,
 ``AvgPool``, ``Flatten``, ``Dropout`` in eval mode) and piecewise-linear ones (``ReLU``,

@@ -352,7 +352,7 @@ class JaxModel(ModelBase):
 def jacobian_frobenius(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_projections: int = 1
 ) -> jax.Array:
-    """``mean_i E_v ‖J_i v‖²`` with unit random ``v`` (``= ‖J_i‖_F²/d``): mathematics §5 (a)."""
+    """``mean_i E_v ‖J_i v‖²``, unit random ``v`` (``= ‖J_i‖_F²/d``; :ref:`theory-regularisers`)."""
     total = jnp.zeros((), dtype=x.dtype)
     for k in jax.random.split(key, num_projections):
         v = jax.random.normal(k, x.shape, dtype=x.dtype)

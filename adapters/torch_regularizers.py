@@ -1,4 +1,4 @@
-"""Spectral regularisers for training PyTorch models (mathematics §5 a–c).
+"""Spectral regularisers for training PyTorch models (:ref:`theory-regularisers`).
 
 Each function takes a batch-first callable ``fn(x) -> (N, C)`` (a module, or a closure over a
 module's parameters) and returns a differentiable scalar to add to the training loss:

@@ -1,9 +1,10 @@
-"""Reproduce the paper's headline claim on real data (mathematics §5).
+"""Reproduce the paper's headline claim on real data (docs/theory.md#theory-attribution).
 
 Claim (Katende 2026): modest spectral regularisation substantially improves attribution
 stability (lower Fréchet distance, higher top-k intersection) even when global spectral
 summaries change little. This script trains a ReLU MLP with and without the Jacobian penalty
-(mathematics §5 a) for several seeds with arraynet (NumPy only), and reports with 95 % confidence
+(docs/theory.md#theory-regularisers) for several seeds with arraynet (NumPy only), and reports
+with 95 % confidence
 intervals over seeds: test accuracy, the GMSI and its components, mean H(J), and attribution
 robustness of saliency maps (Fréchet distance clean vs noisy, top-k intersection,
 max-sensitivity); plus the per-sample relation between H(J_i), κ_attr(J_i) and attribution
@@ -141,7 +142,8 @@ def main() -> None:
         f"# Reproduction on {args.dataset}",
         "",
         f"ReLU MLP {'-'.join(map(str, widths))} trained with Adam for {args.epochs} epochs, "
-        f"{args.seeds} seeds; regularised: λ = {args.lam} Jacobian penalty (mathematics §5 a). "
+        f"{args.seeds} seeds; regularised: λ = {args.lam} Jacobian penalty "
+        "([theory](theory.md#theory-regularisers)). "
         f"Attribution study on {len(y_eval)} test images: saliency of the predicted class, "
         f"Gaussian input noise σ = {args.noise}, top-k with k = 10 % of the pixels, "
         f"max-sensitivity over 8 L∞ perturbations of radius {args.noise}. GMSI on 32 test images "

@@ -5,7 +5,7 @@ for Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026), w
 against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-api-strict.
 """
 
-from . import attribution, bounds, errors, linalg, losses, rmt, views
+from . import attribution, bounds, datasets, errors, linalg, losses, rmt, views
 from .diagnostics import (
     GMSIResult,
     JacobianSpectra,
@@ -58,6 +58,7 @@ __all__ = [
     "bounds",
     "certified_radius",
     "condition_number",
+    "datasets",
     "effective_rank",
     "errors",
     "ggn",

@@ -1,4 +1,4 @@
-"""Attribution maps and their robustness (mathematics §5), through any adapter's VJPs.
+"""Attribution maps and their robustness (:ref:`theory-attribution`), through any adapter's VJPs.
 
 Maps for output ``c`` at ``x`` (batched; ``target`` is one class per sample or one for all):
 saliency ``∂f_c/∂x``; input × gradient; SmoothGrad (Smilkov et al. 2017); Integrated
@@ -354,7 +354,7 @@ def _psd_clip(lam: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(maps_a: Array, maps_b: Array, *, ridge: float = 0.0) -> float:
-    """Fréchet distance between Gaussian fits of two sets of maps (mathematics §5).
+    """Fréchet distance between Gaussian fits of two sets of maps (:ref:`theory-attribution`).
 
     ``FD = ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁^½ Σ₂ Σ₁^½)^½)``. The matrix square roots are taken
     by symmetric eigendecompositions whose eigenvalues below ``n · eps · λ_max`` (rounding) are

@@ -1,11 +1,11 @@
-"""Matrix-level theorems of mathematics §2 (L1, L2, T1, T2, T10), each returning both sides.
+"""Matrix-level theorems of :ref:`theory-theorems` (L1, L2, T1, T2, T10), each returning both sides.
 
 Each function evaluates the quantities of one inequality on a (batch of) matrices and returns
 an :class:`Inequality` (a chain ``t_0 ≤ t_1 ≤ …``) or, for the tail bound T2, a
 :class:`TailBound`. The property tests of the library check these on random matrices;
 users can call :meth:`Inequality.holds` on their own operators.
 
-The statements and proof sketches are in mathematics §2; the framework is that of Katende,
+The statements and proofs are in :ref:`theory-theorems`; the framework is that of Katende,
 arXiv:2602.01136 (2026). The statements are this library's own formalisation where the paper's
 theorem text was not available.
 """
@@ -82,7 +82,7 @@ class Inequality:
 
 @dataclass(frozen=True, eq=False)
 class TailBound:
-    """Two-sided concentration bounds for ``‖A δ‖²`` (mathematics, T2).
+    """Two-sided concentration bounds for ``‖A δ‖²`` (:ref:`theory-t2`).
 
     ``P(‖Aδ‖² ≥ upper) ≤ probability`` and ``P(‖Aδ‖² ≤ lower) ≤ probability``, with ``mean``
     the exact expectation ``E‖Aδ‖²``.
@@ -297,8 +297,11 @@ def ntk_label_noise_bound(
     With dual coefficients ``α = (K + μI)^{-1}(y − f_0(X))``, perturbing the labels by ``Δ``
     changes ``α`` by ``‖(K + μI)^{-1} Δ‖ ≤ ‖Δ‖ / (λ_min(K) + μ)`` and the predictions at test
     points by ``‖K(X*, X)(K + μI)^{-1} Δ‖ ≤ ‖K(X*, X)‖₂ ‖Δ‖ / (λ_min(K) + μ)``. Full-batch
-    gradient descent on the linearised model needs ``η < 2N/λ_max(K)`` and then contracts at
-    rate ``1 − η λ_min(K)/N`` per step (``step`` defaults to ``N/λ_max``).
+    gradient descent on the linearised model (mean loss ``(1/2N)‖f(X) − y‖²``, no ridge) maps
+    the training residual ``r`` to ``(I − η K/N) r``: it converges iff ``η < 2N/λ_max(K)`` and
+    then contracts at rate ``max(|1 − η λ_min/N|, |1 − η λ_max/N|)`` per step, which is
+    ``1 − λ_min/λ_max`` at the default ``η = N/λ_max``
+    (docs/theory.md#theory-t8).
 
     Parameters
     ----------
@@ -343,5 +346,5 @@ def ntk_label_noise_bound(
             ),
         ),
         max_step=2 * n / lam_max,
-        rate=1 - eta * lam_min / n,
+        rate=max(abs(1 - eta * lam_min / n), abs(1 - eta * lam_max / n)),
     )

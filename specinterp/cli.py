@@ -89,21 +89,7 @@ class _Progress:
 
 def _to_model_arrays(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
     """Explicit conversion of the data to the model's namespace, dtype and device."""
-    from specinterp import _xp
-
-    name = _xp.backend_name(model.xp)
     tokens = np.issubdtype(x.dtype, np.integer)  # token ids stay integer
-    if name == "torch":
-        import torch
-
-        return (
-            torch.as_tensor(x, dtype=None if tokens else model.dtype, device=model.device),
-            torch.as_tensor(y, device=model.device),
-        )
-    if name == "jax":
-        import jax.numpy as jnp
-
-        return jnp.asarray(x, dtype=None if tokens else model.dtype), jnp.asarray(y)
     return (
         model.xp.asarray(x, dtype=None if tokens else model.dtype, device=model.device),
         model.xp.asarray(y, device=model.device),

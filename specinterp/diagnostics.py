@@ -1,9 +1,10 @@
 """Model-level stability diagnostics: Jacobian spectra, layer gains and the GMSI.
 
-* :func:`jacobian_spectra` — per-sample input-Jacobian spectra and mathematics §1 statistics.
-* :func:`gmsi` — the Global Matrix Stability Index of mathematics §3 (this library's definition; the
-  paper's exact aggregation was not available): four component scales in one unit (a gain),
-  ``GMSI = max(s_J, s_θ, s_K, s_H)``, with typical counterparts, entropies and conditioning.
+* :func:`jacobian_spectra` — per-sample input-Jacobian spectra and :ref:`theory-spectra` statistics.
+* :func:`gmsi` — the Global Matrix Stability Index of :ref:`theory-gmsi` (this library's
+  definition; the paper's exact aggregation was not available): four component scales in one
+  unit (a gain), ``GMSI = max(s_J, s_θ, s_K, s_H)``, with typical counterparts, entropies and
+  conditioning.
 * :func:`~specinterp.radius.certified_radius` — T4, in :mod:`specinterp.radius` (importable
   from here too).
 """
@@ -18,6 +19,7 @@ import numpy as np
 
 from . import _xp
 from ._guards import finite_result
+from .capabilities import JacobianFactor, ProductForm, use
 from .errors import ModelError
 from .linalg import LinearOperator, eigsh, trace_function
 from .losses import Loss, get_loss
@@ -100,24 +102,21 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
 
 
 def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
-    if hasattr(model, "input_jacobian_factor"):
-        try:
-            b = model.input_jacobian_factor(x)
-        except NotImplementedError:
-            pass
-        else:
-            xp, (n, c, k), d = model.xp, (int(t) for t in b.shape), math.prod(x.shape[1:])
-            values = Spectrum.from_matrix(b).values  # min(C, k) values, descending
-            if k < min(c, d):  # rank ≤ k < min(C, d): the remaining singular values are 0
-                zeros = xp.zeros((n, min(c, d) - k), dtype=values.dtype, device=_xp.device(b))
-                values = xp.concat([values, zeros], axis=1)
-            return Spectrum.from_singular_values(values, shape=(c, d), sort=False)
-    return Spectrum.from_matrix(input_jacobian(model, x, max_bytes=max_bytes))
+    try:
+        b = use(model, JacobianFactor, x)
+    except NotImplementedError:
+        return Spectrum.from_matrix(input_jacobian(model, x, max_bytes=max_bytes))
+    xp, (n, c, k), d = model.xp, (int(t) for t in b.shape), math.prod(x.shape[1:])
+    values = Spectrum.from_matrix(b).values  # min(C, k) values, descending
+    if k < min(c, d):  # rank ≤ k < min(C, d): the remaining singular values are 0
+        zeros = xp.zeros((n, min(c, d) - k), dtype=values.dtype, device=_xp.device(b))
+        values = xp.concat([values, zeros], axis=1)
+    return Spectrum.from_singular_values(values, shape=(c, d), sort=False)
 
 
 @dataclass(frozen=True, eq=False)
 class LayerGains:
-    """Per-layer gains of a product-form model (mathematics, T3), to see which layer amplifies.
+    """Per-layer gains of a product-form model (:ref:`theory-t3`), to see which layer amplifies.
 
     ``weight_norms[l] = ‖W_{l+1}‖₂``; ``masked_norms[l]`` ``(N,)`` is ``‖D_l(x) W_l‖₂`` for the
     layers followed by an activation; ``partial_norms[l]`` ``(N,)`` is
@@ -132,9 +131,13 @@ class LayerGains:
 def layer_gains(model: Any, x: Array) -> LayerGains:
     """Per-layer gains and partial-product spectra of an MLP (T3)."""
     model = as_model(model)
-    if not hasattr(model, "layer_factors"):
-        raise ModelError("layer_gains needs a model with a product form (an arraynet MLP)")
-    fac = model.layer_factors(x)
+    try:
+        fac = use(model, ProductForm, x)
+    except NotImplementedError as exc:
+        raise ModelError(
+            "layer_gains needs a model with a product form: an MLP from arraynet, torch "
+            f"(nn.Sequential), Equinox or Flax ({exc})"
+        ) from exc
     xp = model.xp
     n = int(x.shape[0])
     weight_norms = [
@@ -151,7 +154,7 @@ def layer_gains(model: Any, x: Array) -> LayerGains:
 # ---------------------------------------------------------------------- GMSI
 @dataclass(frozen=True)
 class GMSIResult:
-    """The Global Matrix Stability Index and everything it is made of (mathematics §3).
+    """The Global Matrix Stability Index and everything it is made of (:ref:`theory-gmsi`).
 
     Attributes
     ----------
@@ -248,7 +251,7 @@ def gmsi(
     num_probes: int = 10,
     num_steps: int = 40,
 ) -> GMSIResult:
-    """The Global Matrix Stability Index of a model on a batch (mathematics §3).
+    """The Global Matrix Stability Index of a model on a batch (:ref:`theory-gmsi`).
 
     ``s_J = max_i σ_1(J_i)``, ``s_θ = max_i σ_1(G_i)``, ``s_K = (λ_max(K)/N)^½``,
     ``s_H = (max(λ_max(H), 0)/β_ℓ)^½`` and ``GMSI = max(s_J, s_θ, s_K, s_H)`` — a gain, larger

@@ -15,10 +15,10 @@ imports torch or jax.
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any, Protocol, runtime_checkable
 
 from . import _xp
+from .capabilities import TokenEmbedding, offers, use
 from .errors import DTypeError, EmptyInputError, ModelError, ShapeError
 
 Array = Any
@@ -52,12 +52,11 @@ class Model(Protocol):
     num_params : int
         ``p``, the length of the flat parameter vector.
 
-    Optional capabilities, found by the core where present: ``hvp_operator`` (an HVP that
-    reuses work across products), ``input_jacobian`` / ``param_jacobian`` (native dense
-    Jacobians), ``embedded`` (the view on token embeddings, see :func:`input_space`),
-    ``region_boundaries`` / ``layer_factors`` (piecewise-linear structure for the certified
-    radius), ``input_jacobian_factor`` (product form). A capability that does not apply to a
-    particular model raises ``NotImplementedError``.
+    Optional capabilities are the named protocols of :mod:`specinterp.capabilities`
+    (``hvp_operator``, native ``input_jacobian`` / ``param_jacobian``,
+    ``input_jacobian_factor``, ``layer_factors``, ``region_boundaries``, ``embedded``,
+    ``weight_matrices``); a capability that is missing or does not apply to a particular model
+    is reported by ``NotImplementedError``, and the core then takes the derived route.
 
     """
 
@@ -115,9 +114,7 @@ class ModelBase:
 
     def check_input(self, x: Array, what: str = "x") -> None:
         """Raise a specific error unless ``x`` is a usable batch for this model."""
-        if not hasattr(x, "shape") or _xp.backend_name(_xp.namespace(x)) != _xp.backend_name(
-            self.xp
-        ):
+        if not _xp.is_array(x) or not _xp.same_namespace(_xp.namespace(x), self.xp):
             raise _xp.NamespaceMismatchError(
                 f"{what} must be a {_xp.backend_name(self.xp)} array for this model; "
                 "convert it explicitly (no silent copies between libraries or devices)"
@@ -214,18 +211,13 @@ def input_space(model: Any, x: Array) -> tuple[Model, Array]:
     model.check_input(x)
     if model.xp.isdtype(x.dtype, "real floating"):
         return model, x
-    embedded = getattr(model, "embedded", None)
-    if embedded is None:
+    if not offers(model, TokenEmbedding):
         raise ModelError(
             "input-side quantities at integer inputs are taken with respect to the token "
             f"embeddings, and this {type(model).__name__} cannot find an embedding layer; "
             "wrap the model with as_model(..., embedding=...) naming it"
         )
-    return embedded(x)
-
-
-def _mro_modules(obj: Any) -> list[str]:
-    return [getattr(cls, "__module__", "") or "" for cls in type(obj).__mro__]
+    return use(model, TokenEmbedding, x)
 
 
 def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
@@ -257,70 +249,6 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     """
     if isinstance(obj, Model) and params is None and not options:
         return obj
-    modules = _mro_modules(obj)
-    if any(m.startswith("specinterp.adapters.arraynet") for m in modules):
-        from .adapters.arraynet import ArrayNetModel
+    from .adapters._dispatch import wrap  # imports only the adapter the object needs
 
-        return ArrayNetModel(obj, **options)
-    if any(m.startswith("sklearn") for m in modules):
-        from .adapters.sklearn import from_sklearn
-
-        return from_sklearn(obj, **options)
-    if any(m.startswith("torch") for m in modules) or _leaves_from(params, "torch"):
-        from .adapters.torch import TorchModel
-
-        return TorchModel(obj, params=params, **options)
-    if any(m.startswith("equinox") for m in modules):
-        from .adapters.jax import JaxModel
-
-        return JaxModel.from_equinox(obj, **options)
-    if any(m.startswith("flax.nnx") for m in modules):
-        from .adapters.flax_nnx import from_nnx
-
-        return from_nnx(obj, **options)
-    if any(m.startswith("flax") for m in modules) or _leaves_from(params, "jax"):
-        from .adapters.jax import JaxModel
-
-        return JaxModel(obj, params=params, **options)
-    if params is not None:
-        kinds = sorted(_leaf_libraries(params))
-        raise ModelError(
-            f"params= holds {', '.join(kinds) or 'no'} arrays, which no adapter differentiates: "
-            "a JAX apply_fn needs jax arrays (convert with jax.tree.map(jax.numpy.asarray, "
-            "params)), a torch callable a dict of torch tensors (torch.as_tensor)"
-        )
-    raise ModelError(
-        f"cannot use a {type(obj).__module__}.{type(obj).__qualname__} as a model: pass a "
-        "torch.nn.Module, a JAX apply_fn with params= (a pytree of jax arrays), a Flax linen "
-        "module with params=, a Flax NNX or Equinox module, a fitted scikit-learn MLP, or a "
-        "specinterp.adapters.arraynet.Sequential"
-    )
-
-
-def _leaf_libraries(params: Any) -> set[str]:
-    """Top-level module names of the leaves of ``params``.
-
-    A dict / list / tuple tree is walked directly; other containers (an Equinox module, a Flax
-    ``State``) through ``jax.tree_util`` when JAX is already imported.
-    """
-    found: set[str] = set()
-    stack = [params]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-        elif item is not None:
-            jax = sys.modules.get("jax")
-            leaves = [item] if jax is None else jax.tree_util.tree_leaves(item)
-            if leaves != [item]:
-                stack.extend(leaves)
-                continue
-            found.update(m.split(".")[0] for m in _mro_modules(item)[:1])
-    return found
-
-
-def _leaves_from(params: Any, library: str) -> bool:
-    """Whether ``params`` (a dict/list/tuple tree) holds an array of ``library``."""
-    return any(name.startswith(library) for name in _leaf_libraries(params))
+    return wrap(obj, params, **options)

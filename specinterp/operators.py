@@ -1,4 +1,4 @@
-"""Model-level operators of mathematics §0, dense and matrix-free, derived from the Model protocol.
+"""Model-level operators (:ref:`theory-notation`), dense and matrix-free, from the Model protocol.
 
 Dense builders (``input_jacobian``, ``param_jacobian``, ``ntk``, ``hessian``, ``ggn``) are
 for small problems: they check a memory budget first and name the matrix-free alternative when
@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _xp
 from ._guards import finite_result
+from .capabilities import NativeInputJacobian, NativeParamJacobian, ReusableHVP, use
 from .errors import MemoryBudgetError, ShapeError
 from .linalg import LinearOperator
 from .losses import get_loss
@@ -87,9 +88,10 @@ def _hvp_function(model: Model, x: Array, y: Array, loss: Any) -> Any:
     (``jax.jit``) their values could not be.
     """
     get_loss(loss).check(natural_outputs(model, x), y)
-    if hasattr(model, "hvp_operator"):
-        return model.hvp_operator(x, y, loss)
-    return lambda v: model.hvp(x, y, v, loss)
+    try:
+        return use(model, ReusableHVP, x, y, loss)
+    except NotImplementedError:
+        return lambda v: model.hvp(x, y, v, loss)
 
 
 # ------------------------------------------------------------------ dense builders
@@ -108,8 +110,11 @@ def input_jacobian(
     z = model.apply(x)
     c = int(z.shape[1])
     _check_budget(model, (n, c, d), "input Jacobian", "input_jacobian_operator", max_bytes)
-    if native and hasattr(model, "input_jacobian"):
-        return model.input_jacobian(x)
+    if native:
+        try:
+            return use(model, NativeInputJacobian, x)
+        except NotImplementedError:
+            pass
     rows = [xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d)) for a in range(c)]
     return xp.stack(rows, axis=1)
 
@@ -131,8 +136,11 @@ def param_jacobian(
 
 def _param_jacobian(model: Model, x: Array, native: bool) -> Array:
     xp = model.xp
-    if native and hasattr(model, "param_jacobian"):
-        return model.param_jacobian(x)
+    if native:
+        try:
+            return use(model, NativeParamJacobian, x)
+        except NotImplementedError:
+            pass
     n = int(x.shape[0])
     z = model.apply(x)
     c = int(z.shape[1])
@@ -158,7 +166,7 @@ def ntk(
     """Empirical NTK ``K = G₁ G₂ᵀ``: ``(N₁C, N₂C)`` sample-major, or ``(N₁, N₂)`` if ``trace``.
 
     ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b``
-    (mathematics §0).
+    (:ref:`theory-notation`).
     """
     model, xp = _prepare(model, x1)
     if x2 is not None:

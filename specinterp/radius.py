@@ -5,7 +5,7 @@ each activation region. The region of ``x`` is cut out by functions ``a_j`` that
 it and vanish on its boundary — the pre-activation of every ReLU unit, the differences
 ``u_m − u_e`` inside every max-pooling window — so it contains the ball of radius
 ``ρ(x) = min_j |a_j(x)| / ‖∇a_j(x)‖₂`` (the distance to the nearest bounding hyperplane), and
-the input Jacobian is exactly constant on that ball (docs: mathematics, T4).
+the input Jacobian is exactly constant on that ball (:ref:`theory-t4`).
 
 Two routes supply the ``a_j`` and their gradients:
 
@@ -24,6 +24,7 @@ from typing import Any
 
 from . import _xp
 from ._guards import finite_result
+from .capabilities import ProductForm, RegionBoundaries, offers, use
 from .errors import ModelError
 from .model import input_space
 
@@ -90,9 +91,9 @@ def certified_radius(
     """
     model, x = input_space(model, x)
     budget = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
-    if hasattr(model, "region_boundaries"):
-        chunks: Iterable[list[tuple[Array, Array]]] = model.region_boundaries(x, budget)
-    elif hasattr(model, "layer_factors"):
+    if offers(model, RegionBoundaries):
+        chunks: Iterable[list[tuple[Array, Array]]] = use(model, RegionBoundaries, x, budget)
+    elif offers(model, ProductForm):
         chunks = [_product_form_boundaries(model, x)]
     else:
         raise ModelError(
@@ -112,7 +113,7 @@ def certified_radius(
 
 def _product_form_boundaries(model: Any, x: Array) -> list[tuple[Array, Array]]:
     try:
-        fac = model.layer_factors(x)
+        fac = use(model, ProductForm, x)
     except NotImplementedError as exc:
         raise ModelError(f"certified_radius needs an MLP: {exc}") from exc
     if not fac.piecewise_linear:

@@ -1,4 +1,6 @@
-"""Random-matrix theory (mathematics §4): Marchenko–Pastur, BBP outliers, Fuss–Catalan, layer ESDs.
+"""Random-matrix theory: Marchenko–Pastur, BBP outliers, Fuss–Catalan, layer ESDs.
+
+Theory: :ref:`theory-rmt`.
 
 The laws describe the eigenvalues of ``(1/n) X Xᵀ`` for an ``m × n`` matrix ``X`` with iid
 mean-zero entries of variance ``σ²`` and ratio ``q = m/n`` (Marchenko & Pastur 1967); the
@@ -39,7 +41,7 @@ TW_UNITS = 3.0
 
 @dataclass(frozen=True)
 class MarchenkoPastur:
-    """The Marchenko–Pastur law with ratio ``q = m/n`` and variance ``σ²`` (mathematics §4).
+    """The Marchenko–Pastur law with ratio ``q = m/n`` and variance ``σ²`` (:ref:`theory-rmt`).
 
     Density ``ρ(λ) = √((λ₊ − λ)(λ − λ₋)) / (2π σ² q λ)`` on ``[λ₋, λ₊]``,
     ``λ_± = σ²(1 ± √q)²``, plus an atom of mass ``1 − 1/q`` at 0 when ``q > 1``.
@@ -230,7 +232,7 @@ def bbp_outlier(
     *,
     model: Literal["covariance", "wigner"] = "covariance",
 ) -> float:
-    """Limit of the top eigenvalue of a spiked model (mathematics §4, BBP transition), σ² = 1.
+    """Limit of the top eigenvalue of a spiked model (:ref:`theory-bbp`), σ² = 1.
 
     ``model="covariance"``: population covariance ``I + (ℓ−1) v vᵀ`` with spike ``ℓ``, sample
     ratio ``q`` (dimension over samples). An outlier separates iff ``ℓ > 1 + √q``, at
@@ -317,7 +319,7 @@ def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:
 
 @dataclass(frozen=True)
 class LayerDiagnostics:
-    """Spectral diagnostics of one weight matrix against Marchenko–Pastur (mathematics §4)."""
+    """Spectral diagnostics of one weight matrix against Marchenko–Pastur (:ref:`theory-rmt`)."""
 
     shape: tuple[int, int]
     law: MarchenkoPastur

@@ -1,4 +1,4 @@
-"""Spectral statistics of matrices (mathematics §1).
+"""Spectral statistics of matrices (:ref:`theory-spectra`).
 
 One object, :class:`Spectrum`, holds the singular values (or the eigenvalues of a symmetric
 matrix) of a batch of matrices; every statistic is a method of it, and the public functions
@@ -8,7 +8,7 @@ vectors — so they are differentiable in PyTorch and JAX wherever the values ar
 
 Definitions follow the framework of Katende, "A Unified Matrix-Spectral Framework for
 Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026); where the paper's
-exact formula was not available they are this library's own (see mathematics §1 in the docs).
+exact formula was not available they are this library's own (:ref:`theory-spectra`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Spectrum:
 
         With ``hermitian=True`` ``a`` must be symmetric (only its lower triangle is read) and
         its eigenvalues are computed with ``eigvalsh``; the default distribution then becomes
-        ``p_i = |λ_i| / Σ|λ_j|`` (mathematics §1, PSD and indefinite matrices).
+        ``p_i = |λ_i| / Σ|λ_j|`` (:ref:`theory-conventions`).
 
         Raises
         ------
@@ -200,7 +200,7 @@ class Spectrum:
         return xp.sum(xp.astype(big, integral), axis=-1)
 
     def negative_mass(self) -> Array:
-        """``Σ_{λ<0} |λ| / Σ|λ|`` for a symmetric spectrum (mathematics §1, indefinite matrices)."""
+        """``Σ_{λ<0} |λ| / Σ|λ|`` for a symmetric spectrum (:ref:`theory-conventions`)."""
         if self.eigenvalues is None:
             raise ValueError(
                 "negative mass needs eigenvalues; build the spectrum with hermitian=True or "
@@ -251,7 +251,7 @@ class Spectrum:
     def distribution(
         self, convention: Convention | None = None, on_zero: OnZero = "raise"
     ) -> Array:
-        """Spectral distribution ``p`` on the simplex (mathematics §1).
+        """Spectral distribution ``p`` on the simplex (:ref:`theory-spectra`).
 
         ``"energy"`` (default for a general matrix): ``p_i = σ_i² / ‖A‖_F²``.
         ``"roy-vetterli"``: ``p_i = σ_i / Σ σ_j`` (Roy & Vetterli 2007).
@@ -272,7 +272,9 @@ class Spectrum:
         normalized: bool = False,
         on_zero: OnZero = "raise",
     ) -> Array:
-        """Spectral entropy ``H = −Σ p_i log p_i`` (natural log, ``0 log 0 = 0``; mathematics §1).
+        """Spectral entropy ``H = −Σ p_i log p_i`` (natural log, ``0 log 0 = 0``).
+
+        Definition and range: :ref:`theory-spectra`.
 
         With ``normalized=True`` returns ``H / log r`` in ``[0, 1]`` (needs ``r ≥ 2``).
         """
@@ -330,7 +332,7 @@ class Spectrum:
     def typical_gain(self) -> Array:
         """``τ = ‖A‖_F / √n`` with ``n`` the number of columns (input dimension); in ``[0, σ_1]``.
 
-        It is the root-mean-square gain ``(E‖A δ‖² / ε²)^½`` for isotropic ``δ`` (mathematics, T1).
+        It is the root-mean-square gain ``(E‖A δ‖² / ε²)^½`` for isotropic ``δ`` (:ref:`theory-t1`).
         """
         return self.operator_norm() * self.xp.sqrt(self._energy() / self.shape[1])
 
@@ -399,7 +401,7 @@ def spectral_entropy(
     hermitian: bool = False,
     on_zero: OnZero = "raise",
 ) -> Array:
-    """Spectral entropy ``H(A) = −Σ p_i log p_i`` of each matrix in ``a`` (mathematics §1).
+    """Spectral entropy ``H(A) = −Σ p_i log p_i`` of each matrix in ``a`` (:ref:`theory-spectra`).
 
     Parameters
     ----------
@@ -448,7 +450,9 @@ def stable_rank(a: Array | Spectrum) -> Array:
 def condition_number(
     a: Array | Spectrum, *, rtol: float | None = None, k: int | None = None
 ) -> Array:
-    """Condition number ``κ = σ_1/σ_r`` (``+∞`` if singular), or ``κ_k = σ_1/σ_k`` (mathematics §1).
+    """Condition number ``κ = σ_1/σ_r`` (``+∞`` if singular), or ``κ_k = σ_1/σ_k``.
+
+    Definition: :ref:`theory-spectra`.
 
     ``rtol`` defaults to ``max(m, n) · eps(dtype)``: ``σ_r ≤ rtol·σ_1`` counts as singular.
     """
@@ -456,7 +460,10 @@ def condition_number(
 
 
 def typical_gain(a: Array | Spectrum) -> Array:
-    """Typical gain ``τ(A) = ‖A‖_F / √n`` (``n`` = columns) in ``[0, σ_1]`` (mathematics §1, T1)."""
+    """Typical gain ``τ(A) = ‖A‖_F / √n`` (``n`` = columns) in ``[0, σ_1]``.
+
+    Range: :ref:`theory-ranges`; meaning: :ref:`theory-t1`.
+    """
     return _spectrum(a).typical_gain()
 
 

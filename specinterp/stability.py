@@ -1,4 +1,4 @@
-"""Algorithmic stability of the GMSI (mathematics §3): retrain on a perturbed dataset, compare.
+"""Algorithmic stability of the GMSI (:ref:`theory-gmsi`): retrain on a perturbed dataset, compare.
 
 The user supplies ``fit(x, y, seed) -> model`` (any adapter's model or raw framework object);
 the data are perturbed reproducibly — one training sample replaced, or a fraction of labels
@@ -29,7 +29,7 @@ __all__ = ["StabilityReport", "algorithmic_stability", "perturb_dataset"]
 
 @dataclass(frozen=True)
 class StabilityReport:
-    """What changed when the training set was perturbed (mathematics §3)."""
+    """What changed when the training set was perturbed (:ref:`theory-gmsi`)."""
 
     perturbation: str
     changed_indices: np.ndarray
@@ -94,7 +94,7 @@ def algorithmic_stability(
     t8_samples: int = 64,
     **gmsi_options: Any,
 ) -> StabilityReport:
-    """Retrain with the same seed on a perturbed dataset and report the change (mathematics §3).
+    """Retrain with the same seed on a perturbed dataset and report the change (:ref:`theory-gmsi`).
 
     Parameters
     ----------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _xp
+from .capabilities import ReusableHVP, TokenEmbedding, WeightMatrices, offers, use
 from .errors import ShapeError
 from .losses import Loss, get_loss
 from .model import ModelBase, as_model
@@ -78,9 +79,9 @@ class OutputPosition(ModelBase):
         self.accepts_token_ids = getattr(base, "accepts_token_ids", False)
         inner = math.prod(out[1:])
         self._lo, self._hi = self.index * inner, (self.index + 1) * inner
-        if hasattr(base, "embedded"):
+        if offers(base, TokenEmbedding):
             self.embedded = self._embedded
-        if hasattr(base, "weight_matrices"):
+        if offers(base, WeightMatrices):
             self.weight_matrices = base.weight_matrices
 
     def __repr__(self) -> str:
@@ -142,9 +143,10 @@ class OutputPosition(ModelBase):
         """The base model's work-reusing HVP for the position's loss, where it has one."""
         self.check_input(x)
         at = _AtPosition(get_loss(loss), self.index)
-        if hasattr(self.base, "hvp_operator"):
-            return self.base.hvp_operator(x, y, at)
-        return lambda v: self.base.hvp(x, y, v, at)
+        try:
+            return use(self.base, ReusableHVP, x, y, at)
+        except NotImplementedError:
+            return lambda v: self.base.hvp(x, y, v, at)
 
     def _embedded(self, x: Array) -> tuple[OutputPosition, Array]:
         model_e, e = self.base.embedded(x)

@@ -1,4 +1,4 @@
-"""Independent float64 reference implementations of mathematics §1, written from the definitions.
+"""Independent float64 reference implementations of theory §1, written from the definitions.
 
 They work from an exactly known spectrum (or NumPy's SVD) with plain NumPy loops, sharing no
 code with the library.

@@ -1,4 +1,4 @@
-"""mathematics, T3–T7 as property tests on random networks, and the closed forms of T7."""
+"""Theory T3–T7 as property tests on random networks, and the closed forms of T7."""
 
 from __future__ import annotations
 

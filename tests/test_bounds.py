@@ -1,4 +1,4 @@
-"""mathematics §2 matrix-level theorems L1, L2, T1, T2, T10 as property and Monte Carlo tests.
+"""Theory §2 matrix-level theorems L1, L2, T1, T2, T10 as property and Monte Carlo tests.
 
 Monte Carlo tolerances: a sample mean of N iid draws is compared with its expectation within
 5 estimated standard errors (two-sided normal tail 6e-7 per comparison; the draws are seeded,

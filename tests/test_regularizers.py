@@ -1,4 +1,4 @@
-"""Spectral regularisers (mathematics §5 a–c): values against dense Jacobians, gradients across
+"""Spectral regularisers (theory §5): values against dense Jacobians, gradients across
 frameworks and against finite differences, and the arraynet trainer's penalty."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""mathematics §4: Marchenko–Pastur, BBP, Fuss–Catalan and circular-convolution spectra.
+"""Theory §4: Marchenko–Pastur, BBP, Fuss–Catalan and circular-convolution spectra.
 
 Finite-size tolerances are stated where used: the bulk edges of an m × n Gaussian sample
 converge at rate n^{-2/3} (Tracy–Widom scale, ≈ 0.01–0.02 here); an outlier's location

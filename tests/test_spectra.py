@@ -1,4 +1,4 @@
-"""mathematics §1: every statistic against an independent float64 computation, on every backend."""
+"""Theory §1: every statistic against an independent float64 computation, on every backend."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def test_roy_vetterli_and_energy_differ_as_defined(xp, rng):
 
 
 def test_gram_matrix_entropy_equals_factor_entropy(xp, rng):
-    """H(K) = H(G) for K = G Gᵀ (mathematics §1 PSD convention, T5)."""
+    """H(K) = H(G) for K = G Gᵀ (theory §1 conventions, T5)."""
     g = rng.standard_normal((6, 9))
     k = g @ g.T
     h_g = si.spectral_entropy(xp.asarray(g))

@@ -1,4 +1,4 @@
-"""Matrix-free spectral algorithms on the array API (mathematics §6).
+"""Matrix-free spectral algorithms on the array API (:ref:`theory-algorithms`).
 
 Everything here touches an operator only through products, so it applies unchanged to dense
 arrays of any namespace and to model-level operators (Jacobians, NTKs, Hessians) that are never

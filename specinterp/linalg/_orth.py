@@ -89,16 +89,16 @@ class Basis:
     """
 
     def __init__(self, like: Array, capacity: int) -> None:
-        import array_api_compat as compat
-
         self.xp = _xp.namespace(like)
         self.size = 0
         self.capacity = int(capacity)
         n = int(like.shape[0])
         self._buf: Array | None = None
         self._cols: Array | None = None
-        if compat.is_writeable_array(like) and not compat.is_array_api_strict_namespace(self.xp):
-            self._buf = self.xp.zeros((self.capacity, n), dtype=like.dtype, device=_xp.device(like))
+        if _xp.has_writeable_storage(like):
+            # uninitialised: rows past ``size`` are never read, and untouched pages of a large
+            # capacity cost no memory
+            self._buf = self.xp.empty((self.capacity, n), dtype=like.dtype, device=_xp.device(like))
 
     @property
     def matrix(self) -> Array | None:

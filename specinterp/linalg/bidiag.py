@@ -1,4 +1,6 @@
-"""Top singular triplets by thick-restart Golub–Kahan–Lanczos bidiagonalisation (mathematics §6).
+"""Top singular triplets by thick-restart Golub–Kahan–Lanczos bidiagonalisation.
+
+Theory: :ref:`theory-algorithms`.
 
 ``A V_j = U_j M_j`` and ``Aᵀ U_j = V_j M_jᵀ + v_{j+1} fᵀ`` with orthonormal ``U``, ``V``
 (Golub & Kahan 1965). The projected matrix ``M = Uᵀ A V`` is computed, not assumed
@@ -131,11 +133,22 @@ def _verify(
         if outcome != "found":
             break
         extra = _gkl(_missed.right_deflated(op, locked), k, tol, max_iter, m, rng)
+        new = np.flatnonzero(_missed.outside(locked, extra.right))
+        if new.size == 0:  # only the null directions X of A P came back
+            outcome = "unverified"
+            break
+        extra = replace(
+            extra,
+            values=_missed.columns(extra.values, new),
+            left=_missed.columns(extra.left, new),
+            right=_missed.columns(extra.right, new),
+            residuals=_missed.columns(extra.residuals, new),
+        )
         # the extra triplets are exact for A P; their residuals for A itself, measured
         av = op.matmat(extra.right) - extra.left * extra.values[None, :]
         atu = op.rmatmat(extra.left) - extra.right * extra.values[None, :]
         extra_res = xp.sqrt(xp.sum(av * av, axis=0) + xp.sum(atu * atu, axis=0))
-        matvecs += extra.num_matvecs + 2 * k
+        matvecs += extra.num_matvecs + 2 * int(new.size)
         values = xp.concat([res.values, extra.values])
         pick = [int(i) for i in np.argsort(-_xp.to_numpy(values), kind="stable")[:k]]
         res = SVDResult(

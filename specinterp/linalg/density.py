@@ -1,4 +1,4 @@
-"""Spectral density and ``tr f(A)`` by stochastic Lanczos quadrature (mathematics §6).
+"""Spectral density and ``tr f(A)`` by stochastic Lanczos quadrature (:ref:`theory-algorithms`).
 
 For a unit probe ``v``, ``vᵀ f(A) v = Σ_i (vᵀ u_i)² f(λ_i)`` is a Riemann–Stieltjes integral
 against ``v``'s spectral measure; ``m`` Lanczos steps give its Gauss rule: nodes ``θ_j`` (the

@@ -1,4 +1,6 @@
-"""Symmetric Lanczos (mathematics §6): thick-restart band Lanczos and plain tridiagonalisation.
+"""Symmetric Lanczos: thick-restart band Lanczos and plain tridiagonalisation.
+
+Theory: :ref:`theory-lanczos`.
 
 ``eigsh`` computes eigenpairs; ``lanczos_tridiagonal`` is the plain Lanczos run behind
 stochastic Lanczos quadrature.
@@ -174,6 +176,7 @@ class _Run:
     whole_space: bool
     like: Array  # an array of the operator's namespace, dtype and device
     verified: bool = False
+    runner_up: Array | None = None  # Ritz vector of the best unwanted Ritz value
 
 
 def _verify(
@@ -190,6 +193,7 @@ def _verify(
     locked, values, vectors, res = run.vectors, run.values, run.vectors, run.residuals
     matvecs, converged = run.num_matvecs, run.converged
     outcome = "unverified"
+    warm = run.runner_up
     for _ in range(k + 1):
         margin = tol * float(np.max(np.abs(values))) + float(np.max(res))
         side = _missed.sides(values, which, k, margin)
@@ -200,7 +204,9 @@ def _verify(
             tol=tol,
             rng=rng,
             max_steps=_missed.step_budget(op, m, max(3 * m, run.num_matvecs)),
+            warm=warm,
         )
+        warm = None
         matvecs += used
         if outcome != "found":
             break
@@ -218,15 +224,20 @@ def _verify(
         )
         matvecs += extra.num_matvecs
         converged = converged and extra.converged
+        new = np.flatnonzero(_missed.outside(locked, extra.vectors))
+        if new.size == 0:  # only parked directions came back: nothing new to add
+            outcome = "unverified"
+            break
+        extra_vectors = _missed.columns(extra.vectors, new)
         # a pair of P A P is one of A up to the residual of the locked block, ‖Xᵀ A x‖ ≤ ‖R‖
-        extra_res = extra.residuals + float(np.sqrt(np.sum(res**2)))
-        all_values = np.concatenate([values, extra.values])
+        extra_res = extra.residuals[new] + float(np.sqrt(np.sum(res**2)))
+        all_values = np.concatenate([values, extra.values[new]])
         pick = _order(all_values, which, k)
         pick = pick[_output_order(all_values[pick], which)]
-        all_vectors = xp.concat([vectors, extra.vectors], axis=1)
+        all_vectors = xp.concat([vectors, extra_vectors], axis=1)
         values, res = all_values[pick], np.concatenate([res, extra_res])[pick]
         vectors = _missed.columns(all_vectors, pick)
-        locked = xp.concat([locked, extra.vectors], axis=1)
+        locked = xp.concat([locked, extra_vectors], axis=1)
     return _Run(values, vectors, res, converged, matvecs, False, run.like, outcome == "verified")
 
 
@@ -321,7 +332,12 @@ def _thick_restart(
     out = want[_output_order(theta[want], which)]
     vectors = basis @ _xp.from_host(y[:, out], basis) if want_vectors else None
     whole = basis.shape[1] == n
-    return _Run(theta[out], vectors, res[out], converged, matvecs, whole, basis[:, 0])
+    runner_up = None
+    if want_vectors and theta.size > k:
+        runner_up = basis @ _xp.from_host(y[:, _order(theta, which, k + 1)[k]], basis)
+    return _Run(
+        theta[out], vectors, res[out], converged, matvecs, whole, basis[:, 0], runner_up=runner_up
+    )
 
 
 def _early_converged(

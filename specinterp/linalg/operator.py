@@ -1,6 +1,6 @@
 """``LinearOperator``: a matrix known only through its products, on any array namespace.
 
-The algorithms of :mod:`specinterp.linalg` (mathematics §6) touch an operator only through
+The algorithms of :mod:`specinterp.linalg` (:ref:`theory-algorithms`) touch an operator only through
 ``matmat`` (``A X``) and ``rmatmat`` (``Aᵀ X``). An operator built from a single-vector product
 gets a column-by-column ``matmat``; a model-level operator (Jacobian, NTK, Hessian) supplies a
 batched one. Shapes, namespaces and dtypes of inputs are checked on every product.
@@ -69,8 +69,8 @@ class LinearOperator:
         if symmetric and int(shape[0]) != int(shape[1]):
             raise ShapeError(f"a symmetric operator must be square; got shape {shape}")
         if xp is None:
-            import array_api_compat.numpy as xp
-        if _xp.backend_name(xp) == "dask":
+            xp = _xp.default_namespace()
+        if _xp.is_lazy(xp):
             raise TypeError(
                 "the matrix-free algorithms need in-memory arrays: a Dask graph would grow with "
                 "every Krylov step. Use NumPy or CuPy arrays (e.g. x.compute()), or Dask for the "
@@ -174,7 +174,7 @@ class LinearOperator:
         return self.adjoint()
 
     def _same_space(self, other: LinearOperator, how: str) -> None:
-        if _xp.backend_name(other.xp) != _xp.backend_name(self.xp) or other.dtype != self.dtype:
+        if not _xp.same_namespace(other.xp, self.xp) or other.dtype != self.dtype:
             raise DTypeError(
                 f"cannot {how} operators on {_xp.backend_name(self.xp)}/{self.dtype} and "
                 f"{_xp.backend_name(other.xp)}/{other.dtype}"

@@ -1,4 +1,4 @@
-"""Frozen result objects of the matrix-free algorithms (mathematics §6).
+"""Frozen result objects of the matrix-free algorithms (:ref:`theory-algorithms`).
 
 Every result carries the number of operator applications it cost (``num_matvecs``, counting
 each column of a block product and each adjoint product as one), and the spectral results

@@ -1,4 +1,4 @@
-"""Stochastic trace estimation from products (mathematics §6).
+"""Stochastic trace estimation from products (:ref:`theory-algorithms`).
 
 * Hutchinson (1989): ``tr A ≈ (1/m) Σ z_jᵀ A z_j`` with Rademacher ``z_j``.
 * Hutch++ (Meyer, Musco, Musco & Woodruff 2021): exact trace on a sketched dominant subspace

@@ -69,7 +69,7 @@ class Loss:
 
 def _check_namespace(z: Array, y: Array) -> Any:
     xp = _xp.namespace(z)
-    if not hasattr(y, "shape") or _xp.backend_name(_xp.namespace(y)) != _xp.backend_name(xp):
+    if not _xp.is_array(y) or not _xp.same_namespace(_xp.namespace(y), xp):
         raise NamespaceMismatchError(
             f"targets are {type(y).__module__.split('.')[0]} data but the model's outputs are "
             f"{_xp.backend_name(xp)} arrays; convert them explicitly to the model's library "

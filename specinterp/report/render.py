@@ -288,7 +288,7 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
     if rep.missing:
         parts.append(f"<p class=warn>Missing: {html.escape('; '.join(rep.missing))}</p>")
     parts.append(
-        "<h2>Global Matrix Stability Index</h2><p class=note>mathematics §3, this library's "
+        "<h2>Global Matrix Stability Index</h2><p class=note>docs: theory §3, this library's "
         "definition: GMSI = max(s_J, s_θ, s_K, s_H), a gain — larger is less stable."
         "</p>"
     )

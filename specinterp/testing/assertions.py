@@ -1,9 +1,9 @@
 """Assertion helpers: check the framework's bounds on *your* model and inputs.
 
-:func:`assert_bounds_hold` evaluates every theorem of mathematics §2 that applies to a model at a
-batch — T1 on each input Jacobian, T3 and T4 when the model has a product form, T5 and T6 on
-the parameter Jacobian and NTK, T7 on the GGN — and raises ``AssertionError`` naming the first
-violated one. Combine it with Hypothesis strategies to property-test an architecture.
+:func:`assert_bounds_hold` evaluates every theorem of :ref:`theory-theorems` that applies to a
+model at a batch — T1 on each input Jacobian, T3 and T4 when the model has a product form, T5
+and T6 on the parameter Jacobian and NTK, T7 on the GGN — and raises ``AssertionError`` naming
+the first violated one. Combine it with Hypothesis strategies to property-test an architecture.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, bounds
+from ..capabilities import ProductForm, use
 from ..losses import output_hessian
 from ..model import as_model
 from ..operators import ggn, hessian, input_jacobian, ntk, param_jacobian
@@ -45,34 +46,30 @@ def assert_bounds_hold(
     jac = input_jacobian(model, x)
     t1 = bounds.typical_sensitivity(jac, eps=1.0)
     need(t1.holds(rtol=rtol, atol=atol), "T1", f"chain {[(n, _np(v)) for n, v in t1.terms]}")
-    if hasattr(model, "layer_factors"):
-        try:
-            fac = model.layer_factors(x)
-        except NotImplementedError:
-            fac = None
-        if fac is not None:
-            acts = [lay for lay in model.net.layers if hasattr(lay, "lipschitz")]
-            t3 = bounds.layer_product_bound(
-                jac, fac.weights, fac.diagonals, [a.lipschitz for a in acts]
-            )
-            need(t3.holds(rtol=rtol, atol=atol), "T3", f"{[(n, _np(v)) for n, v in t3.terms]}")
-            if fac.piecewise_linear:
-                from ..radius import certified_radius
+    try:
+        fac = use(model, ProductForm, x)
+    except NotImplementedError:
+        fac = None
+    if fac is not None:
+        t3 = bounds.layer_product_bound(jac, fac.weights, fac.diagonals, fac.lipschitz)
+        need(t3.holds(rtol=rtol, atol=atol), "T3", f"{[(n, _np(v)) for n, v in t3.terms]}")
+        if fac.piecewise_linear:
+            from ..radius import certified_radius
 
-                rho = _np(certified_radius(model, x))
-                rng = np.random.default_rng(seed)
-                jac_np = _np(jac)
-                x_np = _np(x)
-                for i in np.flatnonzero(np.isfinite(rho) & (rho > 0)):
-                    d = rng.standard_normal(x_np.shape[1:])
-                    d *= 0.99 * rho[i] / np.linalg.norm(d)
-                    moved = _xp.from_host((x_np[i] + d)[None], x)
-                    inside = _np(input_jacobian(model, moved))[0]
-                    need(
-                        np.allclose(inside, jac_np[i], rtol=1e-9, atol=atol),
-                        "T4",
-                        f"J changed inside the certified radius {rho[i]:.3g} at sample {i}",
-                    )
+            rho = _np(certified_radius(model, x))
+            rng = np.random.default_rng(seed)
+            jac_np = _np(jac)
+            x_np = _np(x)
+            for i in np.flatnonzero(np.isfinite(rho) & (rho > 0)):
+                d = rng.standard_normal(x_np.shape[1:])
+                d *= 0.99 * rho[i] / np.linalg.norm(d)
+                moved = _xp.from_host((x_np[i] + d)[None], x)
+                inside = _np(input_jacobian(model, moved))[0]
+                need(
+                    np.allclose(inside, jac_np[i], rtol=1e-9, atol=atol),
+                    "T4",
+                    f"J changed inside the certified radius {rho[i]:.3g} at sample {i}",
+                )
     g = _np(param_jacobian(model, x))
     n, c, p = g.shape
     k = _np(ntk(model, x))

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _xp
 from ..linalg import LinearOperator
 
 __all__ = [
@@ -69,7 +70,7 @@ def operator_with_spectrum(
     known by construction. ``xp`` is the namespace of the operator (default NumPy).
     """
     if xp is None:
-        import array_api_compat.numpy as xp
+        xp = _xp.default_namespace()
     lam_np = np.asarray(eigenvalues, dtype=np.float64)
     n = lam_np.size
     vs = rng.standard_normal((num_reflections, n))

@@ -19,19 +19,10 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from . import STRATEGIES
 from .matrices import matrix_with_spectrum, symmetric_with_eigenvalues
 
-__all__ = [
-    "NetworkCase",
-    "SpectralCase",
-    "arraynet_mlps",
-    "jax_mlps",
-    "singular_value_sets",
-    "spectral_matrices",
-    "symmetric_matrices",
-    "torch_cnns",
-    "torch_mlps",
-]
+__all__ = list(STRATEGIES)  # the names, listed once in the package (re-exported there)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,15 @@
-"""Hand-written networks on any array namespace (NumPy on a CPU, CuPy on a GPU).
+"""The arraynet adapter: a ``Sequential`` network behind the Model protocol.
 
-``Sequential([Dense(W, b), ReLU(), ...])`` is a plain list of layers with analytic JVPs, VJPs
-and Pearlmutter R-operators (see :mod:`specinterp.adapters._arraynet_layers`), so every
-operator of the framework — input and parameter Jacobians, NTK, exact Hessian-vector products,
-GGN — is computed without an autodiff framework. MLPs also expose the chain-rule product form
-``J(x) = W_L D_{L−1}(x) ⋯ D_1(x) W_1`` (mathematics §0, T3) and their pre-activations (T4).
-
-Parameters are flattened in layer order, weight before bias.
+Every operator of the framework — input and parameter Jacobians, NTK, exact Hessian-vector
+products (Pearlmutter's R-operator through the layers), GGN — is computed from the layers'
+analytic derivatives (the ``layer`` contract), without an autodiff framework. MLPs also expose their
+product form (``product_form``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 from specinterp import _xp
@@ -24,105 +19,14 @@ from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, l
 from specinterp.model import ModelBase
 from specinterp.operators import output_unit
 
-from ._arraynet_layers import (
-    GELU,
-    Activation,
-    Conv2d,
-    Dense,
-    Flatten,
-    Layer,
-    LeakyReLU,
-    ReLU,
-    Sigmoid,
-    Softplus,
-    Tanh,
-)
-from ._arraynet_training import train
+from .conv import Conv2d
+from .dense import Dense, Flatten
+from .network import Sequential
+from .product_form import LayerFactors, layer_factors, output_side_product
 
 Array = Any
 
-__all__ = [
-    "GELU",
-    "ArrayNetModel",
-    "Conv2d",
-    "Dense",
-    "Flatten",
-    "LayerFactors",
-    "LeakyReLU",
-    "ReLU",
-    "Sequential",
-    "Sigmoid",
-    "Softplus",
-    "Tanh",
-    "from_torch",
-    "init_mlp",
-    "train",
-]
-
-
-@dataclass(frozen=True)
-class Sequential:
-    """A feed-forward network: layers applied in order to a batch ``(N, ...)``."""
-
-    layers: tuple[Layer, ...]
-
-    def __init__(self, layers: Sequence[Layer]) -> None:
-        layers = tuple(layers)
-        if not layers or not all(isinstance(lay, Layer) for lay in layers):
-            raise ModelError("Sequential needs a non-empty list of arraynet layers")
-        object.__setattr__(self, "layers", layers)
-
-    @property
-    def params(self) -> list[Array]:
-        """All parameter arrays in layer order (weight before bias)."""
-        return [p for lay in self.layers for p in lay.params]
-
-    def with_params(self, params: Sequence[Array]) -> Sequential:
-        """The same architecture with new parameter arrays (same order as :attr:`params`)."""
-        out, i = [], 0
-        for lay in self.layers:
-            k = len(lay.params)
-            out.append(lay.with_params(list(params[i : i + k])))
-            i += k
-        return Sequential(out)
-
-    def __call__(self, x: Array) -> Array:
-        """Outputs of the network on a batch ``x``."""
-        for lay in self.layers:
-            x, _ = lay.forward(x)
-        return x
-
-
-@dataclass(frozen=True)
-class LayerFactors:
-    """The product form ``J(x_i) = W_L D_{L−1}(x_i) W_{L−1} ⋯ D_1(x_i) W_1`` of an MLP.
-
-    ``weights[l]`` is ``W_{l+1}`` ``(n_{l+1}, n_l)``; ``diagonals[l]`` is ``diag D_{l+1}``
-    per sample, ``(N, n_{l+1})``; ``preactivations[l]`` is ``z_{l+1}`` ``(N, n_{l+1})``.
-    """
-
-    weights: list[Array]
-    diagonals: list[Array]
-    preactivations: list[Array]
-    piecewise_linear: bool
-
-
-def _output_side_product(xp: Any, fac: LayerFactors, n: int) -> Array:
-    """``A_i = W_L D_{L−1,i} W_{L−1} ⋯ D_{1,i}``, ``(N, C, n_1)``, multiplied from the output side.
-
-    ``N·C·Σ n_l n_{l−1}`` flops with ``C`` (outputs) small; each step is one GEMM for the batch.
-    A single ``Dense`` layer (a linear model, ``J_i = W_1``) gives ``A_i = I_C``.
-    """
-    w_out = fac.weights[-1]
-    c = int(w_out.shape[0])
-    if not fac.diagonals:
-        eye = xp.eye(c, dtype=w_out.dtype, device=_xp.device(w_out))
-        return xp.broadcast_to(eye, (n, c, c))
-    a = xp.broadcast_to(w_out, (n, *w_out.shape))
-    for w, d in zip(reversed(fac.weights[1:-1]), reversed(fac.diagonals[1:]), strict=True):
-        rows = xp.reshape(a * d[:, None, :], (n * c, int(w.shape[0])))
-        a = xp.reshape(rows @ w, (n, c, int(w.shape[1])))
-    return a * fac.diagonals[0][:, None, :]
+__all__ = ["ArrayNetModel"]
 
 
 class ArrayNetModel(ModelBase):
@@ -316,7 +220,8 @@ class ArrayNetModel(ModelBase):
 
         ``∇_θ P = (∂(J v)/∂θ)ᵀ (2 J v / N)`` is the directional derivative, along the input
         tangent ``v``, of the parameter VJP with a fixed cotangent — Pearlmutter's R-operator
-        again (mathematics §5 a, Hoffman et al. 2019), so no second autodiff system is needed.
+        again (:ref:`theory-regularisers`, Hoffman et al. 2019), so no second autodiff system
+        is needed.
         """
         self.check_input(x)
         xp = self.xp
@@ -366,7 +271,7 @@ class ArrayNetModel(ModelBase):
         except NotImplementedError:
             return self._input_jacobian_by_backprop(x)
         return self._right_multiply(
-            _output_side_product(self.xp, fac, int(x.shape[0])), fac.weights[0]
+            output_side_product(self.xp, fac, int(x.shape[0])), fac.weights[0]
         )
 
     def _right_multiply(self, a: Array, w: Array) -> Array:
@@ -393,7 +298,7 @@ class ArrayNetModel(ModelBase):
         self.check_input(x)
         fac = self.layer_factors(x)
         w1 = fac.weights[0]
-        a = _output_side_product(self.xp, fac, int(x.shape[0]))
+        a = output_side_product(self.xp, fac, int(x.shape[0]))
         if int(w1.shape[0]) >= int(w1.shape[1]):
             return self._right_multiply(a, w1)
         _, r = self.xp.linalg.qr(w1.T)  # W_1ᵀ = Q R, (d, n_1) and (n_1, n_1)
@@ -416,10 +321,7 @@ class ArrayNetModel(ModelBase):
         return xp.stack(rows, axis=1)
 
     def layer_factors(self, x: Array) -> LayerFactors:
-        """The product form of an MLP.
-
-        The network must be an optional leading ``Flatten``, then ``Dense`` layers separated by
-        elementwise activations, ending in ``Dense``.
+        """The product form of an MLP (see :func:`.product_form.layer_factors`).
 
         Raises
         ------
@@ -428,133 +330,8 @@ class ArrayNetModel(ModelBase):
 
         """
         self.check_input(x)
-        xp = self.xp
-        layers = list(self.net.layers)
-        h = x
-        if layers and isinstance(layers[0], Flatten):
-            h, _ = layers[0].forward(h)
-            layers = layers[1:]
-        if h.ndim != 2 or not layers or not isinstance(layers[-1], Dense):
-            raise NotImplementedError("layer_factors needs an MLP: Dense layers and activations")
-        weights, diags, pre = [], [], []
-        pwl = True
-        expect_dense = True
-        for lay in layers:
-            if expect_dense and isinstance(lay, Dense):
-                h, _ = lay.forward(h)
-                weights.append(lay.weight)
-                expect_dense = False
-            elif not expect_dense and isinstance(lay, Activation):
-                pre.append(h)
-                diags.append(lay.df(h))
-                pwl = pwl and lay.piecewise_linear
-                h, _ = lay.forward(h)
-                expect_dense = True
-            else:
-                raise NotImplementedError(
-                    "layer_factors needs Dense and activation layers in alternation"
-                )
-        del xp
-        return LayerFactors(weights, diags, pre, pwl)
+        return layer_factors(self.net, x)
 
     def preactivations(self, x: Array) -> list[Array]:
-        """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (mathematics, T4)."""
+        """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (:ref:`theory-t4`)."""
         return self.layer_factors(x).preactivations
-
-
-# ---------------------------------------------------------------------- construction
-def init_mlp(
-    widths: Sequence[int],
-    activation: Activation | None = None,
-    *,
-    seed: int = 0,
-    xp: Any = None,
-    dtype: Any = None,
-    bias: bool = True,
-) -> Sequential:
-    """A randomly initialised MLP ``widths[0] → … → widths[-1]`` (He-normal weights, zero bias).
-
-    Parameters
-    ----------
-    widths : sequence of int
-        Layer widths, input first.
-    activation : Activation
-        Between Dense layers (default ``ReLU()``).
-    seed : int
-        Seeds the weights (the same numbers on every backend).
-    xp, dtype
-        Namespace and dtype of the parameters (default NumPy float64).
-    bias : bool
-        Whether Dense layers have a bias.
-
-    """
-    if xp is None:
-        import array_api_compat.numpy as xp
-    dtype = xp.float64 if dtype is None else dtype
-    activation = ReLU() if activation is None else activation
-    rng = _xp.Generator(seed, xp)
-    layers: list[Layer] = []
-    for i, (n_in, n_out) in enumerate(pairwise(widths)):
-        w = rng.normal((n_out, n_in), dtype=dtype, scale=math.sqrt(2.0 / n_in))
-        b = xp.zeros((n_out,), dtype=dtype) if bias else None
-        layers.append(Dense(w, b))
-        if i < len(widths) - 2:
-            layers.append(activation)
-    return Sequential(layers)
-
-
-def from_torch(module: Any, *, xp: Any = None) -> Sequential:
-    """Copy a ``torch.nn.Sequential`` of supported layers into an arraynet ``Sequential``.
-
-    Supported: ``Linear``, ``Conv2d`` (zero padding, dilation 1, groups 1, square stride and
-    padding), ``Flatten``, ``ReLU``, ``LeakyReLU``, ``Tanh``, ``Sigmoid``, ``Softplus`` and
-    ``GELU(approximate="tanh")``. Weights are copied to the host (NumPy by default, or
-    ``xp``).
-    """
-    import torch
-
-    def arr(t: Any) -> Array:
-        a = t.detach().cpu().numpy()
-        return a if xp is None else xp.asarray(a)
-
-    if not isinstance(module, torch.nn.Sequential):
-        raise ModelError("from_torch copies a torch.nn.Sequential")
-    layers: list[Layer] = []
-    for m in module:
-        if isinstance(m, torch.nn.Linear):
-            layers.append(Dense(arr(m.weight), None if m.bias is None else arr(m.bias)))
-        elif isinstance(m, torch.nn.Conv2d):
-            if (
-                m.groups != 1
-                or m.dilation != (1, 1)
-                or m.padding_mode != "zeros"
-                or len({*m.stride}) != 1
-                or isinstance(m.padding, str)
-                or len({*m.padding}) != 1
-            ):
-                raise ModelError(f"unsupported Conv2d configuration: {m}")
-            layers.append(
-                Conv2d(
-                    arr(m.weight),
-                    None if m.bias is None else arr(m.bias),
-                    stride=m.stride[0],
-                    padding=m.padding[0],
-                )
-            )
-        elif isinstance(m, torch.nn.Flatten):
-            layers.append(Flatten())
-        elif isinstance(m, torch.nn.ReLU):
-            layers.append(ReLU())
-        elif isinstance(m, torch.nn.LeakyReLU):
-            layers.append(LeakyReLU(m.negative_slope))
-        elif isinstance(m, torch.nn.Tanh):
-            layers.append(Tanh())
-        elif isinstance(m, torch.nn.Sigmoid):
-            layers.append(Sigmoid())
-        elif isinstance(m, torch.nn.Softplus):
-            layers.append(Softplus(m.beta))
-        elif isinstance(m, torch.nn.GELU) and m.approximate == "tanh":
-            layers.append(GELU())
-        else:
-            raise ModelError(f"from_torch does not support {type(m).__name__} ({m})")
-    return Sequential(layers)

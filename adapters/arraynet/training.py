@@ -1,8 +1,4 @@
-"""The arraynet trainer: mini-batch SGD / Adam on the hand-written backprop.
-
-Kept apart from the model so that :mod:`specinterp.adapters.arraynet` holds the network and its
-operators; re-exported as :func:`specinterp.adapters.arraynet.train`.
-"""
+"""The arraynet trainer: mini-batch SGD / Adam on the hand-written backprop."""
 
 from __future__ import annotations
 
@@ -14,8 +10,10 @@ import numpy as np
 from specinterp import _xp
 from specinterp.losses import check_loss
 
+from .model import ArrayNetModel
+
 if TYPE_CHECKING:
-    from .arraynet import Sequential
+    from .network import Sequential
 
 Array = Any
 
@@ -38,14 +36,12 @@ def train(
 
     Gradients come from the hand-written backprop; the shuffling and the penalty's random
     directions are seeded, so a run is reproducible on every backend. ``jacobian_penalty = λ``
-    adds ``λ · mean_i ‖J_i v_i‖²`` with fresh unit ``v_i`` each step (mathematics §5 a: an unbiased
-    estimate of ``λ · mean_i ‖J_i‖_F² / d``).
+    adds ``λ · mean_i ‖J_i v_i‖²`` with fresh unit ``v_i`` each step (:ref:`theory-regularisers`:
+    an unbiased estimate of ``λ · mean_i ‖J_i‖_F² / d``).
     """
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam'; got {optimizer!r}")
     check_loss(loss)
-    from .arraynet import ArrayNetModel  # the model module re-exports this trainer
-
     model = ArrayNetModel(net)
     xp = model.xp
     theta = model.flatten(net.params)

@@ -1,0 +1,142 @@
+"""2-d convolution as an arraynet layer (im2col, and its adjoint for the backward passes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import array_api_extra as xpx
+
+from specinterp import _xp
+
+from .layer import Layer
+
+Array = Any
+
+__all__ = ["Conv2d"]
+
+
+@dataclass(frozen=True)
+class Conv2d(Layer):
+    """2-d cross-correlation ``(N, c_in, H, W) → (N, c_out, H_o, W_o)`` by im2col.
+
+    ``weight (c_out, c_in, k_h, k_w)`` and ``bias (c_out,)`` as in ``torch.nn.Conv2d`` with
+    zero padding, ``dilation = 1``, ``groups = 1``.
+    """
+
+    weight: Array
+    bias: Array | None = None
+    stride: int = 1
+    padding: int = 0
+
+    @property
+    def params(self) -> tuple[Array, ...]:  # type: ignore[override]
+        return (self.weight,) if self.bias is None else (self.weight, self.bias)
+
+    def with_params(self, params: list[Array]) -> Conv2d:
+        return Conv2d(
+            params[0], params[1] if self.bias is not None else None, self.stride, self.padding
+        )
+
+    # ---- im2col and its adjoint
+    def _geometry(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        kh, kw = int(self.weight.shape[2]), int(self.weight.shape[3])
+        ho = (int(shape[2]) + 2 * self.padding - kh) // self.stride + 1
+        wo = (int(shape[3]) + 2 * self.padding - kw) // self.stride + 1
+        return kh, kw, ho, wo
+
+    def _cols(self, h: Array) -> Array:
+        xp = _xp.namespace(h)
+        kh, kw, ho, wo = self._geometry(tuple(h.shape))
+        p, s = self.padding, self.stride
+        if p:
+            h = xpx.pad(h, ((0, 0), (0, 0), (p, p), (p, p)), xp=xp)
+        patches = [
+            h[:, :, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s]
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        cols = xp.stack(patches, axis=2)  # (N, c_in, kh·kw, ho, wo)
+        return xp.reshape(cols, (int(h.shape[0]), -1, ho * wo))
+
+    def _uncols(self, dcols: Array, shape: tuple[int, ...]) -> Array:
+        xp = _xp.namespace(dcols)
+        kh, kw, ho, wo = self._geometry(shape)
+        n, c, hh, ww = (int(v) for v in shape)
+        p, s = self.padding, self.stride
+        d = xp.reshape(dcols, (n, c, kh * kw, ho, wo))
+        out = xp.zeros((n, c, hh + 2 * p, ww + 2 * p), dtype=dcols.dtype, device=_xp.device(dcols))
+        for i in range(kh):
+            for j in range(kw):
+                idx = (
+                    slice(None),
+                    slice(None),
+                    slice(i, i + s * (ho - 1) + 1, s),
+                    slice(j, j + s * (wo - 1) + 1, s),
+                )
+                out = xpx.at(out, idx).add(d[:, :, i * kw + j, :, :])
+        return out[:, :, p : p + hh, p : p + ww]
+
+    def _wmat(self, w: Array) -> Array:
+        return _xp.namespace(w).reshape(w, (int(w.shape[0]), -1))
+
+    def _out(self, mat: Array, shape: tuple[int, ...], bias: Array | None) -> Array:
+        xp = _xp.namespace(mat)
+        _, _, ho, wo = self._geometry(shape)
+        out = xp.reshape(mat, (int(mat.shape[0]), int(mat.shape[1]), ho, wo))
+        return out if bias is None else out + bias[None, :, None, None]
+
+    def forward(self, h: Array) -> tuple[Array, Any]:
+        cols = self._cols(h)
+        return self._out(self._wmat(self.weight) @ cols, tuple(h.shape), self.bias), (h, cols)
+
+    def jvp(self, cache: Any, dh: Array | None, dp: list[Array] | None) -> Array:
+        h, cols = cache
+        xp = _xp.namespace(h)
+        mat = 0.0 if dh is None else self._wmat(self.weight) @ self._cols(dh)
+        bias = None
+        if dp is not None:
+            mat = mat + self._wmat(dp[0]) @ cols
+            bias = dp[1] if self.bias is not None else None
+        if isinstance(mat, float):
+            mat = xp.zeros_like(self._wmat(self.weight) @ cols)
+        return self._out(mat, tuple(h.shape), bias)
+
+    def _gmat(self, g: Array) -> Array:
+        xp = _xp.namespace(g)
+        return xp.reshape(g, (int(g.shape[0]), int(g.shape[1]), -1))
+
+    def vjp(self, cache: Any, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
+        h, cols = cache
+        xp = _xp.namespace(g)
+        gm = self._gmat(g)
+        dh = self._uncols(self._wmat(self.weight).T @ gm, tuple(h.shape))
+        per = gm @ xp.permute_dims(cols, (0, 2, 1))  # (N, c_out, c_in·kh·kw)
+        dw = per if per_sample else xp.sum(per, axis=0)
+        dw = xp.reshape(dw, ((int(g.shape[0]),) if per_sample else ()) + tuple(self.weight.shape))
+        grads = [dw]
+        if self.bias is not None:
+            db = xp.sum(gm, axis=2)
+            grads.append(db if per_sample else xp.sum(db, axis=0))
+        return dh, grads
+
+    def vjp_input(self, cache: Any, g: Array) -> Array:
+        h, _ = cache
+        return self._uncols(self._wmat(self.weight).T @ self._gmat(g), tuple(h.shape))
+
+    def rvjp(
+        self, cache: Any, g: Array, rg: Array, rh: Array, vp: list[Array]
+    ) -> tuple[Array, list[Array]]:
+        h, cols = cache
+        xp = _xp.namespace(g)
+        gm, rgm = self._gmat(g), self._gmat(rg)
+        dcols = self._wmat(self.weight).T @ rgm + self._wmat(vp[0]).T @ gm
+        r_dh = self._uncols(dcols, tuple(h.shape))
+        rcols = self._cols(rh)
+        dw = xp.sum(
+            rgm @ xp.permute_dims(cols, (0, 2, 1)) + gm @ xp.permute_dims(rcols, (0, 2, 1)), axis=0
+        )
+        grads = [xp.reshape(dw, tuple(self.weight.shape))]
+        if self.bias is not None:
+            grads.append(xp.sum(rgm, axis=(0, 2)))
+        return r_dh, grads

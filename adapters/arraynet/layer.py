@@ -1,0 +1,66 @@
+"""The arraynet layer contract: a map ``h ↦ out`` with analytic first and second derivatives.
+
+A layer computes its output and a *cache* of whatever its derivatives need (its input, an
+im2col matrix, a shape); every derivative method takes that cache first. For a batch ``h`` of
+shape ``(N, ...)``, a parameter list ``params`` and its tangents / gradients as lists shaped
+like it:
+
+* ``forward(h) -> (out, cache)``;
+* ``jvp(cache, dh, dp) -> dout``: the output tangent for an input tangent ``dh`` and, when
+  ``dp`` is not ``None``, a parameter tangent ``dp``;
+* ``vjp(cache, g, per_sample=False) -> (dh, grads)``: ``(∂out/∂h)ᵀ g`` and ``(∂out/∂θ)ᵀ g``,
+  summed over the batch or, with ``per_sample``, kept per sample (a leading ``N`` axis);
+* ``vjp_input(cache, g) -> dh``: only the first of those (no parameter gradients);
+* ``rvjp(cache, g, rg, rh, vp) -> (r_dh, r_grads)``: Pearlmutter's R-operator of ``vjp`` — its
+  directional derivative when the input moves by ``rh``, the parameters by ``vp`` and the
+  cotangent by ``rg`` (Pearlmutter 1994). Chained backwards it gives exact Hessian-vector
+  products.
+
+All array code is written against the array API, so layers run on NumPy, CuPy, PyTorch or JAX
+arrays alike. A new layer subclasses :class:`Layer` and implements the five methods; the
+network, the adapter and the trainer need nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+Array = Any
+
+__all__ = ["Layer"]
+
+
+class Layer(ABC):
+    """Base class of arraynet layers (the contract is in the module docstring)."""
+
+    @property
+    def params(self) -> tuple[Array, ...]:
+        """The layer's parameter arrays, in a fixed order (empty for parameter-free layers)."""
+        return ()
+
+    def with_params(self, params: list[Array]) -> Layer:
+        """A copy of the layer with new parameters (same order as :attr:`params`)."""
+        return self
+
+    @abstractmethod
+    def forward(self, h: Array) -> tuple[Array, Any]:
+        """``(out, cache)`` for a batch ``h``."""
+
+    @abstractmethod
+    def jvp(self, cache: Any, dh: Array | None, dp: list[Array] | None) -> Array:
+        """Output tangent for the input tangent ``dh`` and the parameter tangent ``dp``."""
+
+    @abstractmethod
+    def vjp(self, cache: Any, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
+        """``((∂out/∂h)ᵀ g, (∂out/∂θ)ᵀ g)``, parameter gradients summed or per sample."""
+
+    @abstractmethod
+    def vjp_input(self, cache: Any, g: Array) -> Array:
+        """``(∂out/∂h)ᵀ g`` alone."""
+
+    @abstractmethod
+    def rvjp(
+        self, cache: Any, g: Array, rg: Array, rh: Array, vp: list[Array]
+    ) -> tuple[Array, list[Array]]:
+        """Derivative of :meth:`vjp` along ``(rh, vp)``, the cotangent moving by ``rg``."""

@@ -1,0 +1,144 @@
+"""Optional model capabilities: named, checkable protocols with one "not supported" signal.
+
+The :class:`~specinterp.model.Model` protocol is everything the core *needs*. A model may also
+offer faster or more exact routes; each is a protocol naming one method:
+
+============================  ==========================================  =====================
+capability                    method                                      used by
+============================  ==========================================  =====================
+:class:`ReusableHVP`          ``hvp_operator(x, y, loss) -> (v ↦ H v)``   Hessian operators
+:class:`NativeInputJacobian`  ``input_jacobian(x) -> (N, C, d)``          dense ``J``
+:class:`NativeParamJacobian`  ``param_jacobian(x) -> (N, C, p)``          dense ``G``, NTK
+:class:`JacobianFactor`       ``input_jacobian_factor(x) -> (N, C, k)``   Jacobian spectra
+:class:`ProductForm`          ``layer_factors(x) -> LayerFactors``        T3 gains, T4 radius
+:class:`RegionBoundaries`     ``region_boundaries(x, max_bytes)``         T4 radius (CNNs)
+:class:`TokenEmbedding`       ``embedded(x) -> (model_e, e)``             inputs that are ids
+:class:`WeightMatrices`       ``weight_matrices() -> [(name, W)]``        layer spectra, RMT
+============================  ==========================================  =====================
+
+**One signal.** A capability that a model lacks, or that does not apply to this particular
+model (``layer_factors`` of a convolutional network), is reported by ``NotImplementedError``:
+the core calls every capability through :func:`use`, which raises it for a missing method too,
+and falls back to the derived route (or raises a specific library error) on it. Check a model
+with ``isinstance(model, ProductForm)`` or :func:`offers`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+Array = Any
+
+__all__ = [
+    "JacobianFactor",
+    "NativeInputJacobian",
+    "NativeParamJacobian",
+    "ProductForm",
+    "RegionBoundaries",
+    "ReusableHVP",
+    "TokenEmbedding",
+    "WeightMatrices",
+    "offers",
+    "use",
+]
+
+
+@runtime_checkable
+class ReusableHVP(Protocol):
+    """An HVP that reuses work (a forward pass, a compiled function) across products."""
+
+    def hvp_operator(self, x: Array, y: Array, loss: Any) -> Any:
+        """``v ↦ H v`` at the fixed batch ``(x, y)``."""
+        ...
+
+
+@runtime_checkable
+class NativeInputJacobian(Protocol):
+    """Dense per-sample input Jacobians by the framework's own route."""
+
+    def input_jacobian(self, x: Array) -> Array:
+        """``J_i``, shape ``(N, C, d)``."""
+        ...
+
+
+@runtime_checkable
+class NativeParamJacobian(Protocol):
+    """Dense per-sample parameter Jacobians by the framework's own route."""
+
+    def param_jacobian(self, x: Array) -> Array:
+        """``G_i``, shape ``(N, C, p)``."""
+        ...
+
+
+@runtime_checkable
+class JacobianFactor(Protocol):
+    """Small per-sample matrices with exactly the nonzero singular values of ``J_i``."""
+
+    def input_jacobian_factor(self, x: Array) -> Array:
+        """``B_i`` ``(N, C, k)`` with ``σ(B_i) = σ(J_i)`` (nonzero part), ``k ≤ d``."""
+        ...
+
+
+@runtime_checkable
+class ProductForm(Protocol):
+    """The chain-rule product form of an MLP (docs/theory.md#theory-notation)."""
+
+    def layer_factors(self, x: Array) -> Any:
+        """Weights, activation-derivative diagonals and pre-activations at ``x``."""
+        ...
+
+
+@runtime_checkable
+class RegionBoundaries(Protocol):
+    """Activation-region boundaries of a piecewise-linear network (T4)."""
+
+    def region_boundaries(self, x: Array, max_bytes: int) -> Any:
+        """Chunks of ``(a_j, ∇a_j)`` pairs, within ``max_bytes`` each."""
+        ...
+
+
+@runtime_checkable
+class TokenEmbedding(Protocol):
+    """The embedded view of a model on token ids (docs/theory.md#theory-token-inputs)."""
+
+    def embedded(self, x: Array) -> tuple[Any, Array]:
+        """``(model_e, e)`` with ``e = E[x]`` and ``model_e`` taking embeddings."""
+        ...
+
+
+@runtime_checkable
+class WeightMatrices(Protocol):
+    """The model's weight matrices, for layer spectra and random-matrix diagnostics."""
+
+    def weight_matrices(self) -> list[tuple[str, Array]]:
+        """``[(name, W)]`` with ``W`` 2-d."""
+        ...
+
+
+def _method_name(capability: type) -> str:
+    names = [n for n in vars(capability) if not n.startswith("_")]
+    if len(names) != 1:  # pragma: no cover - a programming error in this module
+        raise TypeError(f"{capability.__name__} must name exactly one method")
+    return names[0]
+
+
+def offers(model: Any, capability: type) -> bool:
+    """Whether ``model`` has the capability's method (it may still not apply, see :func:`use`)."""
+    return callable(getattr(model, _method_name(capability), None))
+
+
+def use(model: Any, capability: type, *args: Any, **kwargs: Any) -> Any:
+    """Call the capability's method on ``model``.
+
+    Raises
+    ------
+    NotImplementedError
+        If the model does not offer the capability, or the method raises it because the
+        capability does not apply to this model — the one "not supported" signal.
+
+    """
+    name = _method_name(capability)
+    method = getattr(model, name, None)
+    if not callable(method):
+        raise NotImplementedError(f"{type(model).__name__} does not offer {name}")
+    return method(*args, **kwargs)
