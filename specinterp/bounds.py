@@ -21,7 +21,8 @@ from typing import Any
 
 from . import _xp
 from .errors import NonFiniteError
-from .spectra import Spectrum, _spectrum
+from .spectrum import Spectrum
+from .spectrum import as_spectrum as _spectrum
 
 Array = Any
 
