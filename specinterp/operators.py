@@ -2,8 +2,9 @@
 
 Dense builders (``input_jacobian``, ``param_jacobian``, ``ntk``, ``hessian``, ``ggn``) are
 for small problems: they check a memory budget first and name the matrix-free alternative when
-it would be exceeded. The ``*_operator`` functions return :class:`~specinterp.linalg.
-LinearOperator` objects for :mod:`specinterp.linalg` (Lanczos, SLQ, trace estimators).
+it would be exceeded. The ``*_operator`` functions return the named operators of
+:mod:`specinterp.model_operators` (``LinearOperator`` subclasses) for :mod:`specinterp.linalg`
+(Lanczos, SLQ, trace estimators).
 
 Every dense builder has a *derived* path that uses only the protocol's products — the
 reference — and uses an adapter's native path (``vmap``/``jacrev``, analytic product forms)
@@ -19,11 +20,18 @@ from typing import Any
 
 from . import _xp
 from ._guards import finite_result
-from .capabilities import NativeInputJacobian, NativeParamJacobian, ReusableHVP, use
-from .errors import MemoryBudgetError, ShapeError
-from .linalg import LinearOperator
+from .capabilities import NativeInputJacobian, NativeParamJacobian, use
+from .errors import MemoryBudgetError
 from .losses import get_loss
 from .model import Model, as_model, input_space
+from .model_operators import (
+    GGNOperator,
+    HessianOperator,
+    InputJacobianOperator,
+    NTKOperator,
+    ParamJacobianOperator,
+    natural_outputs,
+)
 
 Array = Any
 
@@ -73,25 +81,6 @@ def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
     n, c = (int(like.shape[0]) if rows is None else rows), int(like.shape[1])
     e = xp.zeros((n, c), dtype=like.dtype, device=_xp.device(like))
     return e + xp.astype(xp.arange(c, device=_xp.device(like)) == cls, like.dtype)[None, :]
-
-
-def natural_outputs(model: Model, x: Array) -> Array:
-    """The outputs in the model's own shape ``(N, *out)`` (losses take them so)."""
-    z = model.apply(x)
-    return model.xp.reshape(z, (int(z.shape[0]), *model.output_shape(x)))
-
-
-def _hvp_function(model: Model, x: Array, y: Array, loss: Any) -> Any:
-    """``v ↦ H v`` at a fixed batch, through the adapter's work-reusing path when it has one.
-
-    The targets are checked against one forward pass first, eagerly: inside a traced product
-    (``jax.jit``) their values could not be.
-    """
-    get_loss(loss).check(natural_outputs(model, x), y)
-    try:
-        return use(model, ReusableHVP, x, y, loss)
-    except NotImplementedError:
-        return lambda v: model.hvp(x, y, v, loss)
 
 
 # ------------------------------------------------------------------ dense builders
@@ -231,7 +220,7 @@ def hessian(model: Any, x: Array, y: Array, loss: Any, *, max_bytes: int | None 
     p = model.num_params
     _check_budget(model, (p, p), "Hessian", "hessian_operator", max_bytes)
     eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
-    hvp = _hvp_function(model, x, y, loss)
+    hvp = HessianOperator(model, x, y, loss).matvec
     cols = [hvp(eye[:, j]) for j in range(p)]
     # stacked 64 at a time: one stack of p arrays is one XLA program with p operands under
     # JAX, whose compilation took 34 s at p = 2410
@@ -269,91 +258,35 @@ def ggn(
 
 
 # ------------------------------------------------------------------ matrix-free operators
-def _operator(model: Model, shape: tuple[int, int], mv: Any, rmv: Any = None, **kw: Any) -> Any:
-    return LinearOperator(
-        shape,
-        mv,
-        rmatvec=rmv,
-        dtype=model.dtype,
-        xp=model.xp,
-        device=getattr(model, "device", None),
-        **kw,
-    )
-
-
-def input_jacobian_operator(model: Any, x: Array) -> LinearOperator:
+def input_jacobian_operator(model: Any, x: Array) -> InputJacobianOperator:
     """The batch input Jacobian as a block-diagonal ``(N·C) × (N·d)`` operator (JVP / VJP).
 
     At token ids, ``d`` counts the embedding entries (:func:`specinterp.model.input_space`).
     """
-    model, x = input_space(model, x)
-    xp = model.xp
-    n = int(x.shape[0])
-    c = int(model.apply(x).shape[1])
-    d = math.prod(x.shape[1:])
-    return _operator(
-        model,
-        (n * c, n * d),
-        lambda v: xp.reshape(model.jvp_input(x, xp.reshape(v, tuple(x.shape))), (n * c,)),
-        lambda u: xp.reshape(model.vjp_input(x, xp.reshape(u, (n, c))), (n * d,)),
-    )
+    return InputJacobianOperator(model, x)
 
 
-def param_jacobian_operator(model: Any, x: Array) -> LinearOperator:
+def param_jacobian_operator(model: Any, x: Array) -> ParamJacobianOperator:
     """The stacked parameter Jacobian ``G`` as an ``(N·C) × p`` operator (JVP / VJP)."""
-    model, xp = _prepare(model, x)
-    n = int(x.shape[0])
-    c = int(model.apply(x).shape[1])
-    return _operator(
-        model,
-        (n * c, model.num_params),
-        lambda v: xp.reshape(model.jvp_params(x, v), (n * c,)),
-        lambda u: model.vjp_params(x, xp.reshape(u, (n, c))),
-    )
+    return ParamJacobianOperator(model, x)
 
 
-def ntk_operator(model: Any, x: Array) -> LinearOperator:
+def ntk_operator(model: Any, x: Array) -> NTKOperator:
     """The NTK ``K = G Gᵀ`` as a symmetric ``(N·C) × (N·C)`` operator: ``K u = G(Gᵀ u)``."""
-    model, xp = _prepare(model, x)
-    n = int(x.shape[0])
-    c = int(model.apply(x).shape[1])
-    return _operator(
-        model,
-        (n * c, n * c),
-        lambda u: xp.reshape(
-            model.jvp_params(x, model.vjp_params(x, xp.reshape(u, (n, c)))), (n * c,)
-        ),
-        symmetric=True,
-    )
+    return NTKOperator(model, x)
 
 
 @finite_result("model output")
-def hessian_operator(model: Any, x: Array, y: Array, loss: Any) -> LinearOperator:
+def hessian_operator(model: Any, x: Array, y: Array, loss: Any) -> HessianOperator:
     """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
-    model, _ = _prepare(model, x)
-    get_loss(loss)
-    p = model.num_params
-    return _operator(model, (p, p), _hvp_function(model, x, y, loss), symmetric=True)
+    return HessianOperator(model, x, y, loss)
 
 
 @finite_result("model output")
-def ggn_operator(model: Any, x: Array, y: Array, loss: Any) -> LinearOperator:
+def ggn_operator(model: Any, x: Array, y: Array, loss: Any) -> GGNOperator:
     """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``.
 
     ``Λ`` is applied matrix-free (for cross-entropy ``p ⊙ u − p⟨p, u⟩`` per token), so memory
     stays that of the outputs, ``O(N·T·V)``.
     """
-    model, xp = _prepare(model, x)
-    lf = get_loss(loss)
-    z = natural_outputs(model, x)
-    n = int(x.shape[0])
-    if tuple(z.shape[:1]) != (n,):
-        raise ShapeError("model outputs must have one row per sample")
-    lf.check(z, y)
-    p, c = model.num_params, math.prod(z.shape[1:])
-
-    def mv(v: Array) -> Array:
-        dz = xp.reshape(model.jvp_params(x, v), tuple(z.shape))
-        return model.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))) / n
-
-    return _operator(model, (p, p), mv, symmetric=True)
+    return GGNOperator(model, x, y, loss)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from specinterp.errors import DTypeError, NamespaceMismatchError, ShapeError
-from specinterp.linalg import LinearOperator, aslinearoperator
+from specinterp.linalg import LinearOperator, aslinearoperator, eigsh
 
 
 def test_products_match_dense(xp_eager, rng):
@@ -102,3 +102,20 @@ def test_dask_is_refused_with_advice():
     da = pytest.importorskip("dask.array")
     with pytest.raises(TypeError, match="in-memory arrays"):
         aslinearoperator(da.from_array(np.eye(3)))
+
+
+def test_gram_compositions_are_symmetric_psd_and_solvable(rng):
+    # Bᵀ B and B Bᵀ of a rectangular operator are symmetric PSD by construction, so eigsh
+    # takes them without a symmetric= flag; their eigenvalues are the squared singular values
+    b = rng.standard_normal((30, 12))
+    op = aslinearoperator(b)
+    gram, outer = op.T @ op, op @ op.T
+    assert gram.symmetric and gram.positive_semidefinite and outer.positive_semidefinite
+    top = eigsh(gram, 3, seed=0)
+    sv = np.linalg.svd(b, compute_uv=False)
+    np.testing.assert_allclose(top.values, sv[:3] ** 2, rtol=1e-10)
+    # structure that is not guaranteed is not claimed
+    other = aslinearoperator(rng.standard_normal((30, 12)))
+    assert not (other.T @ op).symmetric
+    assert (2.0 * gram).positive_semidefinite and not (-1.0 * gram).positive_semidefinite
+    assert (gram + 3.0 * gram).positive_semidefinite

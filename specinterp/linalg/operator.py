@@ -41,11 +41,16 @@ class LinearOperator:
         Device of its inputs and outputs (default: the namespace's default device).
     symmetric : bool
         ``A = Aᵀ``: then ``rmatvec = matvec`` and :func:`~specinterp.linalg.eigsh` applies.
+    positive_semidefinite : bool
+        ``A ⪰ 0`` (implies ``symmetric``).
 
     Notes
     -----
     ``A @ x`` applies the operator to a vector or a matrix; ``A @ B``, ``A + B``, ``c * A`` and
-    ``A.T`` build new operators without materialising anything.
+    ``A.T`` build new operators without materialising anything, and keep the structure that
+    the algebra guarantees: ``B.T @ B`` and ``B @ B.T`` are symmetric positive semi-definite,
+    sums of symmetric (PSD) operators are symmetric (PSD), and ``c * A`` keeps symmetry and, for
+    ``c ≥ 0``, positive semi-definiteness.
 
     """
 
@@ -61,6 +66,7 @@ class LinearOperator:
         xp: Any = None,
         device: Any = None,
         symmetric: bool = False,
+        positive_semidefinite: bool = False,
     ) -> None:
         if len(shape) != 2 or min(int(shape[0]), int(shape[1])) < 1:
             raise ShapeError(f"shape must be (m, n) with m, n ≥ 1; got {shape}")
@@ -82,9 +88,12 @@ class LinearOperator:
         if not xp.isdtype(self.dtype, "real floating"):
             raise DTypeError(f"operator dtype must be real floating; got {self.dtype}")
         self.device = device
-        self.symmetric = bool(symmetric)
+        self.symmetric = bool(symmetric) or bool(positive_semidefinite)
+        self.positive_semidefinite = bool(positive_semidefinite)
+        #: the operator this one was built as the adjoint of (``A.T`` remembers ``A``)
+        self.adjoint_of: LinearOperator | None = None
         self._matvec, self._matmat = matvec, matmat
-        if symmetric:
+        if self.symmetric:
             rmatvec = rmatvec or matvec
             rmatmat = rmatmat or matmat
         self._rmatvec, self._rmatmat = rmatvec, rmatmat
@@ -157,7 +166,7 @@ class LinearOperator:
         if self.symmetric:
             return self
         self._need_adjoint()
-        return LinearOperator(
+        adj = LinearOperator(
             (self.shape[1], self.shape[0]),
             matvec=self._rmatvec,
             matmat=self._rmatmat,
@@ -167,6 +176,8 @@ class LinearOperator:
             xp=self.xp,
             device=self.device,
         )
+        adj.adjoint_of = self
+        return adj
 
     @property
     def T(self) -> LinearOperator:
@@ -190,6 +201,7 @@ class LinearOperator:
             raise ShapeError(f"cannot compose shapes {self.shape} and {other.shape}")
         self._same_space(other, "compose")
         has_adj = all(op._rmatvec or op._rmatmat for op in (self, other))
+        gram = self.adjoint_of is other or other.adjoint_of is self  # Bᵀ B or B Bᵀ
         return LinearOperator(
             (self.shape[0], other.shape[1]),
             matmat=lambda x: self.matmat(other.matmat(x)),
@@ -197,6 +209,7 @@ class LinearOperator:
             dtype=self.dtype,
             xp=self.xp,
             device=self.device,
+            positive_semidefinite=gram,
         )
 
     def __add__(self, other: LinearOperator) -> LinearOperator:
@@ -214,6 +227,7 @@ class LinearOperator:
             xp=self.xp,
             device=self.device,
             symmetric=self.symmetric and other.symmetric,
+            positive_semidefinite=self.positive_semidefinite and other.positive_semidefinite,
         )
 
     def __sub__(self, other: LinearOperator) -> LinearOperator:
@@ -232,6 +246,7 @@ class LinearOperator:
             xp=self.xp,
             device=self.device,
             symmetric=self.symmetric,
+            positive_semidefinite=self.positive_semidefinite and c >= 0,
         )
 
     __rmul__ = __mul__
@@ -240,7 +255,7 @@ class LinearOperator:
         return (-1.0) * self
 
     def __repr__(self) -> str:
-        kind = "symmetric " if self.symmetric else ""
+        kind = "PSD " if self.positive_semidefinite else "symmetric " if self.symmetric else ""
         return (
             f"<{self.shape[0]}×{self.shape[1]} {kind}LinearOperator on "
             f"{_xp.backend_name(self.xp)} {self.dtype}>"

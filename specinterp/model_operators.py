@@ -1,0 +1,169 @@
+"""The model-level operators as named classes: Jacobians, NTK, Hessian and Gauss–Newton.
+
+Each is a :class:`~specinterp.linalg.LinearOperator` built from the Model protocol's products
+only (:ref:`theory-notation`), so :mod:`specinterp.linalg` (Lanczos, bidiagonalisation, trace
+and density estimators) applies to it, and each keeps what it was built from (``model``,
+``x``, …) and its structure: the symmetric ones say so, the positive semi-definite ones
+(``NTKOperator``, ``GGNOperator`` for a convex loss) carry ``positive_semidefinite``, and
+composing ``G.T @ G`` or ``G @ G.T`` gives a symmetric positive semi-definite operator
+(:meth:`LinearOperator.adjoint` remembers what it is the adjoint of).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .capabilities import ReusableHVP, use
+from .errors import ShapeError
+from .linalg import LinearOperator
+from .losses import get_loss
+from .model import Model, as_model, input_space
+
+Array = Any
+
+__all__ = [
+    "GGNOperator",
+    "HessianOperator",
+    "InputJacobianOperator",
+    "NTKOperator",
+    "ParamJacobianOperator",
+]
+
+
+def _prepared(model: Any, x: Array) -> Model:
+    model = as_model(model)
+    model.check_input(x)
+    return model
+
+
+def _space(model: Model) -> dict[str, Any]:
+    return {"dtype": model.dtype, "xp": model.xp, "device": getattr(model, "device", None)}
+
+
+def natural_outputs(model: Model, x: Array) -> Array:
+    """The outputs in the model's own shape ``(N, *out)`` (losses take them so)."""
+    z = model.apply(x)
+    return model.xp.reshape(z, (int(z.shape[0]), *model.output_shape(x)))
+
+
+class InputJacobianOperator(LinearOperator):
+    """The batch input Jacobian ``J = diag(J_1, …, J_N)``, ``(N·C) × (N·d)``.
+
+    ``J v = (J_i v_i)_i`` is one batched JVP and ``Jᵀ u = (J_iᵀ u_i)_i`` one batched VJP;
+    ``J_i = ∂f/∂x(x_i)`` is block-diagonal in the samples. At token ids the inputs are the
+    token embeddings ``e = E[x]`` (:ref:`theory-token-inputs`), and :attr:`x` is ``e``.
+    """
+
+    def __init__(self, model: Any, x: Array) -> None:
+        self.model, self.x = input_space(model, x)
+        m, xp = self.model, self.model.xp
+        n, d = int(self.x.shape[0]), math.prod(self.x.shape[1:])
+        c = int(m.apply(self.x).shape[1])
+        shape_x = tuple(self.x.shape)
+        super().__init__(
+            (n * c, n * d),
+            lambda v: xp.reshape(m.jvp_input(self.x, xp.reshape(v, shape_x)), (n * c,)),
+            rmatvec=lambda u: xp.reshape(m.vjp_input(self.x, xp.reshape(u, (n, c))), (n * d,)),
+            **_space(m),
+        )
+        self.num_samples, self.num_outputs, self.input_size = n, c, d
+
+
+class ParamJacobianOperator(LinearOperator):
+    """The stacked parameter Jacobian ``G``, ``(N·C) × p``, rows ``i·C + a``.
+
+    ``G v = (G_i v)_i`` is one batched JVP in the parameters and ``Gᵀ u = Σ_i G_iᵀ u_i`` one
+    VJP. ``G.T @ G`` (``p × p``) and ``G @ G.T`` (the NTK) compose into symmetric positive
+    semi-definite operators.
+    """
+
+    def __init__(self, model: Any, x: Array) -> None:
+        self.model, self.x = _prepared(model, x), x
+        m, xp = self.model, self.model.xp
+        n = int(x.shape[0])
+        c = int(m.apply(x).shape[1])
+        super().__init__(
+            (n * c, m.num_params),
+            lambda v: xp.reshape(m.jvp_params(x, v), (n * c,)),
+            rmatvec=lambda u: m.vjp_params(x, xp.reshape(u, (n, c))),
+            **_space(m),
+        )
+        self.num_samples, self.num_outputs = n, c
+
+
+class NTKOperator(LinearOperator):
+    """The empirical NTK ``K = G Gᵀ``, symmetric positive semi-definite ``(N·C) × (N·C)``.
+
+    ``K u = G(Gᵀ u)``: one VJP and one JVP in the parameters (T5: its nonzero eigenvalues are
+    the squared singular values of ``G``; :ref:`theory-t5`).
+    """
+
+    def __init__(self, model: Any, x: Array) -> None:
+        self.model, self.x = _prepared(model, x), x
+        m, xp = self.model, self.model.xp
+        n = int(x.shape[0])
+        c = int(m.apply(x).shape[1])
+        super().__init__(
+            (n * c, n * c),
+            lambda u: xp.reshape(m.jvp_params(x, m.vjp_params(x, xp.reshape(u, (n, c)))), (n * c,)),
+            positive_semidefinite=True,
+            **_space(m),
+        )
+        self.num_samples, self.num_outputs = n, c
+
+
+class HessianOperator(LinearOperator):
+    """The loss Hessian ``H = ∇²_θ (1/N) Σ_i ℓ(f(x_i), y_i)``, symmetric ``p × p``.
+
+    Products are the adapter's Hessian-vector products (forward-over-reverse, or the
+    R-operator), through its work-reusing path where it offers one. ``H = GGN + R``
+    (:ref:`theory-notation`); it is indefinite in general.
+    """
+
+    def __init__(self, model: Any, x: Array, y: Array, loss: Any) -> None:
+        self.model, self.x, self.y = _prepared(model, x), x, y
+        self.loss = get_loss(loss)
+        m = self.model
+        self.loss.check(natural_outputs(m, x), y)  # eagerly: a traced product cannot
+        try:
+            mv = use(m, ReusableHVP, x, y, loss)
+        except NotImplementedError:
+
+            def mv(v: Array) -> Array:
+                return m.hvp(x, y, v, loss)
+
+        super().__init__((m.num_params, m.num_params), mv, symmetric=True, **_space(m))
+
+
+class GGNOperator(LinearOperator):
+    """The generalised Gauss–Newton ``(1/N) Σ_i G_iᵀ Λ_i G_i``, symmetric ``p × p``.
+
+    ``v ↦ (1/N) Gᵀ Λ G v`` with ``Λ`` applied matrix-free (for cross-entropy
+    ``p ⊙ u − p⟨p, u⟩`` per token), so memory stays that of the outputs. Positive
+    semi-definite for the built-in (convex) losses (T7, :ref:`theory-t7`).
+    """
+
+    def __init__(self, model: Any, x: Array, y: Array, loss: Any) -> None:
+        self.model, self.x, self.y = _prepared(model, x), x, y
+        lf = self.loss = get_loss(loss)
+        m, xp = self.model, self.model.xp
+        z = natural_outputs(m, x)
+        n = int(x.shape[0])
+        if tuple(z.shape[:1]) != (n,):
+            raise ShapeError("model outputs must have one row per sample")
+        lf.check(z, y)
+        c = math.prod(z.shape[1:])
+
+        def mv(v: Array) -> Array:
+            dz = xp.reshape(m.jvp_params(x, v), tuple(z.shape))
+            return m.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))) / n
+
+        convex = lf.name in ("mse", "cross_entropy", "bce_with_logits")  # Λ_i ⪰ 0
+        super().__init__(
+            (m.num_params, m.num_params),
+            mv,
+            symmetric=True,
+            positive_semidefinite=convex,
+            **_space(m),
+        )
