@@ -41,6 +41,13 @@ def _space(model: Model) -> dict[str, Any]:
     return {"dtype": model.dtype, "xp": model.xp, "device": getattr(model, "device", None)}
 
 
+def _bind(op: Any, model: Any, x: Array) -> tuple[Model, int, int]:
+    """Wrap and check the model; record ``model``, ``x``, ``N`` and ``C`` on ``op``."""
+    op.model, op.x = _prepared(model, x), x
+    op.num_samples, op.num_outputs = int(x.shape[0]), int(op.model.apply(x).shape[1])
+    return op.model, op.num_samples, op.num_outputs
+
+
 def natural_outputs(model: Model, x: Array) -> Array:
     """The outputs in the model's own shape ``(N, *out)`` (losses take them so)."""
     z = model.apply(x)
@@ -79,17 +86,14 @@ class ParamJacobianOperator(LinearOperator):
     """
 
     def __init__(self, model: Any, x: Array) -> None:
-        self.model, self.x = _prepared(model, x), x
-        m, xp = self.model, self.model.xp
-        n = int(x.shape[0])
-        c = int(m.apply(x).shape[1])
+        m, n, c = _bind(self, model, x)
+        xp = m.xp
         super().__init__(
             (n * c, m.num_params),
             lambda v: xp.reshape(m.jvp_params(x, v), (n * c,)),
             rmatvec=lambda u: m.vjp_params(x, xp.reshape(u, (n, c))),
             **_space(m),
         )
-        self.num_samples, self.num_outputs = n, c
 
 
 class NTKOperator(LinearOperator):
@@ -100,17 +104,14 @@ class NTKOperator(LinearOperator):
     """
 
     def __init__(self, model: Any, x: Array) -> None:
-        self.model, self.x = _prepared(model, x), x
-        m, xp = self.model, self.model.xp
-        n = int(x.shape[0])
-        c = int(m.apply(x).shape[1])
+        m, n, c = _bind(self, model, x)
+        xp = m.xp
         super().__init__(
             (n * c, n * c),
             lambda u: xp.reshape(m.jvp_params(x, m.vjp_params(x, xp.reshape(u, (n, c)))), (n * c,)),
             positive_semidefinite=True,
             **_space(m),
         )
-        self.num_samples, self.num_outputs = n, c
 
 
 class HessianOperator(LinearOperator):
