@@ -7,6 +7,7 @@ against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-a
 
 from . import attribution, bounds, datasets, errors, linalg, losses, rmt, views
 from .diagnostics import (
+    GMSIInputs,
     GMSIResult,
     JacobianSpectra,
     LayerGains,
@@ -44,6 +45,7 @@ from .sweep import sweep
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "GMSIInputs",
     "GMSIResult",
     "JacobianSpectra",
     "LayerGains",

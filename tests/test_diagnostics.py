@@ -250,3 +250,28 @@ def test_layer_gains_match_numpy(rng):
         assert gains.partial_norms[-1][n] == pytest.approx(
             np.linalg.norm(ws[-1] @ partial, 2), rel=1e-12
         )
+
+
+def test_gmsi_uses_spectra_it_is_given(rng):
+    # computed and handed-over spectra give the same index; a handed-over NTK is really used
+    # (4 K doubles s_K), and dense s_θ from the blocks K_ii equals max_i σ_1(G_i) of the SVDs
+    from specinterp.diagnostics import GMSIInputs
+
+    net = an.init_mlp([6, 9, 4], an.Tanh(), seed=2)
+    x, y = rng.standard_normal((5, 6)), np.array([0, 1, 3, 2, 1])
+    ref = si.gmsi(net, x, y, method="dense")
+    g = np.asarray(si.param_jacobian(net, x))
+    s_theta = max(np.linalg.svd(g[i], compute_uv=False)[0] for i in range(5))
+    assert ref.components["parameter"] == pytest.approx(s_theta, rel=1e-12)
+    k = np.asarray(si.ntk(net, x))
+    given = GMSIInputs(
+        jacobian=si.jacobian_spectra(net, x),
+        ntk=k,
+        hessian_eigenvalues=np.linalg.eigvalsh(np.asarray(si.hessian(net, x, y, "cross_entropy"))),
+    )
+    same = si.gmsi(net, x, y, method="dense", given=given)
+    for name, value in ref.components.items():
+        assert same.components[name] == pytest.approx(value, rel=1e-12)
+    assert same.entropies == pytest.approx(ref.entropies, rel=1e-12)
+    scaled = si.gmsi(net, x, y, method="dense", given=GMSIInputs(ntk=4 * k))
+    assert scaled.components["ntk"] == pytest.approx(2 * ref.components["ntk"], rel=1e-12)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
-from ..diagnostics import GMSIResult, JacobianSpectra, gmsi, jacobian_spectra
+from ..diagnostics import GMSIInputs, GMSIResult, JacobianSpectra, gmsi, jacobian_spectra
 from ..linalg import eigsh, spectral_density
 from ..model import input_space
 from ..operators import hessian_operator, ntk, ntk_operator
@@ -83,9 +83,11 @@ def analyse(
         jac = JacobianSpectra(**{k: _np(v) for k, v in jac.__dict__.items()})
     small = min(n, max(2, 640 // c))
     xs, ys = x[:small, ...], y[:small, ...]
+    k_dense = None  # computed once: the NTK panel and the GMSI both use it
     with step("NTK spectrum"):
         if small * c * model.num_params * 8 <= 2**29:
-            ntk_eigs = np.sort(np.linalg.eigvalsh(_np(ntk(model, xs))))[::-1]
+            k_dense = _np(ntk(model, xs))
+            ntk_eigs = np.sort(np.linalg.eigvalsh(k_dense))[::-1]
         else:
             res = eigsh(ntk_operator(model, xs), min(20, small * c), tol=1e-6, seed=seed)
             ntk_eigs = _np(res.values)
@@ -97,7 +99,13 @@ def analyse(
         top = eigsh(hop, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
         dens = spectral_density(hop, num_probes=4, num_steps=min(60, model.num_params), seed=seed)
     with step("GMSI"):
-        g = gmsi(model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6)
+        given = GMSIInputs(
+            jacobian=JacobianSpectra(**{k: v[:small] for k, v in jac.__dict__.items()}),
+            ntk=k_dense,
+        )
+        g = gmsi(
+            model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6, given=given
+        )
     with step("attribution"):
         target = np.argmax(_np(z), axis=1)
         tokens_model, tokens_x = model, x
