@@ -352,7 +352,28 @@ class JaxModel(ModelBase):
 def jacobian_frobenius(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_projections: int = 1
 ) -> jax.Array:
-    """``mean_i E_v ‖J_i v‖²``, unit random ``v`` (``= ‖J_i‖_F²/d``; :ref:`theory-regularisers`)."""
+    """(a) ``mean_i E_v ‖J_i v‖²``, unit random ``v`` (``= ‖J_i‖_F²/d``).
+
+    Theory: :ref:`theory-regularisers`.
+
+    Parameters
+    ----------
+    fn : callable
+        ``x ↦ outputs (N, C)``, a JAX function of the batch (close over the parameters).
+    x : jax.Array
+        The batch ``(N, *input_shape)``.
+    key : JAX key
+        Source of the directions (split it between training steps).
+    num_projections : int
+        Directions averaged.
+
+    Returns
+    -------
+    jax.Array
+        A differentiable scalar. :func:`specinterp.regularizers.jacobian_frobenius` is the
+        same with one signature for every framework.
+
+    """
     total = jnp.zeros((), dtype=x.dtype)
     for k in jax.random.split(key, num_projections):
         v = jax.random.normal(k, x.shape, dtype=x.dtype)
@@ -365,7 +386,11 @@ def jacobian_frobenius(
 def jacobian_spectral_norm(
     fn: Callable[[jax.Array], jax.Array], x: jax.Array, key: jax.Array, num_iters: int = 5
 ) -> jax.Array:
-    """Mathematics §5 (b) in JAX: ``mean_i σ_1(J_i)²`` by power iteration (iterate held fixed)."""
+    """(b) ``mean_i σ_1(J_i)²`` by ``num_iters`` power-iteration steps (iterate held fixed).
+
+    ``fn``, ``x`` and ``key`` as in :func:`jacobian_frobenius`; returns a differentiable scalar
+    (:ref:`theory-regularisers`).
+    """
     v = jax.random.normal(key, x.shape, dtype=x.dtype)
     for _ in range(num_iters):
         jv = jax.jvp(fn, (x,), (v,))[1]
@@ -379,7 +404,11 @@ def jacobian_spectral_norm(
 
 
 def jacobian_entropy(fn: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    """Mathematics §5 (c) in JAX: ``mean_i H(J_i)`` from the full per-sample Jacobians."""
+    """(c) ``mean_i H(J_i)`` from the full per-sample Jacobians (:ref:`theory-regularisers`).
+
+    ``fn`` and ``x`` as in :func:`jacobian_frobenius`; differentiable through the singular
+    values.
+    """
     from specinterp.spectra import spectral_entropy
 
     jac = jax.vmap(jax.jacrev(lambda xi: fn(xi[None])[0]))(x)

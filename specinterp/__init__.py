@@ -5,7 +5,7 @@ for Stability and Interpretability in Deep Learning", arXiv:2602.01136 (2026), w
 against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-api-strict.
 """
 
-from . import attribution, bounds, datasets, errors, linalg, losses, rmt, views
+from . import attribution, bounds, datasets, errors, linalg, losses, regularizers, rmt, views
 from .diagnostics import (
     GMSIInputs,
     GMSIResult,
@@ -78,6 +78,7 @@ __all__ = [
     "ntk_operator",
     "param_jacobian",
     "param_jacobian_operator",
+    "regularizers",
     "rmt",
     "singular_values",
     "spectral_entropy",

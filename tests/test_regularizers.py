@@ -106,3 +106,45 @@ def test_trainer_penalty_lowers_jacobian_norm():
     reg = an.train(net, x, y, epochs=10, lr=3e-3, seed=0, jacobian_penalty=1.0)
     fro = [np.mean(np.sum(si.input_jacobian(n_, x) ** 2, axis=(1, 2))) for n_ in (plain, reg)]
     assert fro[1] < 0.8 * fro[0]
+
+
+def test_one_api_across_frameworks(net_and_x):
+    # specinterp.regularizers dispatches on the batch: the same call on torch and JAX gives
+    # the framework's value, equal to the dense truth (entropy, spectral norm) or, with the
+    # same seed, reproducible (Frobenius); rng is an int, a Generator or a key
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    from specinterp.errors import ModelError
+
+    from .nets import jax_apply
+
+    net, x = net_and_x
+    fn, params = jax_apply(net)
+    xj = jax.numpy.asarray(x.numpy())
+
+    def fj(z):
+        return fn(params, z)
+
+    jac = si.input_jacobian(si.as_model(net), x).numpy()
+    s1 = np.mean(np.linalg.svd(jac, compute_uv=False)[:, 0] ** 2)
+    def val(v):
+        return v.detach().item() if hasattr(v, "detach") else float(v)
+
+    for f, xb in ((net, x), (fj, xj)):
+        got = val(si.regularizers.jacobian_spectral_norm(f, xb, num_iters=60, rng=0))
+        assert got == pytest.approx(s1, rel=1e-8)
+        h = val(si.regularizers.jacobian_entropy(f, xb))
+        assert h == pytest.approx(float(np.mean(si.spectral_entropy(jac))), rel=1e-10)
+    a = si.regularizers.jacobian_frobenius(net, x, rng=3).item()
+    b = treg.jacobian_frobenius(net, x, generator=torch.Generator().manual_seed(3)).item()
+    assert a == b
+    from specinterp.adapters import jax as jreg
+
+    aj = float(si.regularizers.jacobian_frobenius(fj, xj, num_projections=4, rng=5))
+    assert aj == float(jreg.jacobian_frobenius(fj, xj, jax.random.key(5), 4))
+    with pytest.raises(ValueError, match=r"rng=jax\.random\.key"):
+        si.regularizers.jacobian_frobenius(fj, xj)
+    with pytest.raises(ModelError, match="jacobian_penalty"):
+        si.regularizers.jacobian_frobenius(lambda z: z, x.numpy())
+    with pytest.raises(ValueError, match="num_projections"):
+        si.regularizers.jacobian_frobenius(net, x, num_projections=0)
