@@ -20,6 +20,18 @@ def net_and_x():
     return torch_mlp(7), torch.as_tensor(np.random.default_rng(2).standard_normal((4, 5)))
 
 
+@pytest.fixture
+def jax_twin(net_and_x):
+    """The same network as a JAX function of the batch, and the batch as a JAX array."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    from .nets import jax_apply
+
+    net, x = net_and_x
+    fn, params = jax_apply(net)
+    return (lambda z: fn(params, z)), jax.numpy.asarray(x.numpy())
+
+
 def test_frobenius_penalty_is_unbiased(net_and_x):
     net, x = net_and_x
     jac = si.input_jacobian(si.as_model(net), x).numpy()
@@ -73,26 +85,18 @@ def test_arraynet_penalty_gradient_matches_torch_and_finite_differences(net_and_
         assert (up - dn) / (2 * h) == pytest.approx(grad[j], rel=1e-6, abs=1e-9)
 
 
-def test_jax_penalties_match_torch(net_and_x):
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+def test_jax_penalties_match_torch(net_and_x, jax_twin):
+    import jax
     from specinterp.adapters import jax as jreg
 
-    from .nets import jax_apply
-
     net, x = net_and_x
-    fn, params = jax_apply(net)
-    xj = jax.numpy.asarray(x.numpy())
-    h = float(jreg.jacobian_entropy(lambda z: fn(params, z), xj))
+    fj, xj = jax_twin
+    h = float(jreg.jacobian_entropy(fj, xj))
     assert h == pytest.approx(treg.jacobian_entropy(net, x).item(), rel=1e-10)
-    s = float(
-        jreg.jacobian_spectral_norm(
-            lambda z: fn(params, z), xj, jax.random.PRNGKey(0), num_iters=60
-        )
-    )
+    s = float(jreg.jacobian_spectral_norm(fj, xj, jax.random.PRNGKey(0), num_iters=60))
     jac = si.input_jacobian(si.as_model(net), x).numpy()
     assert s == pytest.approx(np.mean(np.linalg.svd(jac, compute_uv=False)[:, 0] ** 2), rel=1e-8)
-    f = float(jreg.jacobian_frobenius(lambda z: fn(params, z), xj, jax.random.PRNGKey(1), 8))
+    f = float(jreg.jacobian_frobenius(fj, xj, jax.random.PRNGKey(1), 8))
     assert np.isfinite(f) and f > 0
 
 
@@ -108,25 +112,20 @@ def test_trainer_penalty_lowers_jacobian_norm():
     assert fro[1] < 0.8 * fro[0]
 
 
-def test_one_api_across_frameworks(net_and_x):
+def test_one_api_across_frameworks(net_and_x, jax_twin):
     # specinterp.regularizers dispatches on the batch: the same call on torch and JAX gives
     # the framework's value, equal to the dense truth (entropy, spectral norm) or, with the
     # same seed, reproducible (Frobenius); rng is an int, a Generator or a key
-    jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
+    import jax
+
     from specinterp.errors import ModelError
 
-    from .nets import jax_apply
-
     net, x = net_and_x
-    fn, params = jax_apply(net)
-    xj = jax.numpy.asarray(x.numpy())
-
-    def fj(z):
-        return fn(params, z)
+    fj, xj = jax_twin
 
     jac = si.input_jacobian(si.as_model(net), x).numpy()
     s1 = np.mean(np.linalg.svd(jac, compute_uv=False)[:, 0] ** 2)
+
     def val(v):
         return v.detach().item() if hasattr(v, "detach") else float(v)
 
