@@ -6,15 +6,7 @@ against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-a
 """
 
 from . import attribution, bounds, datasets, errors, linalg, losses, regularizers, rmt, views
-from .diagnostics import (
-    GMSIInputs,
-    GMSIResult,
-    JacobianSpectra,
-    LayerGains,
-    gmsi,
-    jacobian_spectra,
-    layer_gains,
-)
+from .diagnostics import JacobianSpectra, LayerGains, jacobian_spectra, layer_gains
 from .model import Model, as_model
 from .operators import (
     ggn,
@@ -40,6 +32,7 @@ from .spectra import (
     typical_gain,
 )
 from .stability import StabilityReport, algorithmic_stability
+from .stability_index import GMSIInputs, GMSIResult, gmsi
 from .sweep import sweep
 
 __version__ = "0.1.0.dev0"

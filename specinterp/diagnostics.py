@@ -28,12 +28,9 @@ from .operators import (
 )
 from .radius import partial_products
 from .spectra import Spectrum
-from .stability_index import GMSIInputs, GMSIResult, curvature_max, gmsi  # noqa: F401
 
 Array = Any
 
-# gmsi, GMSIResult, GMSIInputs and curvature_max are importable from here too (documented in
-# specinterp.stability_index)
 __all__ = [
     "JacobianSpectra",
     "LayerGains",
@@ -143,3 +140,18 @@ def layer_gains(model: Any, x: Array) -> LayerGains:
     ]
     partial_norms = [Spectrum.from_matrix(p).operator_norm() for p in partial_products(fac, n, xp)]
     return LayerGains(weight_norms, masked, partial_norms)
+
+
+_GMSI_NAMES = ("GMSIInputs", "GMSIResult", "curvature_max", "gmsi")
+
+
+def __getattr__(name: str) -> Any:
+    """``gmsi`` and its result types, importable from here too.
+
+    They live in :mod:`specinterp.stability_index`, which builds on this module.
+    """
+    if name in _GMSI_NAMES:
+        from . import stability_index
+
+        return getattr(stability_index, name)
+    raise AttributeError(f"module 'specinterp.diagnostics' has no attribute {name!r}")

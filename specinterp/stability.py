@@ -18,9 +18,9 @@ import numpy as np
 
 from . import _xp
 from .bounds import LabelNoiseStability, ntk_label_noise_bound
-from .diagnostics import GMSIResult, gmsi
 from .model import as_model
 from .operators import ntk
+from .stability_index import GMSIResult, gmsi
 
 Array = Any
 

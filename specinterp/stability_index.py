@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
+from .diagnostics import jacobian_spectra
 from .linalg import LinearOperator, eigsh, trace_function
 from .losses import Loss, get_loss
 from .model import as_model, input_space
@@ -208,8 +209,6 @@ def _hessian_matrix_free(model: Any, x: Array, y: Array, loss: Any, opts: dict) 
 
 def _jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, float]:
     """``(s_J, t_J, mean H(J_i))`` from :func:`jacobian_spectra` (given, or computed)."""
-    from .diagnostics import jacobian_spectra  # diagnostics re-exports this module
-
     js = jacobian_spectra(model, x) if given is None else given
     s_j = float(np.max(_xp.to_numpy(js.operator_norm)))
     t_j = float(np.mean(_xp.to_numpy(js.typical_gain)))  # ‖J_i‖_F / √d

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
-from ..diagnostics import GMSIInputs, GMSIResult, JacobianSpectra, gmsi, jacobian_spectra
+from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..linalg import eigsh, spectral_density
 from ..model import input_space
 from ..operators import hessian_operator, ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics, weight_esd
+from ..stability_index import GMSIInputs, GMSIResult, gmsi
 from ..views import output_position
 
 __all__ = ["ReportData", "analyse"]
