@@ -48,9 +48,13 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
         for ax in axes.flat[len(rep.layers) :]:
             ax.set_visible(False)
         for ax, (name, diag, lam) in zip(axes.flat, rep.layers, strict=False):
-            ax.hist(lam, bins=40, density=True, alpha=0.6, color="#4c72b0", label="ESD")
+            heights, _, _ = ax.hist(
+                lam, bins=40, density=True, alpha=0.6, color="#4c72b0", label="ESD"
+            )
             grid = np.linspace(max(lam.min(), 1e-12), max(lam.max(), diag.law.edges[1]) * 1.05, 300)
             ax.plot(grid, diag.law.pdf(grid), color="#dd8452", label="fitted MP")
+            # the MP density diverges at 0 when q = 1: scale to the histogram, not to it
+            ax.set_ylim(0, 1.3 * max(float(np.max(heights)), 1e-300))
             ax.axvline(diag.law.edges[1], color="#dd8452", ls="--", lw=0.8)
             for sp in diag.spikes:
                 ax.axvline(sp, color="#c44e52", lw=1.2)

@@ -16,20 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from .analysis import ReportData
-from .schema import METRICS_SCHEMA, metrics
+from .schema import GMSI, HESSIAN, LAYER, METRICS_SCHEMA, NTK, SUMMARY, cell, metrics, rows
 
 __all__ = ["METRICS_SCHEMA", "metrics", "write_report"]  # the first two from .schema
 
 
-def _table(rows: list[tuple[str, Any]]) -> str:
-    def fmt(v: Any) -> str:
-        if v is None:
-            return "—"
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return html.escape(str(v))
-
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{fmt(v)}</td></tr>" for k, v in rows)
+def _table(table_rows: list[tuple[str, Any]]) -> str:
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(cell(v))}</td></tr>" for k, v in table_rows
+    )
     return f"<table>{body}</table>"
 
 
@@ -61,16 +56,7 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
     parts = [
         f"<!doctype html><html lang=en><meta charset=utf-8><title>specinterp report</title>"
         f"<style>{_CSS}</style><body><h1>specinterp report</h1>",
-        _table(
-            [
-                ("model", rep.model),
-                ("data", rep.data),
-                ("samples", rep.num_samples),
-                ("loss", rep.loss),
-                ("accuracy", rep.accuracy),
-                ("seed", rep.seed),
-            ]
-        ),
+        _table(rows(SUMMARY, data)),
     ]
     if rep.missing:
         parts.append(f"<p class=warn>Missing: {html.escape('; '.join(rep.missing))}</p>")
@@ -79,39 +65,14 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
         "definition: GMSI = max(s_J, s_θ, s_K, s_H), a gain — larger is less stable."
         "</p>"
     )
-    parts.append(
-        _table(
-            [
-                ("GMSI", g["value"]),
-                ("binding component", g["binding"]),
-                *[(f"s ({k})", v) for k, v in g["components"].items()],
-                ("typical forward gain t_J", g["typical"]["forward"]),
-                ("κ(K)", g["ntk_condition_number"]),
-                ("κ₊(H)", g["hessian_condition_number"]),
-                ("residual curvature dominates", g["residual_curvature_dominates"]),
-                ("method", g["method"]),
-            ]
-        )
-    )
+    parts.append(_table(rows(GMSI, g)))
     parts.append(img("gmsi", "GMSI components"))
     parts.append(
         "<h2>Weight spectra against Marchenko–Pastur</h2><p class=note>ESD of XXᵀ/n per "
         "layer, robust σ² fit, spikes beyond λ₊ plus a 3 Tracy–Widom-unit margin (red)."
         "</p>"
     )
-    parts.append(
-        _table(
-            [
-                (
-                    f"{d['name']} {d['shape'][0]}×{d['shape'][1]}",
-                    f"σ²={d['sigma2']:.3g}, λ₊={d['mp_upper_edge']:.3g}, "
-                    f"λ_max={d['top_eigenvalue']:.3g}, spikes={len(d['spikes'])}, "
-                    f"KS={d['ks_distance']:.3g}, srank={d['stable_rank']:.3g}",
-                )
-                for d in data["layers"]
-            ]
-        )
-    )
+    parts.append(_table([_layer_row(d) for d in data["layers"]]))
     parts.append(img("weights", "weight ESDs"))
     parts.append("<h2>Input-Jacobian spectra</h2>")
     parts.append(
@@ -129,23 +90,7 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
     )
     parts.append(img("jacobian", "Jacobian spectra"))
     parts.append("<h2>NTK and Hessian</h2>")
-    parts.append(
-        _table(
-            [
-                ("NTK samples", data["ntk"]["samples"]),
-                ("tr K", data["ntk"]["trace"]),
-                (
-                    "Hessian top eigenvalues",
-                    ", ".join(
-                        f"{v:.4g}±{r:.1g}"
-                        for v, r in zip(rep.hessian_values, rep.hessian_residuals, strict=True)
-                    ),
-                ),
-                ("Lanczos converged", rep.hessian_converged),
-                ("Hessian-vector products", rep.hessian_matvecs),
-            ]
-        )
-    )
+    parts.append(_table(rows(NTK, data["ntk"]) + rows(HESSIAN, data["hessian"])))
     parts.append(img("curvature", "NTK eigenvalues, Hessian top-k and density"))
     parts.append("<h2>Attribution robustness</h2>")
     parts.append(_table(list(data["attribution"].items())))
@@ -158,22 +103,29 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
     return "\n".join(p for p in parts if p)
 
 
+def _layer_row(d: dict[str, Any]) -> tuple[str, str]:
+    """One weight matrix: its name and shape, then the other layer fields as ``label=value``."""
+    values = dict(rows(LAYER[2:], d))
+    values["spikes"] = str(len(d["spikes"]))  # their count; the values are in metrics.json
+    text = ", ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items()
+    )
+    return f"{d['name']} {d['shape'][0]}×{d['shape'][1]}", text
+
+
 def _markdown(data: dict[str, Any]) -> str:
-    g = data["gmsi"]
-    lines = [
-        f"# specinterp report: {data['model']} on {data['data']}",
-        "",
-        f"- samples: {data['num_samples']}, loss: {data['loss']}, accuracy: {data['accuracy']}",
-        f"- GMSI: {g['value']} (binding: {g['binding']}, method: {g['method']})",
-        "",
-        "| component | scale |",
-        "|---|---|",
-    ]
-    lines += [f"| {k} | {v} |" for k, v in g["components"].items()]
+    def table(head: str, body: list[tuple[str, Any]]) -> list[str]:
+        return ["", f"| {head} | value |", "|---|---|", *[f"| {k} | {cell(v)} |" for k, v in body]]
+
+    lines = [f"# specinterp report: {data['model']} on {data['data']}"]
+    lines += table("run", rows(SUMMARY, data))
+    lines += table("GMSI", rows(GMSI, data["gmsi"]))
     lines += ["", "| Jacobian statistic | mean | std |", "|---|---|---|"]
-    lines += [f"| {k} | {v['mean']} | {v['std']} |" for k, v in data["jacobian"].items()]
-    lines += ["", "| attribution | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in data["attribution"].items()]
+    lines += [
+        f"| {k} | {cell(v['mean'])} | {cell(v['std'])} |" for k, v in data["jacobian"].items()
+    ]
+    lines += table("curvature", rows(NTK, data["ntk"]) + rows(HESSIAN, data["hessian"]))
+    lines += table("attribution", list(data["attribution"].items()))
     return "\n".join(lines) + "\n"
 
 

@@ -1,26 +1,124 @@
-"""The report's numbers: the JSON schema of ``metrics.json`` and the dict that follows it.
+"""The report's numbers, defined once: fields, the JSON schema, the dict, the table rows.
 
-The HTML page and the Markdown summary (:mod:`specinterp.report.render`) are written from this
-dict, so every number a reader sees is one the schema defines.
+Each section is a tuple of :class:`Field` (key, label, kind). The JSON schema of
+``metrics.json`` is built from them, :func:`metrics` fills them from the analysis, and the HTML
+page and the Markdown summary (:mod:`specinterp.report.render`) print their tables with
+:func:`rows` — so every number a reader sees is one the schema defines, under one label.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .analysis import ReportData
 
-__all__ = ["METRICS_SCHEMA", "metrics"]
+__all__ = [
+    "GMSI",
+    "HESSIAN",
+    "LAYER",
+    "METRICS_SCHEMA",
+    "NTK",
+    "SUMMARY",
+    "Field",
+    "metrics",
+    "rows",
+]
 
 _NUM = {"type": ["number", "null"]}
-_STATS = {
-    "type": "object",
-    "required": ["mean", "std", "min", "max"],
-    "properties": {k: _NUM for k in ("mean", "std", "min", "max")},
+_KINDS: dict[str, dict[str, Any]] = {
+    "number": _NUM,
+    "integer": {"type": "integer"},
+    "count": {"type": "integer", "minimum": 1},
+    "string": {"type": "string"},
+    "boolean": {"type": "boolean"},
+    "numbers": {"type": "array", "items": _NUM},
+    "named numbers": {"type": "object", "additionalProperties": _NUM},
+    "shape": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    "stats": {
+        "type": "object",
+        "required": ["mean", "std", "min", "max"],
+        "properties": {k: _NUM for k in ("mean", "std", "min", "max")},
+    },
 }
+
+
+@dataclass(frozen=True)
+class Field:
+    """One number (or group of numbers) of the report.
+
+    ``key`` is its name in ``metrics.json``, ``label`` what a reader sees in the HTML and
+    Markdown tables, ``kind`` its JSON kind (or ``schema`` an explicit JSON schema).
+    """
+
+    key: str
+    label: str
+    kind: str
+    schema: dict[str, Any] | None = None
+    shown: bool = True
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of the field's value."""
+        return self.schema if self.schema is not None else _KINDS[self.kind]
+
+
+def _section(fields: tuple[Field, ...]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": [f.key for f in fields],
+        "properties": {f.key: f.json_schema() for f in fields},
+    }
+
+
+#: The report's sections, each an ordered tuple of fields: the one definition from which the
+#: JSON schema, the HTML tables and the Markdown summary are produced.
+SUMMARY = (
+    Field("model", "model", "string"),
+    Field("data", "data", "string"),
+    Field("num_samples", "samples", "count"),
+    Field("loss", "loss", "string", {"enum": ["mse", "cross_entropy"]}),
+    Field("accuracy", "accuracy", "number"),
+    Field("seed", "seed", "integer"),
+)
+GMSI = (
+    Field("value", "GMSI", "number"),
+    Field("binding", "binding component", "string"),
+    Field("components", "s", "named numbers"),
+    Field("typical", "typical gain", "named numbers"),
+    Field("entropies", "entropy", "named numbers"),
+    Field("ntk_condition_number", "κ(K)", "number"),
+    Field("hessian_condition_number", "κ₊(H)", "number"),
+    Field("residual_curvature_dominates", "residual curvature dominates", "boolean"),
+    Field("beta", "β_ℓ = max λ_max(Λ_i)", "number"),
+    Field("method", "method", "string", {"enum": ["dense", "matrix-free"]}),
+)
+LAYER = (
+    Field("name", "layer", "string"),
+    Field("shape", "shape", "shape"),
+    Field("ratio", "q = m/n", "number"),
+    Field("sigma2", "σ²", "number"),
+    Field("mp_upper_edge", "λ₊", "number"),
+    Field("top_eigenvalue", "λ_max", "number"),
+    Field("spikes", "spikes", "numbers"),
+    Field("ks_distance", "KS", "number"),
+    Field("stable_rank", "srank", "number"),
+    Field("entropy", "H", "number"),
+    Field("normalized_entropy", "H / log r", "number"),
+)
+NTK = (
+    Field("samples", "NTK samples", "integer"),
+    Field("eigenvalues", "NTK leading eigenvalues", "numbers", shown=False),
+    Field("trace", "tr K", "number"),
+)
+HESSIAN = (
+    Field("top_eigenvalues", "Hessian top eigenvalues", "numbers"),
+    Field("residuals", "residual bounds (T9)", "numbers"),
+    Field("converged", "Lanczos converged", "boolean"),
+    Field("num_matvecs", "Hessian-vector products", "integer"),
+)
 
 #: JSON schema of ``metrics.json`` (``null`` stands for an infinite or undefined number).
 METRICS_SCHEMA: dict[str, Any] = {
@@ -29,12 +127,7 @@ METRICS_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": [
         "schema_version",
-        "model",
-        "data",
-        "seed",
-        "num_samples",
-        "loss",
-        "accuracy",
+        *(f.key for f in SUMMARY),
         "layers",
         "jacobian",
         "ntk",
@@ -45,100 +138,50 @@ METRICS_SCHEMA: dict[str, Any] = {
     ],
     "properties": {
         "schema_version": {"const": 1},
-        "model": {"type": "string"},
-        "data": {"type": "string"},
-        "seed": {"type": "integer"},
-        "num_samples": {"type": "integer", "minimum": 1},
-        "loss": {"enum": ["mse", "cross_entropy"]},
-        "accuracy": _NUM,
-        "layers": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": [
-                    "name",
-                    "shape",
-                    "ratio",
-                    "sigma2",
-                    "mp_upper_edge",
-                    "top_eigenvalue",
-                    "spikes",
-                    "ks_distance",
-                    "stable_rank",
-                    "entropy",
-                    "normalized_entropy",
-                ],
-                "properties": {
-                    "name": {"type": "string"},
-                    "shape": {
-                        "type": "array",
-                        "items": {"type": "integer"},
-                        "minItems": 2,
-                        "maxItems": 2,
-                    },
-                    "spikes": {"type": "array", "items": {"type": "number"}},
-                    **{
-                        k: _NUM
-                        for k in (
-                            "ratio",
-                            "sigma2",
-                            "mp_upper_edge",
-                            "top_eigenvalue",
-                            "ks_distance",
-                            "stable_rank",
-                            "entropy",
-                            "normalized_entropy",
-                        )
-                    },
-                },
-            },
-        },
-        "jacobian": {"type": "object", "additionalProperties": _STATS},
-        "ntk": {
-            "type": "object",
-            "required": ["samples", "eigenvalues", "trace"],
-            "properties": {
-                "samples": {"type": "integer"},
-                "eigenvalues": {"type": "array", "items": _NUM},
-                "trace": _NUM,
-            },
-        },
-        "hessian": {
-            "type": "object",
-            "required": ["top_eigenvalues", "residuals", "converged", "num_matvecs"],
-            "properties": {
-                "top_eigenvalues": {"type": "array", "items": _NUM},
-                "residuals": {"type": "array", "items": _NUM},
-                "converged": {"type": "boolean"},
-                "num_matvecs": {"type": "integer"},
-            },
-        },
-        "gmsi": {
-            "type": "object",
-            "required": [
-                "value",
-                "components",
-                "binding",
-                "typical",
-                "entropies",
-                "ntk_condition_number",
-                "hessian_condition_number",
-                "residual_curvature_dominates",
-                "beta",
-                "method",
-            ],
-            "properties": {
-                "value": _NUM,
-                "components": {"type": "object", "additionalProperties": _NUM},
-                "binding": {"type": "string"},
-                "method": {"enum": ["dense", "matrix-free"]},
-                "residual_curvature_dominates": {"type": "boolean"},
-            },
-        },
+        **{f.key: f.json_schema() for f in SUMMARY},
+        "layers": {"type": "array", "items": _section(LAYER)},
+        "jacobian": {"type": "object", "additionalProperties": _KINDS["stats"]},
+        "ntk": _section(NTK),
+        "hessian": _section(HESSIAN),
+        "gmsi": _section(GMSI),
         "attribution": {"type": "object"},
         "missing": {"type": "array", "items": {"type": "string"}},
     },
 }
+
+
+def rows(fields: tuple[Field, ...], values: dict[str, Any]) -> list[tuple[str, Any]]:
+    """``(label, value)`` rows of a section for the HTML and Markdown tables.
+
+    A group of named numbers becomes one row per name (``s (forward)``); a list of numbers one
+    row, its values joined.
+    """
+    out: list[tuple[str, Any]] = []
+    for f in fields:
+        if not f.shown:
+            continue
+        v = values[f.key]
+        if f.kind == "named numbers":
+            out += [(f"{f.label} ({k})", x) for k, x in v.items()]
+        elif f.kind in ("numbers", "shape"):
+            out.append((f.label, ", ".join(cell(x) for x in v) if v else "—"))
+        else:
+            out.append((f.label, v))
+    return out
+
+
+def cell(v: Any) -> str:
+    """A table cell: ``—`` for a missing number, floats to four significant digits."""
+    return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _json(v: Any) -> Any:
+    """A GMSI attribute as JSON: numbers finite or ``null``, groups of numbers likewise."""
+    if isinstance(v, dict):
+        return {k: _num(x) for k, x in v.items()}
+    if isinstance(v, float):
+        return _num(v)
+    return v
 
 
 def _num(v: Any) -> float | None:
@@ -173,12 +216,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
     g = rep.gmsi
     return {
         "schema_version": 1,
-        "model": rep.model,
-        "data": rep.data,
-        "seed": rep.seed,
-        "num_samples": rep.num_samples,
-        "loss": rep.loss,
-        "accuracy": rep.accuracy,
+        **{f.key: getattr(rep, f.key) for f in SUMMARY},
         "layers": [
             {
                 "name": name,
@@ -207,18 +245,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
             "converged": bool(rep.hessian_converged),
             "num_matvecs": int(rep.hessian_matvecs),
         },
-        "gmsi": {
-            "value": _num(g.value),
-            "components": {k: _num(v) for k, v in g.components.items()},
-            "binding": g.binding,
-            "typical": {k: _num(v) for k, v in g.typical.items()},
-            "entropies": {k: _num(v) for k, v in g.entropies.items()},
-            "ntk_condition_number": _num(g.ntk_condition_number),
-            "hessian_condition_number": _num(g.hessian_condition_number),
-            "residual_curvature_dominates": g.residual_curvature_dominates,
-            "beta": _num(g.beta),
-            "method": g.method,
-        },
+        "gmsi": {f.key: _json(getattr(g, f.key)) for f in GMSI},
         "attribution": {
             k: (_num(v) if isinstance(v, float | int) and not isinstance(v, bool) else v)
             for k, v in rep.attribution.items()
