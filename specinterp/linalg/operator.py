@@ -100,9 +100,8 @@ class LinearOperator:
 
     # ------------------------------------------------------------------ checks
     def _check(self, x: Array, size: int, ndim: int, what: str) -> None:
-        if _xp.namespace(x) is not self.xp and _xp.backend_name(
-            _xp.namespace(x)
-        ) != _xp.backend_name(self.xp):
+        xp_x = _xp.namespace(x)
+        if xp_x is not self.xp and not _xp.same_namespace(xp_x, self.xp):
             raise _xp.NamespaceMismatchError(
                 f"{what} is a {_xp.backend_name(_xp.namespace(x))} array but the operator works "
                 f"on {_xp.backend_name(self.xp)} arrays; convert it explicitly"
