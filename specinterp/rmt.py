@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _xp
 from .errors import NonFiniteError, ShapeError
+from .heavy_tails import PowerLawFit, power_law_fit  # noqa: F401 - rmt.power_law_fit
 from .spectra import Spectrum
 
 Array = Any
