@@ -11,7 +11,7 @@ tail is too short to fit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,11 +21,24 @@ from .errors import ShapeError
 
 Array = Any
 
-__all__ = ["PowerLawFit", "power_law_fit"]
+__all__ = ["LikelihoodRatio", "PowerLawFit", "power_law_fit"]
 
 #: the fewest tail points a power law is fitted to (Clauset et al. use about 50 for a
 #: reliable fit; below 10 the MLE's bias (α − 1)/n and its spread dominate)
 MIN_TAIL = 10
+
+
+@dataclass(frozen=True)
+class LikelihoodRatio:
+    """Vuong's test of the power law against an alternative on the same tail.
+
+    ``ratio = Σ_i log(p_pl(x_i) / p_alt(x_i))`` (positive: the power law is the better fit) and
+    the two-sided ``p_value = erfc(|R| / √(2 n σ²))`` of its normalised size, ``σ²`` the
+    variance of the pointwise log-ratios (Vuong 1989; Clauset et al. 2009, App. C).
+    """
+
+    ratio: float
+    p_value: float
 
 
 @dataclass(frozen=True)
@@ -62,6 +75,14 @@ class PowerLawFit:
     alpha_ci: tuple[float, float]
     confidence: float
     status: str
+    comparisons: dict[str, LikelihoodRatio] = field(default_factory=dict)
+
+    @property
+    def supported(self) -> bool:
+        """Whether the fit stands: no alternative is significantly better (R < 0, p < 0.1)."""
+        return self.status == "ok" and not any(
+            c.ratio < 0 and c.p_value < 0.1 for c in self.comparisons.values()
+        )
 
     def weighted_alpha(self, lambda_max: float) -> float:
         """``α̂ = α · log₁₀ λ_max`` (Martin & Mahoney 2021), the exponent weighted by scale."""
@@ -111,6 +132,47 @@ def _best(x: np.ndarray, min_tail: int) -> tuple[int, float, float] | None:
     return int(cand[k]), float(alpha[k]), float(ks[k])
 
 
+def _vuong(d: np.ndarray) -> LikelihoodRatio:
+    r = float(np.sum(d))
+    var = float(np.var(d))
+    p = 1.0 if var == 0 else math.erfc(abs(r) / math.sqrt(2.0 * d.size * var))
+    return LikelihoodRatio(r, p)
+
+
+def _log_power_law(t: np.ndarray, alpha: float, x_min: float) -> np.ndarray:
+    return math.log((alpha - 1.0) / x_min) - alpha * np.log(t / x_min)
+
+
+def _compare_exponential(t: np.ndarray, alpha: float, x_min: float) -> LikelihoodRatio:
+    """Against ``λ e^{−λ(x − x_min)}`` on the tail, ``λ`` by maximum likelihood."""
+    lam = 1.0 / float(np.mean(t - x_min))
+    log_exp = math.log(lam) - lam * (t - x_min)
+    return _vuong(_log_power_law(t, alpha, x_min) - log_exp)
+
+
+def _compare_lognormal(t: np.ndarray, alpha: float, x_min: float) -> LikelihoodRatio:
+    """Against a log-normal truncated to ``[x_min, ∞)``, ``(μ, σ)`` by maximum likelihood."""
+    try:
+        from scipy.optimize import minimize
+        from scipy.special import log_ndtr
+    except ImportError as exc:  # pragma: no cover - scipy comes with the report extra
+        raise ImportError("the log-normal comparison needs scipy: pip install scipy") from exc
+    logs, lx0 = np.log(t), math.log(x_min)
+
+    def log_pdf(params: np.ndarray) -> np.ndarray:
+        mu, sigma = float(params[0]), math.exp(float(params[1]))
+        z = (logs - mu) / sigma
+        tail = float(log_ndtr(-(lx0 - mu) / sigma))  # log P(X ≥ x_min)
+        return -logs - math.log(sigma * math.sqrt(2 * math.pi)) - 0.5 * z * z - tail
+
+    start = np.array([float(np.mean(logs)), math.log(max(float(np.std(logs)), 1e-3))])
+    best = minimize(lambda q: -float(np.sum(log_pdf(q))), start, method="Nelder-Mead")
+    return _vuong(_log_power_law(t, alpha, x_min) - log_pdf(best.x))
+
+
+_ALTERNATIVES = {"exponential": _compare_exponential, "lognormal": _compare_lognormal}
+
+
 def power_law_fit(
     values: Array,
     *,
@@ -118,6 +180,7 @@ def power_law_fit(
     num_bootstrap: int = 200,
     confidence: float = 0.95,
     seed: int = 0,
+    compare: tuple[str, ...] = ("exponential", "lognormal"),
 ) -> PowerLawFit:
     """Fit a continuous power law to the upper tail of ``values`` (Clauset et al. 2009).
 
@@ -139,6 +202,11 @@ def power_law_fit(
         Level of that interval.
     seed : int
         Seeds the resampling.
+    compare : tuple of str
+        Alternatives tested against the power law on the same tail by Vuong's likelihood
+        ratio (:class:`LikelihoodRatio`): ``"exponential"`` and ``"lognormal"`` (needs scipy).
+        :attr:`PowerLawFit.supported` is False when one of them is significantly better — as
+        for the Marchenko–Pastur spectrum of a Gaussian matrix, which has no power-law tail.
 
     Returns
     -------
@@ -156,6 +224,9 @@ def power_law_fit(
         raise ValueError(f"min_tail must be at least 2; got {min_tail}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1); got {confidence}")
+    unknown = set(compare) - set(_ALTERNATIVES)
+    if unknown:
+        raise ValueError(f"compare takes {sorted(_ALTERNATIVES)}; got {sorted(unknown)}")
     x = np.sort(_xp.to_numpy(values).astype(np.float64))
     x = x[x > 0]
     best = _best(x, min_tail)
@@ -177,7 +248,10 @@ def power_law_fit(
         if boot:
             lo, hi = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
             ci = (float(lo), float(hi))
+    tail = x[i:]
+    comparisons = {name: _ALTERNATIVES[name](tail, alpha, float(x[i])) for name in compare}
     return PowerLawFit(
+        comparisons=comparisons,
         alpha=alpha,
         x_min=float(x[i]),
         num_tail=int(n_tail),
