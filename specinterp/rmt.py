@@ -354,3 +354,12 @@ def layer_diagnostics(
         entropy=float(spec.entropy()),
         normalized_entropy=float(spec.entropy(normalized=True)) if spec.r >= 2 else 0.0,
     )
+
+
+def __getattr__(name: str) -> Any:
+    """``model_layers`` (in :mod:`specinterp.model_spectra`, which builds on this module)."""
+    if name == "model_layers":
+        from .model_spectra import model_layers
+
+        return model_layers
+    raise AttributeError(f"module 'specinterp.rmt' has no attribute {name!r}")
