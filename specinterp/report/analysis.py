@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _xp, attribution
 from ..diagnostics import JacobianSpectra, jacobian_spectra
+from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh, spectral_density
 from ..model import input_space
 from ..operators import hessian_operator, ntk, ntk_operator
@@ -46,6 +47,8 @@ class ReportData:
     input_shape: tuple[int, ...]
     timings: dict[str, float] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    #: the power-law fit of each layer's ESD tail, in the order of ``layers``
+    tails: list[PowerLawFit] = field(default_factory=list)
 
 
 def _np(a: Any) -> np.ndarray:
@@ -79,6 +82,8 @@ def analyse(
             if min(w.shape) >= 2:
                 lam, _ = weight_esd(w)
                 layers.append((name, layer_diagnostics(w), _np(lam)))
+    with step("heavy tails"):
+        tails = [power_law_fit(lam, num_bootstrap=50, seed=seed) for _, _, lam in layers]
     with step("Jacobian spectra"):
         jac = jacobian_spectra(model, x)
         jac = JacobianSpectra(**{k: _np(v) for k, v in jac.__dict__.items()})
@@ -177,4 +182,5 @@ def analyse(
         attribution=attr_numbers,
         examples=examples,
         input_shape=tuple(x.shape[1:]),
+        tails=tails,
     )

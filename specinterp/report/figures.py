@@ -33,6 +33,16 @@ def _image_side(shape: tuple[int, ...]) -> tuple[int, int] | None:
     return (side, side) if side * side == d else None
 
 
+def _grid(plt: Any, count: int) -> tuple[Any, Any]:
+    """Panels four to a row (transformers have dozens of layers); spare panels hidden."""
+    cols = min(count, 4)
+    rows = math.ceil(count / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def make_figures(rep: ReportData) -> dict[str, bytes]:
     """All figures; raises ImportError without matplotlib (the report says so)."""
     import matplotlib
@@ -42,11 +52,7 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
 
     figs: dict[str, bytes] = {}
     if rep.layers:
-        cols = min(len(rep.layers), 4)  # wrapped four to a row: transformers have dozens
-        rows = math.ceil(len(rep.layers) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
-        for ax in axes.flat[len(rep.layers) :]:
-            ax.set_visible(False)
+        fig, axes = _grid(plt, len(rep.layers))
         for ax, (name, diag, lam) in zip(axes.flat, rep.layers, strict=False):
             heights, _, _ = ax.hist(
                 lam, bins=40, density=True, alpha=0.6, color="#4c72b0", label="ESD"
@@ -65,6 +71,7 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
             ax.set_xlabel("eigenvalue of XXᵀ/n")
         axes[0][0].legend(fontsize=8)
         figs["weights"] = _png(fig)
+        figs["tails"] = _png(_tails_figure(plt, rep))
     js = rep.jacobian
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
     for s in js.singular_values[: min(64, len(js.singular_values))]:
@@ -145,3 +152,31 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
         )
     figs["attribution"] = _png(fig)
     return figs
+
+
+def _tails_figure(plt: Any, rep: ReportData) -> Any:
+    """Per layer: the ESD's complementary CDF on log–log axes and the fitted power law."""
+    fig, axes = _grid(plt, len(rep.layers))
+    for ax, (name, _, lam), fit in zip(axes.flat, rep.layers, rep.tails, strict=False):
+        x = np.sort(lam[lam > 0])
+        ccdf = 1.0 - np.arange(x.size) / x.size  # P(X ≥ x_(i))
+        ax.loglog(x, ccdf, ".", ms=3, color="#4c72b0", label="ESD")
+        short = name if len(name) <= 22 else "…" + name[-21:]
+        if fit.status == "ok":
+            grid = np.geomspace(fit.x_min, x[-1], 50)
+            frac = fit.num_tail / x.size
+            ax.loglog(
+                grid,
+                frac * (grid / fit.x_min) ** (1.0 - fit.alpha),
+                color="#c44e52",
+                label="power law",
+            )
+            verdict = "" if fit.supported else ", not supported"
+            title = f"{short}: α = {fit.alpha:.2f} [{fit.alpha_ci[0]:.2f}, {fit.alpha_ci[1]:.2f}]"
+            ax.set_title(title + verdict, fontsize=8)
+        else:
+            ax.set_title(f"{short}: {fit.status}", fontsize=8)
+        ax.set_xlabel("eigenvalue of XXᵀ/n")
+    axes[0][0].set_ylabel("P(λ ≥ x)")
+    axes[0][0].legend(fontsize=8)
+    return fig

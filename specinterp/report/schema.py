@@ -107,6 +107,11 @@ LAYER = (
     Field("stable_rank", "srank", "number"),
     Field("entropy", "H", "number"),
     Field("normalized_entropy", "H / log r", "number"),
+    Field("alpha", "α", "number"),
+    Field("alpha_lo", "α low", "number"),
+    Field("alpha_hi", "α high", "number"),
+    Field("alpha_status", "α fit", "string"),
+    Field("power_law_supported", "power law supported", "boolean"),
 )
 NTK = (
     Field("samples", "NTK samples", "integer"),
@@ -175,6 +180,22 @@ def cell(v: Any) -> str:
     return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
+def _tail_fields(fit: Any) -> dict[str, Any]:
+    """The power-law columns of a layer (``"not computed"`` when the fit is absent)."""
+    if fit is None:
+        return dict.fromkeys(("alpha", "alpha_lo", "alpha_hi"), None) | {
+            "alpha_status": "not computed",
+            "power_law_supported": False,
+        }
+    return {
+        "alpha": _num(fit.alpha),
+        "alpha_lo": _num(fit.alpha_ci[0]),
+        "alpha_hi": _num(fit.alpha_ci[1]),
+        "alpha_status": fit.status,
+        "power_law_supported": bool(fit.supported),
+    }
+
+
 def _json(v: Any) -> Any:
     """A GMSI attribute as JSON: numbers finite or ``null``, groups of numbers likewise."""
     if isinstance(v, dict):
@@ -230,8 +251,9 @@ def metrics(rep: ReportData) -> dict[str, Any]:
                 "stable_rank": d.stable_rank,
                 "entropy": d.entropy,
                 "normalized_entropy": d.normalized_entropy,
+                **_tail_fields(rep.tails[k] if k < len(rep.tails) else None),
             }
-            for name, d, _ in rep.layers
+            for k, (name, d, _) in enumerate(rep.layers)
         ],
         "jacobian": stats,
         "ntk": {
