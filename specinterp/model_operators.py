@@ -160,11 +160,10 @@ class GGNOperator(LinearOperator):
             dz = xp.reshape(m.jvp_params(x, v), tuple(z.shape))
             return m.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))) / n
 
-        convex = lf.name in ("mse", "cross_entropy", "bce_with_logits")  # Λ_i ⪰ 0
         super().__init__(
             (m.num_params, m.num_params),
             mv,
             symmetric=True,
-            positive_semidefinite=convex,
+            positive_semidefinite=lf.convex,
             **_space(m),
         )

@@ -40,6 +40,10 @@ class _AtPosition(Loss):
     def curvature_bound(self) -> float | None:  # type: ignore[override]
         return self.inner.curvature_bound
 
+    @property
+    def convex(self) -> bool:  # type: ignore[override]
+        return self.inner.convex  # a convex loss of some of the outputs is convex in all
+
     def _place(self, z: Array, part: Array) -> Array:
         xp = _xp.namespace(z)
         before = xp.zeros_like(z[:, : self.index, ...])

@@ -23,6 +23,8 @@ class Loss:
     name: str = "loss"
     #: ``β_ℓ = sup ‖Λ_i‖₂`` when the loss has a data-independent bound, else ``None``
     curvature_bound: float | None = None
+    #: whether ``ℓ`` is known to be convex in the outputs (``Λ_i ⪰ 0``, so the GGN is PSD)
+    convex: bool = False
 
     def check(self, z: Array, y: Array) -> None:
         """Raise a specific error unless ``y`` are usable targets for outputs ``z``."""

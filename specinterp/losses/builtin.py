@@ -19,6 +19,7 @@ class MSE(Loss):
     """``ℓ_i = ½‖z_i − y_i‖²`` over every output entry; ``Λ_i = I``."""
 
     name = "mse"
+    convex = True
     curvature_bound = 1.0
 
     def check(self, z: Array, y: Array) -> None:
@@ -55,6 +56,7 @@ class CrossEntropy(Loss):
 
     ignore_index: int | None = None
     name = "cross_entropy"
+    convex = True
 
     @property
     def curvature_bound(self) -> float | None:  # type: ignore[override]
@@ -148,6 +150,7 @@ class BCEWithLogits(Loss):
     """``ℓ_i = Σ_j softplus(z_ij) − y_ij z_ij`` with targets in ``[0, 1]``."""
 
     name = "bce_with_logits"
+    convex = True
     curvature_bound = 0.25
 
     def check(self, z: Array, y: Array) -> None:
