@@ -21,7 +21,7 @@ from .capabilities import WeightMatrices, use
 from .errors import ModelError
 from .heavy_tails import power_law_fit
 from .model import as_model
-from .rmt import layer_diagnostics, weight_esd
+from .rmt import layer_diagnostics
 
 __all__ = ["model_layers"]
 
@@ -95,8 +95,7 @@ def _row(
     name: str, w: Any, num_bootstrap: int, randomize: bool, rng: np.random.Generator, seed: int
 ) -> dict[str, Any]:
     diag = layer_diagnostics(w)
-    lam, _ = weight_esd(w)
-    lam_np = _xp.to_numpy(lam).astype(np.float64)
+    lam_np = diag.eigenvalues
     fit = power_law_fit(lam_np, num_bootstrap=num_bootstrap, seed=seed)
     lam_max = float(lam_np[-1])
     row: dict[str, Any] = {

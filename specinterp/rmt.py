@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -272,6 +272,12 @@ def weight_esd(weight: Array) -> tuple[Array, float]:
     Returns the ``m`` eigenvalues (ascending, in the weight's namespace) and ``q = m / n ≤ 1``;
     for iid entries of variance ``σ²`` they follow :class:`MarchenkoPastur` ``(q, σ²)``.
     """
+    lam, q, _ = _esd(weight)
+    return lam, q
+
+
+def _esd(weight: Array) -> tuple[Array, float, Spectrum]:
+    """:func:`weight_esd` and the :class:`Spectrum` it was read from (one SVD for both)."""
     xp = _xp.check_matrix(weight, "weight")
     if weight.ndim != 2:
         raise ShapeError(f"weight must be a single 2-d matrix; got shape {tuple(weight.shape)}")
@@ -279,7 +285,8 @@ def weight_esd(weight: Array) -> tuple[Array, float]:
     m, n = int(x.shape[0]), int(x.shape[1])
     # λ_i = (σ_i/√n)² from a prescaled SVD: more accurate than eigvalsh(X Xᵀ/n), which squares
     # the condition number, and no intermediate X Xᵀ that could overflow
-    s = Spectrum.from_matrix(x).values / math.sqrt(n)
+    spec = Spectrum.from_matrix(x)  # the singular values of W and Wᵀ are the same
+    s = spec.values / math.sqrt(n)
     with warnings.catch_warnings():  # NumPy warns on the overflow reported below
         warnings.simplefilter("ignore", RuntimeWarning)
         lam = xp.flip(s * s, axis=-1)
@@ -288,7 +295,7 @@ def weight_esd(weight: Array) -> tuple[Array, float]:
             "the eigenvalues σ²/n of this weight matrix overflow its dtype; scale the weights "
             "down first (the Marchenko–Pastur fit is equivariant: σ² scales with them)"
         )
-    return lam, m / n
+    return lam, m / n, spec
 
 
 def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:
@@ -330,6 +337,8 @@ class LayerDiagnostics:
     stable_rank: float
     entropy: float
     normalized_entropy: float
+    #: the ESD itself: eigenvalues of ``X Xᵀ / n``, ascending (host NumPy)
+    eigenvalues: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def num_spikes(self) -> int:
@@ -341,9 +350,8 @@ def layer_diagnostics(
     weight: Array, *, method: Literal["robust", "moment"] = "robust"
 ) -> LayerDiagnostics:
     """ESD of ``weight`` fitted to Marchenko–Pastur, its spikes, stable rank and entropy."""
-    lam, q = weight_esd(weight)
+    lam, q, spec = _esd(weight)
     law = MarchenkoPastur.fit(lam, q, method=method)
-    spec = Spectrum.from_matrix(weight)
     return LayerDiagnostics(
         shape=(int(weight.shape[0]), int(weight.shape[1])),
         law=law,
@@ -353,6 +361,7 @@ def layer_diagnostics(
         stable_rank=float(spec.stable_rank()),
         entropy=float(spec.entropy()),
         normalized_entropy=float(spec.entropy(normalized=True)) if spec.r >= 2 else 0.0,
+        eigenvalues=np.asarray(_xp.to_numpy(lam), dtype=np.float64),
     )
 
 

@@ -14,7 +14,7 @@ from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh, spectral_density
 from ..model import input_space
 from ..operators import hessian_operator, ntk, ntk_operator
-from ..rmt import LayerDiagnostics, layer_diagnostics, weight_esd
+from ..rmt import LayerDiagnostics, layer_diagnostics
 from ..stability_index import GMSIInputs, GMSIResult, gmsi
 from ..views import output_position
 
@@ -80,8 +80,8 @@ def analyse(
         layers = []
         for name, w in getattr(full_model, "weight_matrices", list)():
             if min(w.shape) >= 2:
-                lam, _ = weight_esd(w)
-                layers.append((name, layer_diagnostics(w), _np(lam)))
+                diag = layer_diagnostics(w)
+                layers.append((name, diag, diag.eigenvalues))
     with step("heavy tails"):
         tails = [power_law_fit(lam, num_bootstrap=50, seed=seed) for _, _, lam in layers]
     with step("Jacobian spectra"):
