@@ -27,7 +27,7 @@ def implementation(x: Any) -> Any:
             jacobian_entropy=lambda fn, x: _torch().jacobian_entropy(fn, x),
         )
     if name == "jax":
-        from . import jax as jreg
+        from . import jax_regularizers as jreg
 
         return SimpleNamespace(
             jacobian_frobenius=lambda fn, x, num_projections, rng: jreg.jacobian_frobenius(
