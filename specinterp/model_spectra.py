@@ -31,6 +31,7 @@ def model_layers(
     *,
     min_side: int = 2,
     num_bootstrap: int = 100,
+    num_gof: int = 0,
     randomize: bool = True,
     seed: int = 0,
     as_frame: bool | None = None,
@@ -46,6 +47,8 @@ def model_layers(
         Matrices with a side below this are skipped.
     num_bootstrap : int
         Resamples for the confidence interval of the power-law exponent.
+    num_gof : int
+        Synthetic data sets for the power law's goodness-of-fit p-value (0: not computed).
     randomize : bool
         Also fit the matrix with its entries shuffled (seeded) and report its spikes.
     seed : int
@@ -57,7 +60,8 @@ def model_layers(
     -------
     DataFrame or list of dict
         Columns ``name, shape, q, sigma2, mp_edge, lambda_max, num_spikes, ks_distance, alpha,
-        alpha_lo, alpha_hi, alpha_status, power_law_supported, alpha_weighted, stable_rank,
+        alpha_lo, alpha_hi, alpha_status, alpha_gof_p, alpha_cutoff, power_law_supported,
+        alpha_weighted, stable_rank,
         entropy`` and, with ``randomize``, ``num_spikes_randomized``.
 
     Raises
@@ -76,7 +80,7 @@ def model_layers(
     for name, w in weights:
         if w.ndim != 2 or min(int(s) for s in w.shape) < min_side:
             continue
-        rows.append(_row(name, w, num_bootstrap, randomize, rng, seed))
+        rows.append(_row(name, w, num_bootstrap, num_gof, randomize, rng, seed))
     if as_frame is None:
         try:
             import pandas  # noqa: F401
@@ -92,11 +96,17 @@ def model_layers(
 
 
 def _row(
-    name: str, w: Any, num_bootstrap: int, randomize: bool, rng: np.random.Generator, seed: int
+    name: str,
+    w: Any,
+    num_bootstrap: int,
+    num_gof: int,
+    randomize: bool,
+    rng: np.random.Generator,
+    seed: int,
 ) -> dict[str, Any]:
     diag = layer_diagnostics(w)
     lam_np = diag.eigenvalues
-    fit = power_law_fit(lam_np, num_bootstrap=num_bootstrap, seed=seed)
+    fit = power_law_fit(lam_np, num_bootstrap=num_bootstrap, num_gof=num_gof, seed=seed)
     lam_max = float(lam_np[-1])
     row: dict[str, Any] = {
         "name": name,
@@ -111,6 +121,8 @@ def _row(
         "alpha_lo": fit.alpha_ci[0],
         "alpha_hi": fit.alpha_ci[1],
         "alpha_status": fit.status,
+        "alpha_gof_p": fit.gof_p_value,
+        "alpha_cutoff": fit.cutoff,
         "power_law_supported": fit.supported,
         "alpha_weighted": fit.weighted_alpha(lam_max) if fit.status == "ok" else math.nan,
         "stable_rank": diag.stable_rank,
