@@ -20,11 +20,13 @@ import array_api_compat.torch as xp_torch
 import torch
 from torch.func import grad, jacrev, jvp, vjp, vmap
 
+from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
+from ._torch_conv import torch_conv_kernels
 from ._torch_embedding import (
     capture_output,
     check_ids,
@@ -254,6 +256,13 @@ class TorchModel(ModelBase):
     def weight_matrices(self) -> list[tuple[str, torch.Tensor]]:
         """The differentiated 2-d parameters (``Linear`` weights), by name."""
         return [(k, v) for k, v in self.params.items() if v.ndim == 2]
+
+    def conv_kernels(self, input_shape: Sequence[int] | None = None) -> list[ConvKernel]:
+        """The module's ``nn.Conv2d`` layers with their input sizes (capability ``ConvKernels``)."""
+        if self._module is None:
+            raise NotImplementedError("a callable model has no convolution modules to inspect")
+        shape = self.input_shape if input_shape is None else tuple(input_shape)
+        return torch_conv_kernels(self._module, self.params, self.apply, shape)
 
     def with_params(self, theta: torch.Tensor) -> TorchModel:
         """The same model with the flat parameter vector ``theta``."""

@@ -14,6 +14,7 @@ capability                    method                                      used b
 :class:`RegionBoundaries`     ``region_boundaries(x, max_bytes)``         T4 radius (CNNs)
 :class:`TokenEmbedding`       ``embedded(x) -> (model_e, e)``             inputs that are ids
 :class:`WeightMatrices`       ``weight_matrices() -> [(name, W)]``        layer spectra, RMT
+:class:`ConvKernels`          ``conv_kernels() -> [ConvKernel]``          conv spectra, RMT
 ============================  ==========================================  =====================
 
 **One signal.** A capability that a model lacks, or that does not apply to this particular
@@ -25,11 +26,15 @@ with ``isinstance(model, ProductForm)`` or :func:`offers`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 Array = Any
 
 __all__ = [
+    "ConvKernel",
+    "ConvKernels",
     "JacobianFactor",
     "NativeInputJacobian",
     "NativeParamJacobian",
@@ -112,6 +117,49 @@ class WeightMatrices(Protocol):
 
     def weight_matrices(self) -> list[tuple[str, Array]]:
         """``[(name, W)]`` with ``W`` 2-d."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConvKernel:
+    """One 2-d convolution of a model, as much of it as its exact spectrum needs.
+
+    Attributes
+    ----------
+    name : str
+        The kernel parameter's name.
+    kernel : array ``(c_out, c_in / groups, k_h, k_w)``
+        In the model's namespace (torch's layout, whatever the framework's own).
+    stride : (int, int)
+    input_size : (int, int) or None
+        Spatial size of the layer's input for the model's input shape (None: unknown).
+    output_size : (int, int) or None
+        Spatial size of its output (None: unknown).
+    circular : bool
+        Whether the layer pads circularly. With an output of the input size over the stride
+        the Fourier spectrum is then the layer's exactly; otherwise it is the circular
+        surrogate of Sedghi, Gupta & Long (2019).
+    groups, dilation : int, (int, int)
+        The exact spectrum is computed for ``groups = 1`` and ``dilation = (1, 1)``.
+
+    """
+
+    name: str
+    kernel: Array
+    stride: tuple[int, int]
+    input_size: tuple[int, int] | None
+    output_size: tuple[int, int] | None = None
+    circular: bool = False
+    groups: int = 1
+    dilation: tuple[int, int] = (1, 1)
+
+
+@runtime_checkable
+class ConvKernels(Protocol):
+    """The model's 2-d convolutions, for exact convolution spectra (:ref:`theory-conv`)."""
+
+    def conv_kernels(self, input_shape: Sequence[int] | None = None) -> list[ConvKernel]:
+        """Every 2-d convolution, with input sizes for ``input_shape`` (default: the model's)."""
         ...
 
 

@@ -6,7 +6,7 @@ The laws describe the eigenvalues of ``(1/n) X Xᵀ`` for an ``m × n`` matrix `
 mean-zero entries of variance ``σ²`` and ratio ``q = m/n`` (Marchenko & Pastur 1967); the
 outlier locations are those of Baik, Ben Arous & Péché (2005) and of spiked Wigner matrices
 (Péché 2006; Benaych-Georges & Nadakuditi 2011); the edge fluctuation scale is Johnstone's
-(2001) Tracy–Widom scaling. Circular-convolution spectra follow Sedghi, Gupta & Long (2019).
+(2001) Tracy–Widom scaling. Convolution spectra are in :mod:`specinterp.conv_spectra`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ __all__ = [
     "LayerDiagnostics",
     "MarchenkoPastur",
     "bbp_outlier",
-    "conv2d_singular_values",
     "fuss_catalan_edge",
     "layer_diagnostics",
     "weight_esd",
@@ -298,33 +297,6 @@ def _esd(weight: Array) -> tuple[Array, float, Spectrum]:
     return lam, m / n, spec
 
 
-def conv2d_singular_values(kernel: Array, input_size: tuple[int, int]) -> Array:
-    """All singular values of a 2-d circular convolution (Sedghi, Gupta & Long 2019).
-
-    For a kernel ``(c_out, c_in, k_h, k_w)`` on ``(c_in, n_h, n_w)`` inputs with circular
-    padding, the operator is block-diagonalised by the 2-d DFT: its singular values are those of
-    the ``n_h · n_w`` matrices ``P(u, v) = Σ_{p,q} K[:, :, p, q] e^{−2πi(up/n_h + vq/n_w)}``.
-
-    Returns
-    -------
-    array ``(n_h · n_w · min(c_out, c_in),)`` in descending order, in the kernel's namespace.
-
-    """
-    xp = _xp.namespace(kernel)
-    if kernel.ndim != 4:
-        raise ShapeError(f"kernel must be (c_out, c_in, k_h, k_w); got {tuple(kernel.shape)}")
-    n_h, n_w = (int(s) for s in input_size)
-    if n_h < kernel.shape[2] or n_w < kernel.shape[3]:
-        raise ShapeError(f"input size {input_size} is smaller than the kernel {kernel.shape[2:]}")
-    _xp.check_real_floating(kernel, xp, "kernel")
-    _xp.check_finite(kernel, xp, "kernel")
-    cdtype = xp.complex128 if kernel.dtype == xp.float64 else xp.complex64
-    blocks = xp.fft.fftn(xp.astype(kernel, cdtype), s=(n_h, n_w), axes=(2, 3))
-    blocks = xp.permute_dims(blocks, (2, 3, 0, 1))
-    s = _xp.svdvals(blocks, xp)
-    return xp.sort(xp.reshape(s, (-1,)), descending=True)
-
-
 @dataclass(frozen=True)
 class LayerDiagnostics:
     """Spectral diagnostics of one weight matrix against Marchenko–Pastur (:ref:`theory-rmt`)."""
@@ -351,12 +323,34 @@ def layer_diagnostics(
 ) -> LayerDiagnostics:
     """ESD of ``weight`` fitted to Marchenko–Pastur, its spikes, stable rank and entropy."""
     lam, q, spec = _esd(weight)
+    return diagnose(lam, q, spec, (int(weight.shape[0]), int(weight.shape[1])), method=method)
+
+
+def diagnose(
+    lam: Array,
+    q: float,
+    spec: Spectrum,
+    shape: tuple[int, int],
+    *,
+    method: Literal["robust", "moment"] = "robust",
+    block_rows: int | None = None,
+    tw_units: float = TW_UNITS,
+) -> LayerDiagnostics:
+    """:class:`LayerDiagnostics` from an ESD ``lam`` (ratio ``q``) and the operator's spectrum.
+
+    The laws are fitted to ``lam``; stable rank and entropy are those of ``spec`` — the same
+    operator for a weight matrix, and for a convolution the whole operator while ``lam`` holds
+    one copy of each conjugate pair of Fourier blocks (:ref:`theory-conv`). ``block_rows`` is
+    the size ``m`` of the matrices whose pooled eigenvalues ``lam`` are (default: all of
+    ``lam``, one matrix): the spike margin is ``tw_units`` Tracy–Widom scales of that size.
+    """
     law = MarchenkoPastur.fit(lam, q, method=method)
+    m = int(lam.shape[-1]) if block_rows is None else int(block_rows)
     return LayerDiagnostics(
-        shape=(int(weight.shape[0]), int(weight.shape[1])),
+        shape=shape,
         law=law,
         ks_distance=law.ks_distance(lam),
-        spikes=law.spikes(lam),
+        spikes=law.spikes(lam, margin=law.edge_margin(m, tw_units)),
         top_eigenvalue=float(_xp.to_numpy(lam)[-1]),
         stable_rank=float(spec.stable_rank()),
         entropy=float(spec.entropy()),
@@ -366,9 +360,13 @@ def layer_diagnostics(
 
 
 def __getattr__(name: str) -> Any:
-    """``model_layers`` (in :mod:`specinterp.model_spectra`, which builds on this module)."""
+    """``model_layers`` and ``conv2d_singular_values`` (modules that build on this one)."""
     if name == "model_layers":
         from .model_spectra import model_layers
 
         return model_layers
+    if name == "conv2d_singular_values":
+        from .conv_spectra import conv2d_singular_values
+
+        return conv2d_singular_values
     raise AttributeError(f"module 'specinterp.rmt' has no attribute {name!r}")

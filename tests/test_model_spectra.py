@@ -67,3 +67,102 @@ def test_frame_and_errors():
 
     with pytest.raises(ModelError):
         rmt.model_layers(NoWeights())
+
+
+def _dense_operator(conv, shape):
+    """The layer as a dense matrix, column by column from torch's own forward pass."""
+    torch = pytest.importorskip("torch")
+    n_in = int(np.prod(shape))
+    basis = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *shape)
+    with torch.no_grad():
+        return conv(basis).reshape(n_in, -1).T.numpy()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_torch_circular_conv_rows_are_the_dense_operator(stride):
+    # a torch CNN with circular padding: the conv row's λ_max and stable rank are those of the
+    # layer's dense operator built from torch's forward pass (independent of the Fourier route)
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(stride)
+    conv = torch.nn.Conv2d(3, 8, 3, stride=stride, padding=1, padding_mode="circular", bias=False)
+    net = torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.Flatten()).double()
+    rows = rmt.model_layers(net, input_shape=(3, 8, 8), num_bootstrap=0, as_frame=False)
+    (row,) = [r for r in rows if r["name"] == "0.weight"]
+    assert row["kind"] == "conv circular" and row["shape"] == (8, 3, 3, 3)
+    s = np.linalg.svd(_dense_operator(net[0], (3, 8, 8)), compute_uv=False)
+    longer = max(8, 3 * stride * stride)
+    assert row["lambda_max"] == pytest.approx(s[0] ** 2 / longer, rel=1e-10)
+    assert row["stable_rank"] == pytest.approx(np.sum(s**2) / s[0] ** 2, rel=1e-10)
+    # a kernel of 4 with padding 1 gives 7 × 7 outputs: part of the circular operator only
+    net[0] = torch.nn.Conv2d(3, 8, 4, padding=1, padding_mode="circular").double()
+    rows = rmt.model_layers(net, input_shape=(3, 8, 8), num_bootstrap=0, as_frame=False)
+    assert rows[0]["kind"] == "conv circular surrogate"
+
+
+def test_conv_conventions_and_fallbacks():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 6, 3, padding=1),  # zero padding: the circular surrogate
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 6, 3, groups=2, padding=1),  # grouped: reshaped, said so
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(6, 4, 3, stride=2),  # 8 − 2 = 6 wide input... divisible by 2
+        torch.nn.Flatten(),
+    ).double()
+    rows = rmt.model_layers(net, input_shape=(2, 8, 8), num_bootstrap=0, as_frame=False)
+    kinds = {r["name"]: r["kind"] for r in rows}
+    assert kinds["0.weight"] == "conv circular surrogate"
+    assert kinds["2.weight"] == "conv reshaped (grouped or dilated)"
+    assert kinds["4.weight"] == "conv circular surrogate"
+    reshaped = rmt.model_layers(net, conv="reshape", num_bootstrap=0, as_frame=False)
+    w = net[0].weight.detach().numpy().reshape(6, -1)
+    lam = np.linalg.eigvalsh(w @ w.T / w.shape[1])
+    assert reshaped[0]["kind"] == "conv reshaped"
+    assert reshaped[0]["lambda_max"] == pytest.approx(lam[-1], rel=1e-10)
+    assert rmt.model_layers(net, conv="skip", as_frame=False) == []
+    with pytest.raises(ModelError, match="input_shape"):
+        rmt.model_layers(net, num_bootstrap=0)  # exact spectra need the input size
+    with pytest.raises(ValueError, match="conv"):
+        rmt.model_layers(net, conv="fft")
+
+
+def test_arraynet_conv_rows():
+    rng = np.random.default_rng(0)
+    net = an.Sequential(
+        [
+            an.Conv2d(rng.normal(0, 0.2, (4, 2, 3, 3)), stride=2, padding=1),
+            an.ReLU(),
+            an.Flatten(),
+            an.Dense(rng.normal(0, 0.1, (3, 64))),
+        ]
+    )
+    rows = rmt.model_layers(
+        an.ArrayNetModel(net, input_shape=(2, 8, 8)), num_bootstrap=0, as_frame=False
+    )
+    conv = [r for r in rows if r["kind"].startswith("conv")]
+    assert len(conv) == 1 and conv[0]["kind"] == "conv circular surrogate"
+    from specinterp.conv_spectra import conv2d_singular_values
+
+    s = conv2d_singular_values(net.layers[0].weight, (8, 8), stride=2)
+    assert conv[0]["lambda_max"] == pytest.approx(s[0] ** 2 / max(4, 2 * 4), rel=1e-12)
+
+
+def test_large_matrices_use_the_top_of_the_spectrum():
+    # with dense_max below the shorter side, the top-k route: λ_max and the spike count agree
+    # with the dense route, stable rank is exact (Frobenius over σ₁²), the eigenvalues are
+    # within the stated residual bound of eigvalsh, and the MP σ² from the Frobenius norm of
+    # the bulk is close to the dense robust fit
+    w1, w2 = _weights(3)
+    net = an.Sequential([an.Dense(w1), an.ReLU(), an.Dense(w2)])
+    dense = rmt.model_layers(net, num_bootstrap=0, as_frame=False)
+    top = rmt.model_layers(net, dense_max=50, num_top=30, num_bootstrap=0, as_frame=False)
+    for d, t, w in zip(dense, top, (w1, w2), strict=True):
+        assert t["kind"] == "matrix top-30" and t["esd_size"] == 30
+        lam = np.linalg.eigvalsh(w @ w.T / w.shape[1])
+        assert t["lambda_max"] == pytest.approx(lam[-1], abs=t["residual_bound"] + 1e-12)
+        assert t["residual_bound"] < 1e-6 * lam[-1]
+        assert t["stable_rank"] == pytest.approx(d["stable_rank"], rel=1e-8)
+        assert t["num_spikes"] == d["num_spikes"]
+        assert t["sigma2"] == pytest.approx(d["sigma2"], rel=0.05)
+        assert np.isnan(t["entropy"]) and np.isnan(t["ks_distance"])

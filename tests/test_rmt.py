@@ -150,31 +150,6 @@ def test_fuss_catalan_edge_of_gaussian_products(rng):
     assert top == pytest.approx(27 / 4, rel=0.05)
 
 
-def _dense_circular_conv(kernel: np.ndarray, n: int) -> np.ndarray:
-    """The circular cross-correlation y[o,i,j] = Σ K[o,c,p,q] x[c,i+p,j+q] as a dense matrix."""
-    c_out, c_in, kh, kw = kernel.shape
-    mat = np.zeros((c_out * n * n, c_in * n * n))
-    for o in range(c_out):
-        for i in range(n):
-            for j in range(n):
-                row = (o * n + i) * n + j
-                for c in range(c_in):
-                    for p in range(kh):
-                        for q_ in range(kw):
-                            col = (c * n + (i + p) % n) * n + (j + q_) % n
-                            mat[row, col] += kernel[o, c, p, q_]
-    return mat
-
-
-@pytest.mark.parametrize(("c_out", "c_in"), [(3, 2), (2, 4)])
-def test_conv_singular_values_match_dense_operator(xp, rng, c_out, c_in):
-    kernel = rng.standard_normal((c_out, c_in, 3, 3))
-    n = 6
-    dense = np.linalg.svd(_dense_circular_conv(kernel, n), compute_uv=False)
-    got = xp.to_numpy(rmt.conv2d_singular_values(xp.asarray(kernel), (n, n)))
-    np.testing.assert_allclose(got, dense[: got.size], rtol=xp.rtol * 100, atol=xp.rtol * 10)
-
-
 def test_layer_diagnostics_of_random_and_spiked_weights(rng):
     w = rng.normal(0.0, 0.05, size=(300, 800))
     d = rmt.layer_diagnostics(w)

@@ -14,6 +14,7 @@ from typing import Any
 
 from specinterp import _xp
 from specinterp._guards import finite_result
+from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
@@ -109,6 +110,23 @@ class ArrayNetModel(ModelBase):
             (f"layer{i}.weight", lay.weight)
             for i, lay in enumerate(self.net.layers)
             if isinstance(lay, Dense)
+        ]
+
+    def conv_kernels(self, input_shape: Sequence[int] | None = None) -> list[ConvKernel]:
+        """The ``Conv2d`` layers (zero padding) with their input sizes, named by layer index."""
+        shape = self.input_shape if input_shape is None else tuple(input_shape)
+        sizes: dict[int, tuple[int, int]] = {}
+        if shape is not None and any(isinstance(lay, Conv2d) for lay in self.net.layers):
+            h = self.xp.zeros((1, *shape), dtype=self.dtype, device=self.device)
+            for i, lay in enumerate(self.net.layers):
+                if isinstance(lay, Conv2d):
+                    sizes[i] = (int(h.shape[-2]), int(h.shape[-1]))
+                h, _ = lay.forward(h)
+        return [
+            ConvKernel(f"layer{i}.weight", lay.weight, (lay.stride, lay.stride), sizes.get(i))
+            # zero padding: Sedghi et al.'s circular surrogate (circular=False)
+            for i, lay in enumerate(self.net.layers)
+            if isinstance(lay, Conv2d)
         ]
 
     def with_params(self, theta: Array) -> ArrayNetModel:
