@@ -13,6 +13,8 @@ rows. Groups and the issue's cases they measure:
 * ``eigsh_vs_arpack`` — the Lanczos engine vs ARPACK on explicit operators
 * ``multiplicity`` — repeated and clustered eigenvalues: right multiset and products vs ARPACK
 * ``scale`` — million-parameter Hessian top-k / SLQ: time and peak memory
+* ``weight_spectra`` — ``model_layers`` of a 110 M-parameter transformer vs WeightWatcher:
+  time, peak memory, α against a known heavy-tailed truth
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from . import (
     scale,
     spectra_overhead,
     trace_peers,
+    weight_spectra,
 )
 
 CASES = {
@@ -43,6 +46,7 @@ CASES = {
     "multiplicity": multiplicity.run,
     "scale": scale.run,
     "language_model": language_model.run,
+    "weight_spectra": weight_spectra.run,
 }
 
 

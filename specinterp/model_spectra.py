@@ -23,12 +23,12 @@ from . import _xp
 from .capabilities import ConvKernel, ConvKernels, WeightMatrices, offers, use
 from .conv_spectra import conv_layer_diagnostics, reshaped_kernel
 from .errors import ModelError
-from .heavy_tails import power_law_fit
+from .heavy_tails import PowerLawFit, power_law_fit
 from .linalg.bidiag import svds
 from .model import as_model
 from .rmt import TW_UNITS, LayerDiagnostics, MarchenkoPastur, layer_diagnostics
 
-__all__ = ["model_layers"]
+__all__ = ["model_layers", "tail_supported"]
 
 Conv = Literal["exact", "reshape", "skip"]
 
@@ -93,7 +93,11 @@ def model_layers(
         Columns ``name, kind, shape, esd_size, residual_bound, q, sigma2, mp_edge, lambda_max,
         num_spikes, ks_distance, alpha, alpha_lo, alpha_hi, alpha_status, alpha_gof_p,
         alpha_cutoff, power_law_supported, alpha_weighted, stable_rank, entropy`` and, with
-        ``randomize``, ``num_spikes_randomized``. ``kind`` is ``"matrix"``, ``"matrix top-k"``,
+        ``randomize``, ``num_spikes_randomized``. ``power_law_supported`` needs, beyond
+        :attr:`~specinterp.heavy_tails.PowerLawFit.supported`, a tail that reaches past the
+        Marchenko–Pastur edge and its margin (at least one spike): a tail inside the fitted
+        bulk's compact support is the bulk's edge — the "spuriously large α" of a random layer.
+        ``kind`` is ``"matrix"``, ``"matrix top-k"``,
         ``"conv circular"``, ``"conv circular surrogate"`` or ``"conv reshaped (why)"``.
 
     Raises
@@ -132,6 +136,17 @@ def model_layers(
         for k in kernels:
             rows.append(_conv_row(k, conv, fit_kw, randomize, rng))
     return _table(rows, as_frame)
+
+
+def tail_supported(fit: PowerLawFit, diag: LayerDiagnostics) -> bool:
+    """Whether a layer's ESD has a power-law tail (:ref:`theory-power-law`).
+
+    The fit must stand on its own (:attr:`~specinterp.heavy_tails.PowerLawFit.supported`) and
+    the tail must reach past the Marchenko–Pastur edge and its Tracy–Widom margin (at least one
+    spike): a tail inside the bulk's compact support is the bulk's edge, which a power law of
+    any large exponent fits about as well as anything else.
+    """
+    return fit.supported and diag.num_spikes > 0
 
 
 def _table(rows: list[dict[str, Any]], as_frame: bool | None) -> Any:
@@ -219,7 +234,7 @@ def _row(
         "alpha_status": fit.status,
         "alpha_gof_p": fit.gof_p_value,
         "alpha_cutoff": fit.cutoff,
-        "power_law_supported": fit.supported,
+        "power_law_supported": tail_supported(fit, diag),
         "alpha_weighted": fit.weighted_alpha(lam_max) if fit.status == "ok" else math.nan,
         "stable_rank": diag.stable_rank,
         "entropy": diag.entropy,

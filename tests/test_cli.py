@@ -40,7 +40,7 @@ def test_default_report_files_and_schema(default_report):
     html = (default_report / "index.html").read_text()
     data = json.loads((default_report / "metrics.json").read_text())
     jsonschema.validate(data, METRICS_SCHEMA)
-    assert html.count('<img src="data:image/png;base64,') == 6  # self-contained figures
+    assert html.count('<img src="data:image/png;base64,') == 7  # self-contained figures
     assert "<link" not in html and "<script" not in html
     assert data["num_samples"] == 60 and not data["missing"]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model_spectra import tail_supported
 from .analysis import ReportData
 
 __all__ = ["make_figures"]
@@ -72,6 +73,7 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
         axes[0][0].legend(fontsize=8)
         figs["weights"] = _png(fig)
         figs["tails"] = _png(_tails_figure(plt, rep))
+        figs["alpha"] = _png(_alpha_figure(plt, rep))
     js = rep.jacobian
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
     for s in js.singular_values[: min(64, len(js.singular_values))]:
@@ -157,10 +159,13 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
 def _tails_figure(plt: Any, rep: ReportData) -> Any:
     """Per layer: the ESD's complementary CDF on log–log axes and the fitted power law."""
     fig, axes = _grid(plt, len(rep.layers))
-    for ax, (name, _, lam), fit in zip(axes.flat, rep.layers, rep.tails, strict=False):
+    for ax, (name, diag, lam), fit in zip(axes.flat, rep.layers, rep.tails, strict=False):
         x = np.sort(lam[lam > 0])
         ccdf = 1.0 - np.arange(x.size) / x.size  # P(X ≥ x_(i))
         ax.loglog(x, ccdf, ".", ms=3, color="#4c72b0", label="ESD")
+        mp = np.geomspace(x[0], max(x[-1], diag.law.edges[1]), 200)
+        mp_ccdf = 1.0 - np.asarray(diag.law.cdf(mp))
+        ax.loglog(mp[mp_ccdf > 0], mp_ccdf[mp_ccdf > 0], color="#dd8452", lw=1, label="fitted MP")
         short = name if len(name) <= 22 else "…" + name[-21:]
         if fit.status == "ok":
             grid = np.geomspace(fit.x_min, x[-1], 50)
@@ -171,12 +176,37 @@ def _tails_figure(plt: Any, rep: ReportData) -> Any:
                 color="#c44e52",
                 label="power law",
             )
-            verdict = "" if fit.supported else ", not supported"
+            verdict = "" if tail_supported(fit, diag) else ", not supported"
             title = f"{short}: α = {fit.alpha:.2f} [{fit.alpha_ci[0]:.2f}, {fit.alpha_ci[1]:.2f}]"
             ax.set_title(title + verdict, fontsize=8)
         else:
             ax.set_title(f"{short}: {fit.status}", fontsize=8)
         ax.set_xlabel("eigenvalue of XXᵀ/n")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels collide on short ranges
     axes[0][0].set_ylabel("P(λ ≥ x)")
     axes[0][0].legend(fontsize=8)
+    return fig
+
+
+def _alpha_figure(plt: Any, rep: ReportData) -> Any:
+    """Per-layer power-law exponent with its bootstrap interval; unsupported fits greyed."""
+    fits = list(zip(rep.layers, rep.tails, strict=False))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.9 * len(fits) + 1.5), 3.0))
+    for i, ((_, diag, _), fit) in enumerate(fits):
+        if fit.status != "ok":
+            ax.annotate(fit.status, (i, 0), rotation=90, fontsize=7, ha="center", va="bottom")
+            continue
+        ok = tail_supported(fit, diag)
+        lo, hi = fit.alpha_ci
+        err = None if math.isnan(lo) else [[fit.alpha - lo], [hi - fit.alpha]]
+        ax.bar(i, fit.alpha, color="#4c72b0" if ok else "#bbbbbb", yerr=err, capsize=3)
+    ax.set_xticks(range(len(fits)))
+    ax.set_xticklabels(
+        [n if len(n) <= 16 else "…" + n[-15:] for (n, _, _), _ in fits],
+        rotation=30,
+        ha="right",
+        fontsize=7,
+    )
+    ax.set_ylabel("power-law exponent α")
+    ax.set_title("α per layer, 95 % interval (grey: not supported)", fontsize=9)
     return fig

@@ -77,10 +77,13 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
     parts.append(
         "<h2>Heavy-tailed weight spectra</h2><p class=note>Power law fitted to the upper tail of "
         "each ESD (Clauset–Shalizi–Newman: maximum likelihood, x_min by the KS distance, 95 % "
-        "bootstrap interval), tested against an exponential and a log-normal (docs: theory §4). "
-        "The table above lists α, its interval and whether a power law is supported.</p>"
+        "bootstrap interval), tested against an exponential, a log-normal and a power law with "
+        "cutoff; a tail that stays inside the fitted Marchenko–Pastur bulk (orange) is not a "
+        "power law (docs: theory §4). The table above lists α, its interval and whether a power "
+        "law is supported.</p>"
     )
-    parts.append(img("tails", "ESD tails on log–log axes with the fitted power laws"))
+    parts.append(img("tails", "ESD tails on log–log axes with the fitted power laws and MP"))
+    parts.append(img("alpha", "power-law exponent per layer with its interval"))
     parts.append("<h2>Input-Jacobian spectra</h2>")
     parts.append(
         _table(

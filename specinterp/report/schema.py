@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model_spectra import tail_supported
 from .analysis import ReportData
 
 __all__ = [
@@ -180,7 +181,7 @@ def cell(v: Any) -> str:
     return "—" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def _tail_fields(fit: Any) -> dict[str, Any]:
+def _tail_fields(fit: Any, diag: Any) -> dict[str, Any]:
     """The power-law columns of a layer (``"not computed"`` when the fit is absent)."""
     if fit is None:
         return dict.fromkeys(("alpha", "alpha_lo", "alpha_hi"), None) | {
@@ -192,7 +193,7 @@ def _tail_fields(fit: Any) -> dict[str, Any]:
         "alpha_lo": _num(fit.alpha_ci[0]),
         "alpha_hi": _num(fit.alpha_ci[1]),
         "alpha_status": fit.status,
-        "power_law_supported": bool(fit.supported),
+        "power_law_supported": tail_supported(fit, diag),
     }
 
 
@@ -251,7 +252,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
                 "stable_rank": d.stable_rank,
                 "entropy": d.entropy,
                 "normalized_entropy": d.normalized_entropy,
-                **_tail_fields(rep.tails[k] if k < len(rep.tails) else None),
+                **_tail_fields(rep.tails[k] if k < len(rep.tails) else None, d),
             }
             for k, (name, d, _) in enumerate(rep.layers)
         ],
