@@ -10,7 +10,7 @@ never flips it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -18,10 +18,12 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from specinterp import _xp
+from specinterp.capabilities import ConvKernel
 from specinterp.errors import LabelError, ModelError, ShapeError
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
+from ._jax_conv import jax_conv_kernels
 from ._outputs import output_selector
 from .jax_regularizers import (  # noqa: F401 - importable from here, as before the split
     jacobian_entropy,
@@ -270,6 +272,15 @@ class JaxModel(ModelBase):
             for path, leaf in leaves
             if getattr(leaf, "ndim", 0) == 2
         ]
+
+    def conv_kernels(self, input_shape: Sequence[int] | None = None) -> list[ConvKernel]:
+        """The 2-d convolutions, read from the model's jaxpr (capability ``ConvKernels``)."""
+        shape = self.input_shape if input_shape is None else tuple(input_shape)
+        leaves = jax.tree_util.tree_flatten_with_path(self.params)[0]
+        named = [
+            (jax.tree_util.keystr(p), leaf) for p, leaf in leaves if getattr(leaf, "ndim", 0) == 4
+        ]
+        return jax_conv_kernels(self._natural, self.flat, named, shape)
 
     def with_params(self, theta: jax.Array) -> JaxModel:
         """The same model with the flat parameter vector ``theta``."""

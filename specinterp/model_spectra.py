@@ -53,8 +53,9 @@ def model_layers(
     ----------
     model
         Anything :func:`specinterp.as_model` accepts. Its 2-d weight matrices are analysed, and
-        its 2-d convolutions where the model lists them (torch ``nn.Conv2d``, arraynet
-        ``Conv2d``; capability :class:`~specinterp.capabilities.ConvKernels`).
+        its 2-d convolutions where the model lists them (capability
+        :class:`~specinterp.capabilities.ConvKernels`: torch ``nn.Conv2d``, arraynet ``Conv2d``,
+        and every ``lax.conv_general_dilated`` in a JAX model's jaxpr).
     conv : {"exact", "reshape", "skip"}
         ``"exact"``: the Fourier spectrum of each convolution at its input size (exact for
         circular padding, Sedghi et al.'s circular surrogate otherwise; layers it does not

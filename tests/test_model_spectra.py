@@ -183,3 +183,35 @@ def test_a_tail_inside_the_bulk_is_not_a_power_law():
     assert power_law_fit(lam, num_bootstrap=0).supported and g_row["alpha"] > 10
     assert g_row["num_spikes"] == 0 and not g_row["power_law_supported"]
     assert p_row["power_law_supported"] and abs(p_row["alpha"] - 1.75) < 0.25
+
+
+def test_jax_convolutions_come_from_the_jaxpr():
+    # a Flax NNX CNN (kernels in HWIO) and an Equinox conv (OIHW): the rows name the kernel
+    # leaf and equal the torch layer holding the same kernel (independent route: torch hooks)
+    jax = pytest.importorskip("jax")
+    nnx = pytest.importorskip("flax.nnx")
+    torch = pytest.importorskip("torch")
+    jnp = jax.numpy
+    conv = nnx.Conv(3, 8, (3, 3), strides=2, padding=1, rngs=nnx.Rngs(0))
+    net = nnx.Sequential(conv, nnx.relu, lambda z: z.reshape(z.shape[0], -1))
+    rows = rmt.model_layers(net, input_shape=(8, 8, 3), num_bootstrap=0, as_frame=False)
+    (row,) = rows
+    assert "kernel" in row["name"] and row["kind"] == "conv circular surrogate"
+    kernel = np.transpose(np.array(conv.kernel[...]), (3, 2, 0, 1))  # HWIO → OIHW, a copy
+    tconv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+    with torch.no_grad():
+        tconv.weight.copy_(torch.as_tensor(kernel))
+    theirs = rmt.model_layers(tconv, input_shape=(3, 8, 8), num_bootstrap=0, as_frame=False)
+    assert row["shape"] == theirs[0]["shape"] == (8, 3, 3, 3)
+    for key in ("lambda_max", "stable_rank", "entropy", "num_spikes"):
+        assert row[key] == pytest.approx(theirs[0][key], rel=1e-5)
+    eqx = pytest.importorskip("equinox")
+    econv = eqx.nn.Conv2d(3, 8, 3, stride=2, padding=1, use_bias=False, key=jax.random.key(0))
+    econv = eqx.tree_at(lambda c: c.weight, econv, jnp.asarray(kernel))
+
+    from specinterp.adapters.jax import JaxModel
+
+    eq_model = JaxModel.from_equinox(econv, input_shape=(3, 8, 8))
+    eq_rows = rmt.model_layers(eq_model, num_bootstrap=0, as_frame=False)
+    assert eq_rows[0]["name"] == ".weight"
+    assert eq_rows[0]["lambda_max"] == pytest.approx(theirs[0]["lambda_max"], rel=1e-5)
