@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "DTypeError",
+    "DataError",
     "EmptyInputError",
     "LabelError",
     "MemoryBudgetError",
@@ -59,3 +60,7 @@ class MemoryBudgetError(SpecinterpError, MemoryError):
 
 class ModelError(SpecinterpError, TypeError):
     """An object could not be used as a model, or a model is in an unusable state."""
+
+
+class DataError(SpecinterpError, ValueError):
+    """Data that cannot serve as batches of an operator (not replayable, malformed)."""

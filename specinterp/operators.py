@@ -20,7 +20,9 @@ from typing import Any
 
 from . import _xp
 from ._guards import finite_result
+from .batches import _is_dask, _is_pair
 from .capabilities import NativeInputJacobian, NativeParamJacobian, use
+from .data_operators import DataGGNOperator, DataHessianOperator
 from .errors import MemoryBudgetError
 from .losses import get_loss
 from .model import Model, as_model, input_space
@@ -276,17 +278,51 @@ def ntk_operator(model: Any, x: Array) -> NTKOperator:
     return NTKOperator(model, x)
 
 
+def _batch_or_data(x: Any, y: Any, data: Any, loss: Any, what: str) -> tuple[Any, Any, Any]:
+    """``(x, y, None)`` for one in-memory batch, ``(None, None, data)`` for a data source."""
+    if loss is None:
+        raise TypeError(f"{what} needs a loss: loss='cross_entropy', 'mse', … or a Loss")
+    if data is not None:
+        if x is not None or y is not None:
+            raise TypeError(f"{what} takes either x, y or data=, not both")
+        return None, None, data
+    if x is None:
+        raise TypeError(f"{what} needs x, y (one batch) or data= (batches)")
+    if y is None:  # f(model, data, loss=...): x is the data
+        if _is_pair(x) and not _is_dask(x[0]):
+            return x[0], x[1], None
+        return None, None, x
+    return x, y, None
+
+
 @finite_result("model output")
-def hessian_operator(model: Any, x: Array, y: Array, loss: Any) -> HessianOperator:
-    """The loss Hessian as a symmetric ``p × p`` operator of HVPs."""
+def hessian_operator(
+    model: Any, x: Any = None, y: Array | None = None, loss: Any = None, *, data: Any = None
+) -> HessianOperator | DataHessianOperator:
+    """The loss Hessian as a symmetric ``p × p`` operator of HVPs.
+
+    Of one in-memory batch ``x, y``; or of the mean loss over a whole dataset given as
+    ``data=`` (or in place of ``x`` with ``y`` omitted): a ``DataLoader``, a list of ``(x, y)``
+    batches, a function returning a fresh iterable of them, Dask arrays
+    (:func:`specinterp.batches.as_batches`). The dataset operator is the exact sample-weighted
+    mean over the batches, one batch in memory at a time (:ref:`theory-data`).
+    """
+    x, y, data = _batch_or_data(x, y, data, loss, "hessian_operator")
+    if data is not None:
+        return DataHessianOperator(model, data, loss)
     return HessianOperator(model, x, y, loss)
 
 
 @finite_result("model output")
-def ggn_operator(model: Any, x: Array, y: Array, loss: Any) -> GGNOperator:
+def ggn_operator(
+    model: Any, x: Any = None, y: Array | None = None, loss: Any = None, *, data: Any = None
+) -> GGNOperator | DataGGNOperator:
     """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``.
 
     ``Λ`` is applied matrix-free (for cross-entropy ``p ⊙ u − p⟨p, u⟩`` per token), so memory
-    stays that of the outputs, ``O(N·T·V)``.
+    stays that of the outputs, ``O(N·T·V)``. Data as in :func:`hessian_operator`.
     """
+    x, y, data = _batch_or_data(x, y, data, loss, "ggn_operator")
+    if data is not None:
+        return DataGGNOperator(model, data, loss)
     return GGNOperator(model, x, y, loss)
