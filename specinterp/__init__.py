@@ -6,6 +6,7 @@ against the Python array API so it runs on NumPy, PyTorch, JAX, CuPy and array-a
 """
 
 from . import attribution, bounds, datasets, errors, linalg, losses, regularizers, rmt, views
+from .data_spread import BatchSpread, curvature_spread
 from .diagnostics import JacobianSpectra, LayerGains, jacobian_spectra, layer_gains
 from .model import Model, as_model
 from .operators import (
@@ -38,6 +39,7 @@ from .sweep import sweep
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BatchSpread",
     "GMSIInputs",
     "GMSIResult",
     "JacobianSpectra",
@@ -53,6 +55,7 @@ __all__ = [
     "bounds",
     "certified_radius",
     "condition_number",
+    "curvature_spread",
     "datasets",
     "effective_rank",
     "errors",
