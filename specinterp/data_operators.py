@@ -26,7 +26,7 @@ from .model_operators import natural_outputs
 
 Array = Any
 
-__all__ = ["DataGGNOperator", "DataHessianOperator"]
+__all__ = ["DataGGNOperator", "DataHessianOperator", "ggn_batch_sum", "hessian_batch_sum"]
 
 
 class _DataOperator(LinearOperator):
@@ -71,6 +71,32 @@ class _DataOperator(LinearOperator):
         raise NotImplementedError
 
 
+def hessian_batch_sum(model: Model, loss: Any, x: Array, y: Array, v: Array) -> Array:
+    """``N_b H_b V`` for one batch (``H_b`` the Hessian of its mean loss), ``V`` of shape (p, k)."""
+    xp = model.xp
+    try:  # the adapter's work-reusing product, built per batch and dropped after it
+        mv = use(model, ReusableHVP, x, y, loss)
+    except NotImplementedError:
+
+        def mv(u: Array) -> Array:
+            return model.hvp(x, y, u, loss)
+
+    cols = [mv(v[:, j]) for j in range(int(v.shape[1]))]
+    return xp.stack(cols, axis=1) * int(x.shape[0])
+
+
+def ggn_batch_sum(model: Model, loss: Any, x: Array, y: Array, v: Array) -> Array:
+    """``G_bᵀ Λ_b G_b V`` for one batch (the sum over its samples), ``V`` of shape (p, k)."""
+    xp, lf = model.xp, get_loss(loss)
+    z = natural_outputs(model, x)
+    n, c = int(z.shape[0]), math.prod(z.shape[1:])
+    cols = []
+    for j in range(int(v.shape[1])):
+        dz = xp.reshape(model.jvp_params(x, v[:, j]), tuple(z.shape))
+        cols.append(model.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))))
+    return xp.stack(cols, axis=1)
+
+
 class DataHessianOperator(_DataOperator):
     """The Hessian of the mean loss over every sample of ``data``, ``p × p``.
 
@@ -82,16 +108,7 @@ class DataHessianOperator(_DataOperator):
         super().__init__(model, data, loss, psd=False)
 
     def _batch_products(self, x: Array, y: Array, v: Array) -> Array:
-        m, xp = self.model, self.model.xp
-        try:  # the adapter's work-reusing product, built per batch and dropped after it
-            mv = use(m, ReusableHVP, x, y, self._loss_spec)
-        except NotImplementedError:
-
-            def mv(u: Array) -> Array:
-                return m.hvp(x, y, u, self._loss_spec)
-
-        cols = [mv(v[:, j]) for j in range(int(v.shape[1]))]
-        return xp.stack(cols, axis=1) * int(x.shape[0])
+        return hessian_batch_sum(self.model, self._loss_spec, x, y, v)
 
 
 class DataGGNOperator(_DataOperator):
@@ -104,11 +121,4 @@ class DataGGNOperator(_DataOperator):
         super().__init__(model, data, loss, psd=get_loss(loss).convex)
 
     def _batch_products(self, x: Array, y: Array, v: Array) -> Array:
-        m, xp, lf = self.model, self.model.xp, self.loss
-        z = natural_outputs(m, x)
-        n, c = int(z.shape[0]), math.prod(z.shape[1:])
-        cols = []
-        for j in range(int(v.shape[1])):
-            dz = xp.reshape(m.jvp_params(x, v[:, j]), tuple(z.shape))
-            cols.append(m.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))))
-        return xp.stack(cols, axis=1)
+        return ggn_batch_sum(self.model, self._loss_spec, x, y, v)

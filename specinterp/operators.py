@@ -23,6 +23,7 @@ from ._guards import finite_result
 from .batches import _is_dask, _is_pair
 from .capabilities import NativeInputJacobian, NativeParamJacobian, use
 from .data_operators import DataGGNOperator, DataHessianOperator
+from .distributed import DistributedGGNOperator, DistributedHessianOperator
 from .errors import MemoryBudgetError
 from .losses import get_loss
 from .model import Model, as_model, input_space
@@ -297,7 +298,13 @@ def _batch_or_data(x: Any, y: Any, data: Any, loss: Any, what: str) -> tuple[Any
 
 @finite_result("model output")
 def hessian_operator(
-    model: Any, x: Any = None, y: Array | None = None, loss: Any = None, *, data: Any = None
+    model: Any,
+    x: Any = None,
+    y: Array | None = None,
+    loss: Any = None,
+    *,
+    data: Any = None,
+    client: Any = None,
 ) -> HessianOperator | DataHessianOperator:
     """The loss Hessian as a symmetric ``p × p`` operator of HVPs.
 
@@ -305,17 +312,30 @@ def hessian_operator(
     ``data=`` (or in place of ``x`` with ``y`` omitted): a ``DataLoader``, a list of ``(x, y)``
     batches, a function returning a fresh iterable of them, Dask arrays
     (:func:`specinterp.batches.as_batches`). The dataset operator is the exact sample-weighted
-    mean over the batches, one batch in memory at a time (:ref:`theory-data`).
+    mean over the batches, one batch in memory at a time (:ref:`theory-data`). With
+    ``client=`` (a ``dask.distributed.Client``) the batches are spread over its workers, each
+    product one round of partial sums (:mod:`specinterp.distributed`); pass the model as the
+    object you built (a torch module, an arraynet network, ``(apply_fn, params)``).
     """
     x, y, data = _batch_or_data(x, y, data, loss, "hessian_operator")
     if data is not None:
+        if client is not None:
+            return DistributedHessianOperator(model, data, loss, client)
         return DataHessianOperator(model, data, loss)
+    if client is not None:
+        raise TypeError("client= distributes batches: pass the data as data=")
     return HessianOperator(model, x, y, loss)
 
 
 @finite_result("model output")
 def ggn_operator(
-    model: Any, x: Any = None, y: Array | None = None, loss: Any = None, *, data: Any = None
+    model: Any,
+    x: Any = None,
+    y: Array | None = None,
+    loss: Any = None,
+    *,
+    data: Any = None,
+    client: Any = None,
 ) -> GGNOperator | DataGGNOperator:
     """The GGN as a symmetric ``p × p`` operator: ``v ↦ (1/N) Gᵀ Λ G v``.
 
@@ -324,5 +344,9 @@ def ggn_operator(
     """
     x, y, data = _batch_or_data(x, y, data, loss, "ggn_operator")
     if data is not None:
+        if client is not None:
+            return DistributedGGNOperator(model, data, loss, client)
         return DataGGNOperator(model, data, loss)
+    if client is not None:
+        raise TypeError("client= distributes batches: pass the data as data=")
     return GGNOperator(model, x, y, loss)

@@ -214,3 +214,38 @@ def test_spread_across_batches_matches_the_known_one():
     assert top.spread.shape == (3,) and np.all(top.spread > 0)
     with pytest.raises(ValueError, match="two batches"):
         curvature_spread(net, batches[:1], "mse", "trace")
+
+
+def test_dask_local_cluster_equals_one_process():
+    # two worker processes hold the 7 batches (round-robin); the driver runs Lanczos and
+    # Hutch++: top-5 Hessian eigenvalues and the trace equal one process's to 1e-12 (float64,
+    # same seeds), one round trip per product, and the GGN's products equal too
+    torch = pytest.importorskip("torch")
+    distributed = pytest.importorskip("distributed")
+    from specinterp.distributed import DistributedHessianOperator
+
+    net = torch_mlp(1)
+    x, y = _data("cross_entropy")
+    batches = _split("torch", x, y)
+    local = hessian_operator(net, data=batches, loss="cross_entropy")
+    top_local = linalg.eigsh(local, 5, tol=1e-10, seed=0)
+    tr_local = linalg.trace(local, method="hutch++", num_matvecs=30, seed=1)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        remote = hessian_operator(net, data=batches, loss="cross_entropy", client=client)
+        assert isinstance(remote, DistributedHessianOperator) and remote.num_samples == 35
+        top = linalg.eigsh(remote, 5, tol=1e-10, seed=0)
+        assert remote.num_rounds == top.num_matvecs
+        rounds = remote.num_rounds
+        tr = linalg.trace(remote, method="hutch++", num_matvecs=30, seed=1)
+        assert remote.num_rounds - rounds == local.num_passes - top_local.num_matvecs
+        v = torch.as_tensor(np.random.default_rng(4).standard_normal((local.shape[0], 2)))
+        g_remote = ggn_operator(net, data=batches, loss="cross_entropy", client=client) @ v
+    np.testing.assert_allclose(top.values, top_local.values, rtol=1e-12)
+    assert tr.estimate == pytest.approx(tr_local.estimate, rel=1e-12)
+    g_local = ggn_operator(net, data=batches, loss="cross_entropy") @ v
+    torch.testing.assert_close(g_remote, g_local, rtol=1e-12, atol=1e-15)
