@@ -121,7 +121,7 @@ def _fit_shape(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, str]
 def _report(args: argparse.Namespace) -> int:
     from specinterp import as_model
 
-    from .report.analysis import analyse
+    from .report.analysis import HESSIAN_MAX_SAMPLES, analyse
     from .report.builtin import EPOCHS, builtin_model
     from .report.loading import ReportInputError, load_data, load_model
     from .report.render import write_report
@@ -153,10 +153,12 @@ def _report(args: argparse.Namespace) -> int:
                 " (cached weights)" if built.cached else ""
             )
             x, y, data_name = built.x_test, built.y_test, "scikit-learn digits, held-out 20 %"
+            # the Hessian of the training loss, over every training digit
+            curvature = (built.x_train, built.y_train)
         else:
             obj = load_model(args.model)
             model_name = args.model
-            x = y = None
+            x = y = curvature = None
         if args.data is not None:
             x, y, data_name = load_data(args.data)
         elif x is None:
@@ -176,6 +178,10 @@ def _report(args: argparse.Namespace) -> int:
         n = min(args.samples, len(y))
         idx = np.sort(rng.choice(len(y), size=n, replace=False))
         xa, ya, note = _fit_shape(model, np.asarray(x)[idx], np.asarray(y)[idx])
+        # the Hessian is of the loss over all the data (up to 32 batches of 128)
+        cx, cy = (x, y) if curvature is None or args.data is not None else curvature
+        every = np.sort(rng.permutation(len(cy))[:HESSIAN_MAX_SAMPLES])
+        xh, yh, _ = _fit_shape(model, np.asarray(cx)[every], np.asarray(cy)[every])
         rep = analyse(
             model,
             xa,
@@ -184,6 +190,7 @@ def _report(args: argparse.Namespace) -> int:
             data_name=data_name + note,
             seed=args.seed,
             step=progress.step,
+            curvature_data=(xh, yh),
         )
         figs: dict[str, bytes] = {}
         if args.format == "html":

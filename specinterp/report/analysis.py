@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
+from ..data_operators import DataHessianOperator
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh, spectral_density
@@ -39,6 +40,10 @@ class ReportData:
     hessian_residuals: np.ndarray
     hessian_converged: bool
     hessian_matvecs: int
+    hessian_samples: int
+    hessian_batches: int
+    #: standard deviation of each top eigenvalue across the batches (one batch's Hessian each)
+    hessian_batch_spread: np.ndarray
     density_grid: np.ndarray
     density: np.ndarray
     gmsi: GMSIResult
@@ -51,14 +56,30 @@ class ReportData:
     tails: list[PowerLawFit] = field(default_factory=list)
 
 
+#: the most samples the report's Hessian is computed over (32 batches of 128)
+HESSIAN_MAX_SAMPLES = 4096
+
+
 def _np(a: Any) -> np.ndarray:
     return np.asarray(_xp.to_numpy(a))
 
 
 def analyse(
-    model: Any, x: Any, y: Any, *, model_name: str, data_name: str, seed: int, step: Any
+    model: Any,
+    x: Any,
+    y: Any,
+    *,
+    model_name: str,
+    data_name: str,
+    seed: int,
+    step: Any,
+    curvature_data: tuple[Any, Any] | None = None,
 ) -> ReportData:
-    """Run every analysis; ``step(name)`` is a context manager that reports progress."""
+    """Run every analysis; ``step(name)`` is a context manager that reports progress.
+
+    The Hessian is of the loss over ``curvature_data`` (default ``x, y``), in batches of 128,
+    at most :data:`HESSIAN_MAX_SAMPLES` samples.
+    """
     n = int(x.shape[0])
     with step("predictions"):
         z = model.apply(x)
@@ -97,13 +118,23 @@ def analyse(
         else:
             res = eigsh(ntk_operator(model, xs), min(20, small * c), tol=1e-6, seed=seed)
             ntk_eigs = _np(res.values)
-    hb = min(n, 128)
-    xh, yh = x[:hb, ...], y_full[:hb, ...]
-    with step("Hessian top-k and density"):
-        hop = hessian_operator(full_model, xh, yh, loss)  # the whole (per-token) loss
+    xc, yc = (x, y_full) if curvature_data is None else curvature_data
+    nc = min(int(xc.shape[0]), HESSIAN_MAX_SAMPLES)
+    hb = min(nc, 128)
+    with step("Hessian top-k and density (all data, in batches)"):
+        # the loss of all the data in batches of 128, and each batch alone
+        batches = [(xc[i : i + hb, ...], yc[i : i + hb, ...]) for i in range(0, nc, hb)]
+        hop = DataHessianOperator(full_model, batches, loss)  # the whole (per-token) loss
         k = min(8, model.num_params)
         top = eigsh(hop, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
         dens = spectral_density(hop, num_probes=4, num_steps=min(60, model.num_params), seed=seed)
+        per_batch = np.stack(
+            [
+                _np(eigsh(hessian_operator(full_model, xb, yb, loss), k, tol=1e-4).values)
+                for xb, yb in batches
+            ]
+        )
+        spread = np.std(per_batch, axis=0, ddof=1) if len(batches) > 1 else np.full(k, np.nan)
     with step("GMSI"):
         given = GMSIInputs(
             jacobian=JacobianSpectra(**{k: v[:small] for k, v in jac.__dict__.items()}),
@@ -176,6 +207,9 @@ def analyse(
         hessian_residuals=_np(top.residuals),
         hessian_converged=top.converged,
         hessian_matvecs=top.num_matvecs,
+        hessian_samples=hop.num_samples,
+        hessian_batches=hop.num_batches,
+        hessian_batch_spread=spread,
         density_grid=np.asarray(dens.grid),
         density=np.asarray(dens.density),
         gmsi=g,

@@ -23,12 +23,14 @@ EPOCHS = 40
 
 @dataclass(frozen=True)
 class BuiltIn:
-    """The built-in model with its held-out test data."""
+    """The built-in model with its held-out test data and its training data."""
 
     net: Any
     x_test: np.ndarray
     y_test: np.ndarray
     cached: bool
+    x_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
 
 
 def cache_dir() -> Path:
@@ -49,7 +51,7 @@ def builtin_model(seed: int = 0, *, progress: Any = None) -> BuiltIn:
     if path.is_file():
         with np.load(path) as data:
             params = [data[f"p{i}"] for i in range(len(net.params))]
-        return BuiltIn(net.with_params(params), x[test], y[test], cached=True)
+        return BuiltIn(net.with_params(params), x[test], y[test], True, x[train], y[train])
     for _ in range(EPOCHS):
         net = an.train(net, x[train], y[train], epochs=1, lr=3e-3, seed=seed + _)
         if progress is not None:
@@ -61,4 +63,4 @@ def builtin_model(seed: int = 0, *, progress: Any = None) -> BuiltIn:
         os.replace(tmp, path)
     except OSError:
         pass  # an unwritable cache only costs a retrain next time
-    return BuiltIn(net, x[test], y[test], cached=False)
+    return BuiltIn(net, x[test], y[test], False, x[train], y[train])

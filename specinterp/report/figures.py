@@ -97,15 +97,31 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
     axes[0].semilogy(np.arange(1, ev.size + 1), ev, ".", color="#4c72b0")
     axes[0].set_title(f"NTK eigenvalues ({rep.ntk_samples} samples)", fontsize=9)
     axes[0].set_xlabel("index")
+    idx = np.arange(1, rep.hessian_values.size + 1)
+    spread = np.nan_to_num(rep.hessian_batch_spread, nan=0.0)
     axes[1].errorbar(
-        np.arange(1, rep.hessian_values.size + 1),
+        idx,
+        rep.hessian_values,
+        yerr=spread,
+        fmt="none",
+        capsize=3,
+        color="#999999",
+        label="± sd of one batch's value",
+    )
+    axes[1].errorbar(
+        idx,
         rep.hessian_values,
         yerr=rep.hessian_residuals,
         fmt="o",
         capsize=3,
         color="#c44e52",
+        label="all data (± residual bound, T9)",
     )
-    axes[1].set_title("Hessian top-k (± residual bound, T9)", fontsize=9)
+    axes[1].legend(fontsize=7)
+    axes[1].set_title(
+        f"Hessian top-k: {rep.hessian_samples} samples, {rep.hessian_batches} batches",
+        fontsize=9,
+    )
     axes[2].plot(rep.density_grid, rep.density, color="#4c72b0")
     axes[2].set_yscale("log")
     axes[2].set_ylim(bottom=max(1e-6, rep.density.max() * 1e-8))

@@ -120,7 +120,10 @@ NTK = (
     Field("trace", "tr K", "number"),
 )
 HESSIAN = (
+    Field("samples", "Hessian: samples in the loss", "integer"),
+    Field("batches", "Hessian: batches (≤ 128 samples each)", "integer"),
     Field("top_eigenvalues", "Hessian top eigenvalues", "numbers"),
+    Field("batch_spread", "± across batches (sd of one batch's value)", "numbers"),
     Field("residuals", "residual bounds (T9)", "numbers"),
     Field("converged", "Lanczos converged", "boolean"),
     Field("num_matvecs", "Hessian-vector products", "integer"),
@@ -143,7 +146,7 @@ METRICS_SCHEMA: dict[str, Any] = {
         "missing",
     ],
     "properties": {
-        "schema_version": {"const": 1},
+        "schema_version": {"const": 2},
         **{f.key: f.json_schema() for f in SUMMARY},
         "layers": {"type": "array", "items": _section(LAYER)},
         "jacobian": {"type": "object", "additionalProperties": _KINDS["stats"]},
@@ -237,7 +240,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
         )
     g = rep.gmsi
     return {
-        "schema_version": 1,
+        "schema_version": 2,
         **{f.key: getattr(rep, f.key) for f in SUMMARY},
         "layers": [
             {
@@ -263,7 +266,10 @@ def metrics(rep: ReportData) -> dict[str, Any]:
             "trace": _num(np.sum(rep.ntk_eigenvalues)),
         },
         "hessian": {
+            "samples": int(rep.hessian_samples),
+            "batches": int(rep.hessian_batches),
             "top_eigenvalues": [_num(v) for v in rep.hessian_values],
+            "batch_spread": [_num(v) for v in rep.hessian_batch_spread],
             "residuals": [_num(v) for v in rep.hessian_residuals],
             "converged": bool(rep.hessian_converged),
             "num_matvecs": int(rep.hessian_matvecs),
