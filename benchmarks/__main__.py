@@ -13,6 +13,8 @@ rows. Groups and the issue's cases they measure:
 * ``eigsh_vs_arpack`` — the Lanczos engine vs ARPACK on explicit operators
 * ``multiplicity`` — repeated and clustered eigenvalues: right multiset and products vs ARPACK
 * ``scale`` — million-parameter Hessian top-k / SLQ: time and peak memory
+* ``full_data`` — Hessian top-5 over all of MNIST-5k through a loader (PyHessian, curvlinops)
+  and on a two-worker Dask cluster
 * ``weight_spectra`` — ``model_layers`` of a 110 M-parameter transformer vs WeightWatcher:
   time, peak memory, α against a known heavy-tailed truth
 """
@@ -27,6 +29,7 @@ from itertools import groupby
 
 from . import (
     eigsh_vs_arpack,
+    full_data,
     hessian_peers,
     language_model,
     model_operators,
@@ -47,6 +50,7 @@ CASES = {
     "scale": scale.run,
     "language_model": language_model.run,
     "weight_spectra": weight_spectra.run,
+    "full_data": full_data.run,
 }
 
 
