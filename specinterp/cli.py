@@ -52,7 +52,43 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=["html", "json", "md"], default="html")
     rep.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     rep.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    ck = sub.add_parser(
+        "checkpoints",
+        help="train the built-in MLP and plot spectral quantities against the epoch",
+        description="Train the built-in MLP on digits, keep every epoch's weights, and write "
+        "checkpoints/checkpoints.html with the top Hessian eigenvalue, the NTK condition number "
+        "and the mean Jacobian entropy against the epoch.",
+    )
+    ck.add_argument("--epochs", type=int, default=20, help="epochs to train (default 20)")
+    ck.add_argument("--out", default="checkpoints", help="output folder (default: checkpoints)")
+    ck.add_argument("--seed", type=int, default=0, help="seed of training and estimators")
+    ck.add_argument("--quiet", action="store_true", help="no progress bar")
+    ck.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
     return parser
+
+
+def _checkpoints(args: argparse.Namespace) -> int:
+    from .report.training_run import train_and_sweep, write_sweep
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be at least 1; got {args.epochs}")
+    bar = None
+    if not args.quiet:
+        try:
+            from tqdm import tqdm
+
+            bar = tqdm(total=args.epochs, desc="training", unit="epoch", file=sys.stderr)
+        except ImportError:
+            bar = None
+    try:
+        sweep = train_and_sweep(args.epochs, args.seed, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    path = write_sweep(sweep, args.out)
+    if not args.quiet:
+        print(f"checkpoints written to {path}")
+    return 0
 
 
 class _Progress:
@@ -238,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return _report(args)
+        return _checkpoints(args) if args.command == "checkpoints" else _report(args)
     except KeyboardInterrupt:
         print("specinterp: interrupted", file=sys.stderr)
         return 130
