@@ -81,9 +81,16 @@ class Batches:
         sizes: list[int] = []
         for item in self.factory():
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
+                hint = ""
+                if isinstance(item, dict):
+                    keys = ", ".join(repr(k) for k in list(item)[:4])
+                    hint = (
+                        f" with keys {keys}: map it to pairs, e.g. data=lambda: "
+                        "((b['input_ids'], b['labels']) for b in loader)"
+                    )
                 raise DataError(
                     f"every batch must be a pair (x, y); {self.description} yielded a "
-                    f"{type(item).__name__}"
+                    f"{type(item).__name__}{hint}"
                 )
             x, y = item
             if _is_dask(x):

@@ -96,6 +96,9 @@ def test_replayable_sources_and_refusals():
         hessian_operator(model, data=[xt, yt, yt], loss="cross_entropy")
     with pytest.raises(TypeError, match="loss"):
         hessian_operator(model, data=sources["list"])
+    dicts = [{"input_ids": xt[:4], "labels": yt[:4]}]  # a Hugging Face-style batch
+    with pytest.raises(DataError, match=r"b\['input_ids'\], b\['labels'\]"):
+        hessian_operator(model, data=dicts, loss="cross_entropy")
     calls = iter([SIZES, [35]])
 
     def changing():  # different batches on the second pass: the operator is not fixed
