@@ -252,3 +252,18 @@ def test_dask_local_cluster_equals_one_process():
     assert tr.estimate == pytest.approx(tr_local.estimate, rel=1e-12)
     g_local = ggn_operator(net, data=batches, loss="cross_entropy") @ v
     torch.testing.assert_close(g_remote, g_local, rtol=1e-12, atol=1e-15)
+
+
+def test_mse_ggn_over_data_is_the_full_ntk_gram():
+    # T5 over a dataset: the eigenvalues of (1/N) Σ G_iᵀG_i (the squared-error GGN, any
+    # targets) are those of the NTK of all N samples divided by N
+    from specinterp import ntk
+
+    model = three_models(torch_mlp(1))["arraynet"]
+    x, _ = _data("mse")
+    targets = np.zeros((x.shape[0], 3))
+    gram = ggn_operator(model, data=_split("arraynet", x, targets), loss="mse")
+    dense = np.asarray(gram @ np.eye(model.num_params))
+    lam_gram = np.linalg.eigvalsh((dense + dense.T) / 2)[::-1][:10]
+    lam_ntk = np.linalg.eigvalsh(np.asarray(ntk(model, x)))[::-1][:10] / x.shape[0]
+    np.testing.assert_allclose(lam_gram, lam_ntk, rtol=1e-10)
