@@ -19,6 +19,9 @@ import numpy as np
 
 __all__ = ["main"]
 
+#: default samples of the report's Hessian (12 batches of 128: the built-in's 1438 training digits)
+HESSIAN_SAMPLES = 1536
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -46,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
         "MODULE:FACTORY returning (x, y) (token ids for a language model)",
     )
     rep.add_argument("--samples", type=int, default=200, help="samples to analyse (default 200)")
+    rep.add_argument(
+        "--hessian-samples",
+        type=int,
+        default=HESSIAN_SAMPLES,
+        help="samples in the loss whose Hessian is reported, in batches of 128 (default "
+        f"{HESSIAN_SAMPLES}: every training digit of the built-in model)",
+    )
     rep.add_argument("--out", default="report", help="output folder (default: report)")
     rep.add_argument("--seed", type=int, default=0, help="seed of subsampling and estimators")
     rep.add_argument("--device", default=None, help="torch device for a torch model (e.g. cuda)")
@@ -157,13 +167,15 @@ def _fit_shape(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any, str]
 def _report(args: argparse.Namespace) -> int:
     from specinterp import as_model
 
-    from .report.analysis import HESSIAN_MAX_SAMPLES, analyse
+    from .report.analysis import analyse
     from .report.builtin import EPOCHS, builtin_model
     from .report.loading import ReportInputError, load_data, load_model
     from .report.render import write_report
 
     if args.samples < 1:
         raise ReportInputError(f"--samples must be at least 1; got {args.samples}")
+    if args.hessian_samples < 1:
+        raise ReportInputError(f"--hessian-samples must be at least 1; got {args.hessian_samples}")
     progress = _Progress(args.quiet, total=8)
     try:
         if args.model is None:
@@ -214,9 +226,9 @@ def _report(args: argparse.Namespace) -> int:
         n = min(args.samples, len(y))
         idx = np.sort(rng.choice(len(y), size=n, replace=False))
         xa, ya, note = _fit_shape(model, np.asarray(x)[idx], np.asarray(y)[idx])
-        # the Hessian is of the loss over all the data (up to 32 batches of 128)
+        # the Hessian is of the loss over all the data (up to --hessian-samples, batches of 128)
         cx, cy = (x, y) if curvature is None or args.data is not None else curvature
-        every = np.sort(rng.permutation(len(cy))[:HESSIAN_MAX_SAMPLES])
+        every = np.sort(rng.permutation(len(cy))[: args.hessian_samples])
         xh, yh, _ = _fit_shape(model, np.asarray(cx)[every], np.asarray(cy)[every])
         rep = analyse(
             model,

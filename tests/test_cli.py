@@ -205,7 +205,9 @@ def test_language_model_report(tmp_path, monkeypatch):
     spec = str(ROOT / "examples" / "char_transformer.py")
     out = tmp_path / "lm"
     args = ["report", "--model", f"{spec}:model", "--data", f"{spec}:data"]
-    assert main([*args, "--samples", "6", "--out", str(out), "--quiet"]) == 0
+    assert (
+        main([*args, "--samples", "6", "--hessian-samples", "6", "--out", str(out), "--quiet"]) == 0
+    )
     data = json.loads((out / "metrics.json").read_text())
     jsonschema.validate(data, METRICS_SCHEMA)
     assert "next-token logits at the last position" in data["model"]

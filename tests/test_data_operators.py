@@ -43,8 +43,16 @@ def _split(name, x, y):
     return [(convert(name, x[a:b]), convert(name, y[a:b])) for a, b in itertools.pairwise(edges)]
 
 
-@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
-@pytest.mark.parametrize("framework", ["torch", "jax", "arraynet"])
+@pytest.mark.parametrize(
+    ("framework", "loss"),
+    [
+        ("torch", "cross_entropy"),
+        ("torch", "mse"),
+        ("arraynet", "cross_entropy"),
+        ("arraynet", "mse"),
+        ("jax", "cross_entropy"),  # one loss: JAX compiles every product per batch size
+    ],
+)
 def test_seven_uneven_batches_equal_the_concatenated_operator(framework, loss):
     model = three_models(torch_mlp(1))[framework]
     x, y = _data(loss)
@@ -178,14 +186,14 @@ def _peak(mode, batch, nbatch):
 
 
 def test_streamed_top5_needs_one_batch_of_memory():
-    # top-5 Hessian eigenvalues over 20 batches of 512 generated on the fly (a dataset 20× a
-    # batch; held at once its activations alone would take ~20× one batch's): the peak memory
+    # top-5 Hessian eigenvalues over 20 batches of 256 generated on the fly (a dataset 20× a
+    # batch; held at once its activations would take ~20× one batch's, ~200 MB): the peak memory
     # above the start stays within 1.5× (+ 30 MB of Krylov vectors and allocator slack) of the
     # same computation on one batch. (Values: the products equal the concatenated operator's to
     # 1e-12 above; the in-memory run of all 20 batches is in the benchmarks.)
     pytest.importorskip("torch")
-    one = _peak("memory", 512, 1)
-    streamed = _peak("stream", 512, 20)
+    one = _peak("memory", 256, 1)
+    streamed = _peak("stream", 256, 20)
     assert streamed["extra"] <= 1.5 * one["extra"] + 30 * 2**20
     assert len(streamed["values"]) == 5 and min(streamed["values"]) > 0
 
