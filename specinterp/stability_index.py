@@ -217,9 +217,10 @@ def _jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, floa
 
 def gmsi(
     model: Any,
-    x: Array,
-    y: Array,
+    x: Array = None,
+    y: Array = None,
     *,
+    data: Any = None,
     loss: Any = "cross_entropy",
     method: Literal["auto", "dense", "matrix-free"] = "auto",
     aggregation: Literal["max", "log-mean"] = "max",
@@ -252,8 +253,32 @@ def gmsi(
         Lanczos tolerance and seed, and SLQ probes / steps (matrix-free only).
     given : GMSIInputs, optional
         Spectra already computed at this batch; they are used instead of computing them.
+    data : optional
+        Instead of ``x, y``: every sample of a dataset in batches (a ``DataLoader``, a list of
+        ``(x, y)``, … as :func:`specinterp.batches.as_batches` reads them), one batch in memory
+        (:func:`specinterp.stability_index_data.gmsi_over_data`; ``method`` then decides on
+        ``p`` alone, the NTK being handled through its ``p × p`` Gram).
 
     """
+    if data is not None:
+        if x is not None or y is not None or given is not None:
+            raise TypeError("gmsi takes x, y (one batch) or data= (batches), not both")
+        from .stability_index_data import gmsi_over_data
+
+        return gmsi_over_data(
+            model,
+            data,
+            loss,
+            method=method,
+            aggregation=aggregation,
+            dense_limit=dense_limit,
+            tol=tol,
+            seed=seed,
+            num_probes=num_probes,
+            num_steps=num_steps,
+        )
+    if x is None or y is None:
+        raise TypeError("gmsi needs x, y (one batch) or data= (batches)")
     model = as_model(model)
     lf = get_loss(loss)
     model.check_input(x)

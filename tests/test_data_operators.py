@@ -275,3 +275,39 @@ def test_mse_ggn_over_data_is_the_full_ntk_gram():
     lam_gram = np.linalg.eigvalsh((dense + dense.T) / 2)[::-1][:10]
     lam_ntk = np.linalg.eigvalsh(np.asarray(ntk(model, x)))[::-1][:10] / x.shape[0]
     np.testing.assert_allclose(lam_gram, lam_ntk, rtol=1e-10)
+
+
+@pytest.mark.parametrize("framework", ["torch", "arraynet"])
+def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework):
+    # every component, entropy and condition number of the GMSI over 7 uneven batches equals
+    # the dense GMSI of the concatenated data (float64): maxima and means over samples, the NTK
+    # through its p × p Gram (T5), the dataset Hessian, β the largest over batches
+    from specinterp import gmsi
+
+    model = three_models(torch_mlp(1))[framework]
+    x, y = _data("cross_entropy")
+    whole = gmsi(model, convert(framework, x), convert(framework, y), method="dense")
+    streamed = gmsi(model, data=_split(framework, x, y), method="dense")
+    assert streamed.details == {"samples": 35, "batches": 7}
+    for key in whole.components:
+        assert streamed.components[key] == pytest.approx(whole.components[key], rel=1e-9)
+    for attr in ("typical", "entropies"):
+        for key, want in getattr(whole, attr).items():
+            assert getattr(streamed, attr)[key] == pytest.approx(want, rel=1e-9), (attr, key)
+    assert streamed.beta == pytest.approx(whole.beta, rel=1e-12)
+    assert streamed.hessian_condition_number == pytest.approx(
+        whole.hessian_condition_number, rel=1e-6
+    )
+    # λ_min(K) is known to ±(N·C)·eps·λ_max from either dense eigensolver: κ to N·C·eps·κ
+    kappa = whole.ntk_condition_number
+    assert streamed.ntk_condition_number == pytest.approx(kappa, rel=105 * 2.3e-16 * kappa)
+    assert streamed.value == pytest.approx(whole.value, rel=1e-9)
+    if framework == "arraynet":  # the matrix-free route (few SLQ probes: entropies not checked)
+        free = gmsi(
+            model, data=_split(framework, x, y), method="matrix-free", num_probes=2, num_steps=8
+        )
+        for key in whole.components:  # Lanczos to 1e-8 on the Gram and the dataset Hessian
+            assert free.components[key] == pytest.approx(whole.components[key], rel=1e-6)
+        assert np.isnan(free.ntk_condition_number)  # N·C ≤ p: not computed matrix-free
+    with pytest.raises(TypeError, match="not both"):
+        gmsi(model, convert(framework, x), convert(framework, y), data=_split(framework, x, y))

@@ -1,0 +1,162 @@
+"""The Global Matrix Stability Index over a whole dataset, one batch in memory (:ref:`theory-data`).
+
+Every component of :func:`specinterp.gmsi` is defined for the ``N`` samples of a dataset as for
+one batch, and each can be had batch by batch:
+
+- ``s_J = max_i σ₁(J_i)`` and ``s_θ = max_i σ₁(G_i)`` are maxima over samples (``σ₁(G_i)² =
+  λ_max(G_i G_iᵀ)``, a ``C × C`` block from ``C`` products per sample); ``t_J`` and the mean
+  Jacobian entropy are means over samples;
+- ``s_K = (λ_max(K)/N)^½`` with ``K = G Gᵀ`` the NTK of all samples: ``λ_max(K)/N = λ_max(M)``
+  for the ``p × p`` Gram ``M = (1/N) Σ_i G_iᵀ G_i`` (T5), which is the squared-error GGN of the
+  data; ``K``'s nonzero eigenvalues are ``N`` times ``M``'s, so its entropy is ``M``'s, and
+  ``tr K = Σ_i tr(G_i G_iᵀ)``;
+- ``s_H`` from the dataset Hessian (:class:`~specinterp.data_operators.DataHessianOperator`)
+  and ``β_ℓ``, the largest over batches of their ``max_i λ_max(Λ_i)``.
+
+``κ(K)``: ``K`` is ``N·C × N·C`` with rank at most ``p``, so it is singular (``+∞``) when
+``N·C > p``; otherwise ``λ_min(K) = N ·`` the ``N·C``-th largest eigenvalue of ``M``, computed
+when ``M`` is formed densely and reported as NaN (not computed) in the matrix-free route.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+
+from . import _xp
+from .batches import Batches, as_batches
+from .data_operators import DataGGNOperator, DataHessianOperator
+from .losses import get_loss
+from .model import as_model, input_space
+from .model_operators import natural_outputs
+from .operators import ntk_operator
+from .stability_index import (
+    GMSIResult,
+    _aggregate,
+    _entropy_from_values,
+    _hessian_from_values,
+    _HessianPart,
+    _jacobian_part,
+    _slq_entropy,
+    curvature_max,
+)
+
+Array = Any
+
+__all__ = ["gmsi_over_data"]
+
+
+def _dense(op: Any) -> np.ndarray:
+    p = op.shape[0]
+    a = np.asarray(_xp.to_numpy(op @ op.xp.eye(p, dtype=op.dtype, device=op.device)), float)
+    return np.linalg.eigvalsh(0.5 * (a + a.T))
+
+
+def gmsi_over_data(
+    model: Any,
+    data: Any,
+    loss: Any,
+    *,
+    method: Literal["auto", "dense", "matrix-free"] = "auto",
+    aggregation: Literal["max", "log-mean"] = "max",
+    dense_limit: int = 3000,
+    tol: float = 1e-8,
+    seed: int = 0,
+    num_probes: int = 10,
+    num_steps: int = 40,
+) -> GMSIResult:
+    """:func:`specinterp.gmsi` of the loss over every sample of ``data`` (module docstring).
+
+    ``"dense"`` forms the ``p × p`` Gram and Hessian from ``p`` products each (one pass over the
+    data per block of vectors); ``"matrix-free"`` uses Lanczos and SLQ on them; ``"auto"`` is
+    dense when ``p ≤ dense_limit``.
+    """
+    model = as_model(model)
+    batches = as_batches(data)
+    lf = get_loss(loss)
+    p = model.num_params
+    if method == "auto":
+        method = "dense" if p <= dense_limit else "matrix-free"
+    if method not in ("dense", "matrix-free"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
+    s_j = s_theta2 = beta = tr_k = 0.0
+    t_sum = h_sum = 0.0
+    n = c = 0
+    for x, y in batches:  # the per-sample components, one batch at a time
+        model.check_input(x)
+        nb = int(x.shape[0])
+        sj, tj, hj = _jacobian_part(*input_space(model, x), None)
+        s_j, t_sum, h_sum = max(s_j, sj), t_sum + nb * tj, h_sum + nb * hj
+        z = natural_outputs(model, x)
+        beta = max(beta, curvature_max(lf, z, y, seed=seed))
+        c = math.prod(z.shape[1:])
+        eye = model.xp.eye(c, dtype=model.dtype, device=_xp.device(x))
+        for i in range(nb):
+            block = np.linalg.eigvalsh(
+                _xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye))
+            )
+            s_theta2, tr_k = max(s_theta2, float(block[-1])), tr_k + float(np.sum(block))
+        n += nb
+    xp, dev = model.xp, getattr(model, "device", None)
+
+    def zero_targets() -> Any:  # ½‖f − y‖² has Λ = I whatever y: the GGN is the Gram
+        for x, _ in batches:
+            shape = (int(x.shape[0]), *model.output_shape(x))
+            yield x, xp.zeros(shape, dtype=model.dtype, device=dev)
+
+    gram = DataGGNOperator(model, Batches(zero_targets, "the batches"), "mse")
+    hop = DataHessianOperator(model, batches, loss)
+    opts = {"tol": tol, "seed": seed}
+    k_min = math.nan
+    if method == "dense":
+        lam_m = _dense(gram)
+        m_max, entropy_k = float(lam_m[-1]), _entropy_from_values(np.clip(lam_m, 0.0, None))
+        if n * c <= p:
+            k_min = n * float(lam_m[::-1][n * c - 1])
+        hess = _hessian_from_values(_dense(hop), p)
+    else:
+        from .linalg import eigsh
+
+        m_max = float(_xp.to_numpy(eigsh(gram, 1, **opts).values)[0])
+        entropy_k = _slq_entropy(gram, num_probes, num_steps, seed, tr_k / n)
+        top = eigsh(hop, min(6, p), **opts)
+        lam_h = np.asarray(_xp.to_numpy(top.values), dtype=float)
+        hess = _HessianPart(
+            float(lam_h[0]),
+            lam_h[lam_h > 0],
+            _slq_entropy(hop, num_probes, num_steps, seed, None),
+            top,
+        )
+    k_max = n * m_max
+    s_k = math.sqrt(max(m_max, 0.0))
+    s_h = math.sqrt(max(hess.h_max, 0.0) / beta) if beta > 0 else 0.0
+    components = {"forward": s_j, "parameter": math.sqrt(s_theta2), "ntk": s_k, "curvature": s_h}
+    if n * c > p:
+        kappa_k = math.inf  # rank(K) ≤ p < N·C
+    elif math.isnan(k_min):
+        kappa_k = math.nan
+    else:
+        singular = k_min <= n * c * float(np.finfo(float).eps) * max(k_max, 0.0)
+        kappa_k = math.inf if singular else k_max / k_min
+    h_j, pos = h_sum / n, hess.positive
+    return GMSIResult(
+        value=_aggregate(components, aggregation),
+        components=components,
+        binding=max(components, key=components.get),
+        typical={"forward": t_sum / n, "ntk": math.sqrt(max(tr_k, 0.0) / (n * n * c))},
+        entropies={"jacobian": h_j, "ntk": entropy_k, "hessian": hess.entropy},
+        effective_ranks={
+            "jacobian": math.exp(h_j),
+            "ntk": math.exp(entropy_k),
+            "hessian": math.exp(hess.entropy),
+        },
+        ntk_condition_number=kappa_k,
+        hessian_condition_number=float(pos.max() / pos.min()) if pos.size else math.inf,
+        residual_curvature_dominates=bool(s_h > s_k * (1 + 1e-9)),
+        beta=beta,
+        method=method,
+        aggregation=aggregation,
+        details={"samples": n, "batches": len(batches.sizes or [])},
+    )
