@@ -132,7 +132,8 @@ def as_batches(data: Any) -> Batches:
 
     Accepts an ``(x, y)`` pair (one batch), a list or tuple of pairs, a function returning a
     fresh iterable of pairs, a torch ``DataLoader`` (a shuffling one is replayed in order), a
-    pair of Dask arrays (one batch per chunk along the samples), or :class:`Batches`.
+    pair of Dask arrays (one batch per chunk along the samples), any other re-iterable object
+    (each pass calls ``iter`` on it afresh), or :class:`Batches`.
 
     Raises
     ------
@@ -154,7 +155,7 @@ def as_batches(data: Any) -> Batches:
             blocks = [(x.blocks[i], y.blocks[i]) for i in range(x.numblocks[0])]
             return Batches(lambda: iter(blocks), f"Dask arrays in {len(blocks)} chunks")
         return Batches(lambda: iter([(x, y)]), "one batch")
-    if type(data).__name__ == "DataLoader" and hasattr(data, "dataset"):
+    if all(hasattr(data, a) for a in ("dataset", "sampler", "batch_sampler")):  # a DataLoader
         loader = _in_order(data)
         return Batches(lambda: iter(loader), "the DataLoader")
     if isinstance(data, Iterator):
@@ -168,6 +169,8 @@ def as_batches(data: Any) -> Batches:
     if isinstance(data, (list, tuple)):
         items = list(data)
         return Batches(lambda: iter(items), f"a list of {len(items)} batches")
+    if isinstance(data, Iterable):  # re-iterable (not an iterator): a fresh pass each time
+        return Batches(lambda: iter(data), f"the {type(data).__name__}")
     raise DataError(
         f"cannot read batches from a {type(data).__name__}: pass (x, y), a list of (x, y) "
         "batches, a DataLoader, or a function returning an iterable of them"

@@ -87,7 +87,17 @@ def test_replayable_sources_and_refusals():
     v = torch.as_tensor(np.random.default_rng(3).standard_normal(model.num_params))
     want = hessian_operator(model, xt, yt, "cross_entropy") @ v
     dataset = TensorDataset(xt, yt)
+
+    class Shards:  # any re-iterable object: a fresh pass at each iter()
+        def __iter__(self):
+            return iter(_split("torch", x, y))
+
+    class MyLoader(DataLoader):
+        pass
+
     sources = {
+        "re-iterable object": Shards(),
+        "DataLoader subclass, shuffled": MyLoader(dataset, batch_size=5, shuffle=True),
         "list": _split("torch", x, y),
         "factory": lambda: iter(_split("torch", x, y)),
         "loader": DataLoader(dataset, batch_size=6),
