@@ -266,6 +266,15 @@ def test_dask_local_cluster_equals_one_process():
         assert remote.num_rounds - rounds == local.num_passes - top_local.num_matvecs
         v = torch.as_tensor(np.random.default_rng(4).standard_normal((local.shape[0], 2)))
         g_remote = ggn_operator(net, data=batches, loss="cross_entropy", client=client) @ v
+        # a checkpoint sweep with the Dask client as its executor: the same table as in order
+        from specinterp.checkpoints import checkpoint_sweep
+
+        states = [torch_mlp(s).state_dict() for s in (1, 2)]
+        kw = {"quantities": ("hessian_top", "jacobian_entropy"), "ntk_samples": 8}
+        on_dask = checkpoint_sweep(net, states, batches, "cross_entropy", executor=client, **kw)
+    in_order = checkpoint_sweep(net, states, batches, "cross_entropy", warm_start=False, **kw)
+    for key in kw["quantities"]:
+        np.testing.assert_allclose(on_dask.values[key], in_order.values[key], rtol=1e-10)
     np.testing.assert_allclose(top.values, top_local.values, rtol=1e-12)
     assert tr.estimate == pytest.approx(tr_local.estimate, rel=1e-12)
     g_local = ggn_operator(net, data=batches, loss="cross_entropy") @ v
