@@ -280,6 +280,11 @@ class JaxModel(ModelBase):
         named = [
             (jax.tree_util.keystr(p), leaf) for p, leaf in leaves if getattr(leaf, "ndim", 0) == 4
         ]
+        if shape is None and named:  # 4-d leaves: convolutions, but no input to trace them on
+            raise ModelError(
+                "the convolutions of a JAX model are read from its trace on an input: pass "
+                "model_layers(..., input_shape=...) (one sample's shape), or conv='skip'"
+            )
         return jax_conv_kernels(self._natural, self.flat, named, shape)
 
     def with_params(self, theta: jax.Array) -> JaxModel:

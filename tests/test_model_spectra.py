@@ -197,6 +197,9 @@ def test_jax_convolutions_come_from_the_jaxpr():
     rows = rmt.model_layers(net, input_shape=(8, 8, 3), num_bootstrap=0, as_frame=False)
     (row,) = rows
     assert "kernel" in row["name"] and row["kind"] == "conv circular surrogate"
+    with pytest.raises(ModelError, match="input_shape"):  # no input to trace the convs on
+        rmt.model_layers(net, num_bootstrap=0)
+    assert rmt.model_layers(net, conv="skip", as_frame=False) == []
     kernel = np.transpose(np.array(conv.kernel[...]), (3, 2, 0, 1))  # HWIO → OIHW, a copy
     tconv = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False)
     with torch.no_grad():
