@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 
-def curvlinops_hessian(net: Any, x: Any, y: Any) -> Any:
-    """curvlinops' ``HessianLinearOperator`` of the mean cross-entropy of ``net`` on one batch.
+def curvlinops_hessian(net: Any, x: Any, y: Any = None) -> Any:
+    """curvlinops' ``HessianLinearOperator`` of the mean cross-entropy of ``net``.
 
+    On one batch ``x, y``, or on the batches of a loader given as ``x`` (``y`` omitted).
     Raises ImportError when curvlinops is not installed (see benchmarks/requirements.txt).
     """
     import torch
@@ -17,6 +18,24 @@ def curvlinops_hessian(net: Any, x: Any, y: Any) -> Any:
         net,
         torch.nn.CrossEntropyLoss(),
         list(net.parameters()),
-        [(x, y)],
+        x if y is None else [(x, y)],
         check_deterministic=False,
     )
+
+
+def arpack_top5(hop: Any) -> tuple[Any, int]:
+    """Top-5 eigenvalues of a float32 torch operator by ARPACK at tol 1e-3, and its products."""
+    import numpy as np
+    import scipy.sparse.linalg as sla
+    import torch
+
+    count = [0]
+
+    def mv(v: Any) -> Any:
+        count[0] += 1
+        return (hop @ torch.as_tensor(np.asarray(v, dtype=np.float32).ravel())).numpy()
+
+    sop = sla.LinearOperator(hop.shape, matvec=mv, dtype=np.float32)
+    v0 = np.random.default_rng(0).standard_normal(hop.shape[0]).astype(np.float32)
+    vals = sla.eigsh(sop, 5, which="LA", tol=1e-3, v0=v0, return_eigenvectors=False)
+    return vals, count[0]

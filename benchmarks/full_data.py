@@ -22,13 +22,13 @@ import importlib
 import time
 
 import numpy as np
-import scipy.sparse.linalg as sla
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 import specinterp as si
 
 from ._nets import trained
+from ._peers import arpack_top5, curvlinops_hessian
 
 BATCH = 500
 
@@ -65,24 +65,7 @@ def _pyhessian(net, loader, tol):
 
 
 def _curvlinops(net, loader):
-    from curvlinops import HessianLinearOperator
-
-    hop = HessianLinearOperator(
-        net,
-        torch.nn.CrossEntropyLoss(),
-        list(net.parameters()),
-        loader,
-        check_deterministic=False,
-    )
-    count = [0]
-
-    def mv(v):
-        count[0] += 1
-        return (hop @ torch.as_tensor(np.asarray(v, dtype=np.float32).ravel())).numpy()
-
-    sop = sla.LinearOperator(hop.shape, matvec=mv, dtype=np.float32)
-    v0 = np.random.default_rng(0).standard_normal(hop.shape[0]).astype(np.float32)
-    return sla.eigsh(sop, 5, which="LA", tol=1e-3, v0=v0, return_eigenvectors=False), count[0]
+    return arpack_top5(curvlinops_hessian(net, loader))
 
 
 def _timed(fn):

@@ -22,13 +22,12 @@ import copy
 import importlib
 
 import numpy as np
-import scipy.sparse.linalg as sla
 import torch
 
 import specinterp as si
 
 from ._nets import CNN_SIZES, MLP_SIZES, trained
-from ._peers import curvlinops_hessian
+from ._peers import arpack_top5, curvlinops_hessian
 from ._timing import interleaved_runs
 
 BATCH = 256
@@ -52,17 +51,7 @@ def _specinterp(net, x, y, verify=True):
 
 
 def _arpack(net, x, y):
-    hop = curvlinops_hessian(net, x, y)
-    count = [0]
-
-    def mv(v):
-        count[0] += 1
-        return (hop @ torch.as_tensor(np.asarray(v, dtype=np.float32).ravel())).numpy()
-
-    sop = sla.LinearOperator(hop.shape, matvec=mv, dtype=np.float32)
-    v0 = np.random.default_rng(0).standard_normal(hop.shape[0]).astype(np.float32)
-    vals = sla.eigsh(sop, 5, which="LA", tol=1e-3, v0=v0, return_eigenvectors=False)
-    return vals, count[0]
+    return arpack_top5(curvlinops_hessian(net, x, y))
 
 
 class _PyHessian:

@@ -26,7 +26,22 @@ from .model_operators import natural_outputs
 
 Array = Any
 
-__all__ = ["DataGGNOperator", "DataHessianOperator", "ggn_batch_sum", "hessian_batch_sum"]
+__all__ = [
+    "DataGGNOperator",
+    "DataHessianOperator",
+    "check_batch",
+    "ggn_batch_sum",
+    "hessian_batch_sum",
+]
+
+
+def check_batch(model: Model, loss: Any, x: Array, y: Array) -> None:
+    """The checks a batch passes before any product: inputs, one output row each, targets."""
+    model.check_input(x)
+    z = natural_outputs(model, x)
+    if int(z.shape[0]) != int(x.shape[0]):
+        raise ShapeError("model outputs must have one row per sample")
+    loss.check(z, y)
 
 
 class _DataOperator(LinearOperator):
@@ -40,11 +55,7 @@ class _DataOperator(LinearOperator):
         self.num_passes = 0
         m, xp = self.model, self.model.xp
         for x, y in self.data:  # one checking pass: inputs, targets, and the batch sizes
-            m.check_input(x)
-            z = natural_outputs(m, x)
-            if int(z.shape[0]) != int(x.shape[0]):
-                raise ShapeError("model outputs must have one row per sample")
-            self.loss.check(z, y)
+            check_batch(m, self.loss, x, y)
         self.num_batches = len(self.data.sizes or [])
         self.num_samples = self.data.num_samples
         p = m.num_params

@@ -21,10 +21,10 @@ import numpy as np
 
 from . import _xp
 from .batches import as_batches
+from .data_operators import check_batch, ggn_batch_sum, hessian_batch_sum
 from .linalg import LinearOperator
 from .losses import get_loss
 from .model import as_model
-from .model_operators import natural_outputs
 
 Array = Any
 
@@ -43,8 +43,6 @@ def _adapter(model: Any) -> Any:
 
 def _shard_sum(model: Any, shard: list[Any], v: np.ndarray, loss: Any, kind: str) -> np.ndarray:
     """On a worker: ``Σ_b N_b A_b V`` over its batches (``A_b`` the batch-mean operator)."""
-    from .data_operators import ggn_batch_sum, hessian_batch_sum
-
     m = _adapter(model)
     product = hessian_batch_sum if kind == "hessian" else ggn_batch_sum
     va = m.xp.asarray(v, dtype=m.dtype, device=getattr(m, "device", None))
@@ -67,8 +65,7 @@ class _DistributedOperator(LinearOperator):
         shards: list[list[Any]] = [[] for _ in workers]
         lf = get_loss(loss)
         for i, (x, y) in enumerate(batches):  # checked here, once, then sent to its worker
-            local.check_input(x)
-            lf.check(natural_outputs(local, x), y)
+            check_batch(local, lf, x, y)
             shards[i % len(workers)].append((x, y))
         self.num_samples = batches.num_samples
         self.num_batches = len(batches.sizes or [])

@@ -296,6 +296,28 @@ def _batch_or_data(x: Any, y: Any, data: Any, loss: Any, what: str) -> tuple[Any
     return x, y, None
 
 
+def _curvature_operator(
+    what: str,
+    kinds: tuple[type, type, type],
+    model: Any,
+    x: Any,
+    y: Any,
+    loss: Any,
+    data: Any,
+    client: Any,
+) -> Any:
+    """One batch, a dataset, or a dataset on a Dask client: ``kinds`` names the three classes."""
+    one_batch, over_data, distributed = kinds
+    x, y, data = _batch_or_data(x, y, data, loss, what)
+    if data is not None:
+        if client is not None:
+            return distributed(model, data, loss, client)
+        return over_data(model, data, loss)
+    if client is not None:
+        raise TypeError("client= distributes batches: pass the data as data=")
+    return one_batch(model, x, y, loss)
+
+
 @finite_result("model output")
 def hessian_operator(
     model: Any,
@@ -317,14 +339,8 @@ def hessian_operator(
     product one round of partial sums (:mod:`specinterp.distributed`); pass the model as the
     object you built (a torch module, an arraynet network, ``(apply_fn, params)``).
     """
-    x, y, data = _batch_or_data(x, y, data, loss, "hessian_operator")
-    if data is not None:
-        if client is not None:
-            return DistributedHessianOperator(model, data, loss, client)
-        return DataHessianOperator(model, data, loss)
-    if client is not None:
-        raise TypeError("client= distributes batches: pass the data as data=")
-    return HessianOperator(model, x, y, loss)
+    kinds = (HessianOperator, DataHessianOperator, DistributedHessianOperator)
+    return _curvature_operator("hessian_operator", kinds, model, x, y, loss, data, client)
 
 
 @finite_result("model output")
@@ -342,11 +358,5 @@ def ggn_operator(
     ``Λ`` is applied matrix-free (for cross-entropy ``p ⊙ u − p⟨p, u⟩`` per token), so memory
     stays that of the outputs, ``O(N·T·V)``. Data as in :func:`hessian_operator`.
     """
-    x, y, data = _batch_or_data(x, y, data, loss, "ggn_operator")
-    if data is not None:
-        if client is not None:
-            return DistributedGGNOperator(model, data, loss, client)
-        return DataGGNOperator(model, data, loss)
-    if client is not None:
-        raise TypeError("client= distributes batches: pass the data as data=")
-    return GGNOperator(model, x, y, loss)
+    kinds = (GGNOperator, DataGGNOperator, DistributedGGNOperator)
+    return _curvature_operator("ggn_operator", kinds, model, x, y, loss, data, client)
