@@ -89,10 +89,11 @@ def _alternating(
     linears: list[tuple[jax.Array, jax.Array | None]], acts: list[Any], x: jax.Array
 ) -> LayerFactors:
     """Product form of ``W_1, σ_1, W_2, …, W_L`` given ``(W (out, in), b)`` pairs."""
-    weights, diags, pre = [], [], []
+    weights, diags, pre, inputs = [], [], [], []
     pwl = True
     h = x
     for i, (w, b) in enumerate(linears):
+        inputs.append(h)
         z = h @ w.T + (0.0 if b is None else b)
         weights.append(w)
         if i < len(acts):
@@ -101,7 +102,8 @@ def _alternating(
             diags.append(jax.vmap(jax.vmap(jax.grad(lambda t, act=act: act(t))))(z))
             pwl = pwl and (act is jax.nn.relu or act is jax.nn.leaky_relu)
             h = act(z)
-    return LayerFactors(weights, diags, pre, pwl)
+    biases = tuple(b is not None for _, b in linears)
+    return LayerFactors(weights, diags, pre, pwl, inputs=inputs, biases=biases)
 
 
 def linen_sequential_factors(module: Any, variables: Any, x: jax.Array) -> LayerFactors:

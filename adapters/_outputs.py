@@ -36,6 +36,10 @@ class OutputSelector:
             return getattr(self.spec, "__qualname__", "callable")
         return repr(self.spec)
 
+    def is_identity(self) -> bool:
+        """Whether an array output passes unchanged (no key, position or callable given)."""
+        return self.spec is None
+
     def __call__(self, raw: Any) -> Any:
         spec = self.spec
         if callable(spec):

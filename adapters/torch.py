@@ -36,6 +36,7 @@ from ._torch_embedding import (
     module_call,
     obvious_embedding,
 )
+from ._torch_mlp import sequential_factors
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
@@ -369,6 +370,14 @@ class TorchModel(ModelBase):
             )
         tensors = {**self._buffers, **self._fixed, **self.params}
         return region_boundaries(self._module, tensors, x, max_bytes)
+
+    def layer_factors(self, x: torch.Tensor) -> Any:
+        """The MLP product form (T3, T4, the layer-wise NTK) of an ``nn.Sequential`` MLP."""
+        self.check_float_input(x, "layer_factors")
+        if self._module is None or self._run is not None or not self._select.is_identity():
+            raise NotImplementedError("the product form is known for an nn.Sequential module")
+        with torch.no_grad():
+            return sequential_factors(self._module, {**self._fixed, **self.params}, x)
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:

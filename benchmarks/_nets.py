@@ -127,3 +127,53 @@ def trained(name: str, epochs: int = 3) -> Bench:
 
 def image_source() -> str:
     return _images()[2]
+
+
+class _Block(torch.nn.Module):
+    """conv3×3 – BN – ReLU – conv3×3 – BN, added to the input (or its 1×1/2 projection)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(c_out)
+        self.conv2 = torch.nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(c_out)
+        self.skip = (
+            torch.nn.Identity()
+            if stride == 1 and c_in == c_out
+            else torch.nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(h)) + self.skip(x))
+
+
+def resnet(seed: int = 0, steps: int = 20) -> torch.nn.Module:
+    """A small ResNet for 3×32×32 images: stem 16, blocks 16, 32/2, 32, 32, 32 — 75.6 k parameters.
+
+    BatchNorm in eval mode (running statistics after a few training steps), residual adds,
+    global average pooling and a linear head: the model a user of the GMSI brings.
+    """
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 16, 3, padding=1, bias=False),
+        torch.nn.BatchNorm2d(16),
+        torch.nn.ReLU(),
+        _Block(16, 16, 1),
+        _Block(16, 32, 2),
+        _Block(32, 32, 1),
+        _Block(32, 32, 1),
+        _Block(32, 32, 1),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(32, 10),
+    )
+    x, y, _ = _images()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for i in range(steps):  # a few steps: BatchNorm running statistics that are not 0 / 1
+        idx = slice(64 * i, 64 * (i + 1))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x[idx]), y[idx]).backward()
+        opt.step()
+    return net.eval()

@@ -19,6 +19,7 @@ from .errors import ShapeError
 from .linalg import LinearOperator
 from .losses import get_loss
 from .model import Model, as_model, input_space
+from .structured_ntk import product_form_for_ntk, structured_ntk
 
 Array = Any
 
@@ -96,16 +97,42 @@ class ParamJacobianOperator(LinearOperator):
         )
 
 
+#: the most memory a structured NTK operator spends on holding ``K`` densely (256 MiB)
+STRUCTURED_NTK_BYTES = 2**28
+
+
 class NTKOperator(LinearOperator):
     """The empirical NTK ``K = G Gᵀ``, symmetric positive semi-definite ``(N·C) × (N·C)``.
 
     ``K u = G(Gᵀ u)``: one VJP and one JVP in the parameters (T5: its nonzero eigenvalues are
-    the squared singular values of ``G``; :ref:`theory-t5`).
+    the squared singular values of ``G``; :ref:`theory-t5`). For an MLP with a product form
+    (arraynet, torch ``nn.Sequential``, Equinox / Flax dense stacks) whose ``K`` fits
+    :data:`STRUCTURED_NTK_BYTES`, ``K`` is formed once by the layer-wise identity
+    (:ref:`theory-structured-ntk`) — cheaper than a handful of products — and each product is
+    one matrix product with it. :attr:`path` says which (``"structured"`` or
+    ``"Jacobian products"``); :attr:`dense` holds ``K`` on the structured path.
     """
 
     def __init__(self, model: Any, x: Array) -> None:
         m, n, c = _bind(self, model, x)
         xp = m.xp
+        self.dense: Array | None = None
+        self.path = "Jacobian products"
+        itemsize = xp.finfo(m.dtype).bits // 8
+        fac = (
+            product_form_for_ntk(m, x) if (n * c) ** 2 * itemsize <= STRUCTURED_NTK_BYTES else None
+        )
+        if fac is not None:
+            self.dense, self.path = structured_ntk(fac), "structured"
+            k = self.dense
+            super().__init__(
+                (n * c, n * c),
+                lambda u: k @ u,
+                matmat=lambda u: k @ u,
+                positive_semidefinite=True,
+                **_space(m),
+            )
+            return
         super().__init__(
             (n * c, n * c),
             lambda u: xp.reshape(m.jvp_params(x, m.vjp_params(x, xp.reshape(u, (n, c)))), (n * c,)),

@@ -21,7 +21,7 @@ from typing import Any
 from . import _xp
 from ._guards import finite_result
 from .batches import _is_dask, _is_pair
-from .capabilities import NativeInputJacobian, NativeParamJacobian, use
+from .capabilities import NativeInputJacobian, NativeParamJacobian, offers, use
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .distributed import DistributedGGNOperator, DistributedHessianOperator
 from .errors import MemoryBudgetError
@@ -35,6 +35,7 @@ from .model_operators import (
     ParamJacobianOperator,
     natural_outputs,
 )
+from .structured_ntk import product_form_for_ntk, structured_ntk
 
 Array = Any
 
@@ -154,11 +155,36 @@ def ntk(
     trace: bool = False,
     native: bool = True,
     max_bytes: int | None = None,
-) -> Array:
+    return_path: bool = False,
+) -> Array | tuple[Array, str]:
     """Empirical NTK ``K = G₁ G₂ᵀ``: ``(N₁C, N₂C)`` sample-major, or ``(N₁, N₂)`` if ``trace``.
 
     ``K[(i,a),(j,b)] = ⟨∂f_a(x_i)/∂θ, ∂f_b(x_j)/∂θ⟩``; the trace NTK sums ``a = b``
     (:ref:`theory-notation`).
+
+    Parameters
+    ----------
+    model, x1, x2
+        The model and one or two batches (``x2=None``: the self-NTK of ``x1``).
+    trace : bool
+        The trace NTK ``(N₁, N₂)``.
+    native : bool
+        Take the adapter's fastest route (below); ``False`` forces the Jacobian contraction
+        from the protocol's VJPs (the reference the tests compare against).
+    max_bytes : int, optional
+        Memory budget of each dense array (default :data:`DEFAULT_MAX_BYTES`).
+    return_path : bool
+        Also return which route computed ``K``: ``"structured"`` (the layer-wise Gram identity
+        of an MLP, :ref:`theory-structured-ntk`: activation Grams times back-propagated-signal
+        Grams, no ``G``), ``"native Jacobian"`` (the adapter's ``vmap(jacrev)`` ``G``, then
+        ``G Gᵀ``) or ``"Jacobian products"`` (``G`` row by row from VJPs).
+
+    Raises
+    ------
+    MemoryBudgetError
+        When ``K`` (or, off the structured route, ``G``) does not fit ``max_bytes``; the
+        message names :func:`ntk_operator`.
+
     """
     model, xp = _prepare(model, x1)
     if x2 is not None:
@@ -167,21 +193,32 @@ def ntk(
     n1 = int(x1.shape[0])
     n2 = n1 if x2 is None else int(x2.shape[0])
     out = (n1, n2) if trace else (n1 * c, n2 * c)
-    for shape, what in (
-        ((n1, c, p), "parameter Jacobian"),
-        ((n2, c, p), "parameter Jacobian"),
-        (out, "trace NTK" if trace else "NTK"),
-    ):
-        _check_budget(model, shape, what, "ntk_operator", max_bytes)
+    _check_budget(model, out, "trace NTK" if trace else "NTK", "ntk_operator", max_bytes)
+    fac1 = product_form_for_ntk(model, x1) if native else None
+    fac2 = None if x2 is None or fac1 is None else product_form_for_ntk(model, x2)
+    if fac1 is not None and (x2 is None or fac2 is not None):
+        k = structured_ntk(fac1, fac2, trace=trace)
+        return (k, "structured") if return_path else k
+    for n in (n1, n2):
+        _check_budget(model, (n, c, p), "parameter Jacobian", "ntk_operator", max_bytes)
+    path = (
+        "native Jacobian"
+        if native and offers(model, NativeParamJacobian)
+        else ("Jacobian products")
+    )
     g1 = _param_jacobian(model, x1, native)
     if x2 is None:
         if trace:
-            return sum(gram(g1[:, a, :]) for a in range(c))
-        return gram(xp.reshape(g1, (n1 * c, p)))
-    g2 = _param_jacobian(model, x2, native)
-    if trace:
-        return sum(g1[:, a, :] @ g2[:, a, :].T for a in range(c))
-    return xp.reshape(g1, (n1 * c, p)) @ xp.reshape(g2, (n2 * c, p)).T
+            k = sum(gram(g1[:, a, :]) for a in range(c))
+        else:
+            k = gram(xp.reshape(g1, (n1 * c, p)))
+    else:
+        g2 = _param_jacobian(model, x2, native)
+        if trace:
+            k = sum(g1[:, a, :] @ g2[:, a, :].T for a in range(c))
+        else:
+            k = xp.reshape(g1, (n1 * c, p)) @ xp.reshape(g2, (n2 * c, p)).T
+    return (k, path) if return_path else k
 
 
 #: row blocks of :func:`gram`; the products cost (b + 1) / (2b) of the full ``G Gᵀ``

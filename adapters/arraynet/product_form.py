@@ -28,6 +28,10 @@ class LayerFactors:
 
     ``weights[l]`` is ``W_{l+1}`` ``(n_{l+1}, n_l)``; ``diagonals[l]`` is ``diag D_{l+1}``
     per sample, ``(N, n_{l+1})``; ``preactivations[l]`` is ``z_{l+1}`` ``(N, n_{l+1})``.
+    ``inputs[l]`` is the input ``h_l`` of the dense layer ``W_{l+1}`` ``(N, n_l)`` (``h_0 = x``)
+    and ``biases[l]`` whether that layer has a bias; with them, and with the weights and biases
+    being *all* the model's parameters, the NTK has the layer-wise form of
+    :mod:`specinterp.structured_ntk` (:ref:`theory-structured-ntk`).
     """
 
     weights: list[Array]
@@ -36,6 +40,10 @@ class LayerFactors:
     piecewise_linear: bool
     #: ``Lip(φ_l)`` of each activation where known (T3's last bound), else ``None``
     lipschitz: tuple[float, ...] | None = None
+    #: the input of each dense layer, ``(N, n_l)``, where the adapter records it
+    inputs: list[Array] | None = None
+    #: whether each dense layer has a bias
+    biases: tuple[bool, ...] | None = None
 
 
 def output_side_product(xp: Any, fac: LayerFactors, n: int) -> Array:
@@ -75,11 +83,13 @@ def layer_factors(net: Sequential, x: Array) -> LayerFactors:
         layers = layers[1:]
     if h.ndim != 2 or not layers or not isinstance(layers[-1], Dense):
         raise NotImplementedError("layer_factors needs an MLP: Dense layers and activations")
-    weights, diags, pre, lips = [], [], [], []
+    weights, diags, pre, lips, inputs, biases = [], [], [], [], [], []
     pwl = True
     expect_dense = True
     for lay in layers:
         if expect_dense and isinstance(lay, Dense):
+            inputs.append(h)
+            biases.append(lay.bias is not None)
             h, _ = lay.forward(h)
             weights.append(lay.weight)
             expect_dense = False
@@ -94,4 +104,4 @@ def layer_factors(net: Sequential, x: Array) -> LayerFactors:
             raise NotImplementedError(
                 "layer_factors needs Dense and activation layers in alternation"
             )
-    return LayerFactors(weights, diags, pre, pwl, tuple(lips))
+    return LayerFactors(weights, diags, pre, pwl, tuple(lips), inputs, tuple(biases))
