@@ -20,11 +20,11 @@ import numpy as np
 from . import _xp
 from .batches import as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
+from .entropy_estimates import entropy_from_values, slq_entropy
 from .linalg import eigsh, trace
 from .linalg.operator import LinearOperator
 from .model import as_model
 from .model_operators import GGNOperator, HessianOperator
-from .stability_index import _entropy_from_values, _slq_entropy
 
 __all__ = ["BatchSpread", "curvature_spread"]
 
@@ -70,10 +70,10 @@ def _measure(
         a = np.asarray(a, dtype=np.float64)
         if quantity == "trace":
             return np.asarray(float(np.trace(a)))
-        return np.asarray(_entropy_from_values(np.linalg.eigvalsh((a + a.T) / 2)))
+        return np.asarray(entropy_from_values(np.linalg.eigvalsh((a + a.T) / 2)))
     if quantity == "trace":
         return np.asarray(trace(op, num_matvecs=num_matvecs, seed=seed).estimate)
-    return np.asarray(_slq_entropy(op, max(2, num_matvecs // 40), 40, seed, None))
+    return np.asarray(slq_entropy(op, num_probes=max(2, num_matvecs // 40), seed=seed).value)
 
 
 def curvature_spread(

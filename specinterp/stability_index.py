@@ -17,8 +17,11 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
+from ._progress import counting
 from .diagnostics import jacobian_spectra
-from .linalg import LinearOperator, eigsh, trace_function
+from .entropy_estimates import entropy_from_values, slq_entropy
+from .errors import MemoryBudgetError
+from .linalg import LinearOperator, eigsh
 from .losses import Loss, get_loss
 from .model import as_model, input_space
 from .model_operators import natural_outputs
@@ -104,6 +107,7 @@ class _NTKPart:
     entropy: float
     s_theta: float
     details: Any = None
+    entropy_stderr: float = 0.0  # 0: exact (dense eigenvalues)
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class _HessianPart:
     positive: np.ndarray
     entropy: float
     details: Any = None
+    entropy_stderr: float = 0.0
 
 
 def curvature_max(lf: Loss, z: Array, y: Array, *, seed: int = 0) -> float:
@@ -145,17 +150,8 @@ def _aggregate(components: dict[str, float], how: str) -> float:
     raise ValueError(f"aggregation must be 'max' or 'log-mean'; got {how!r}")
 
 
-def _entropy_from_values(lam: np.ndarray) -> float:
-    w = np.abs(lam)
-    total = w.sum()
-    if total == 0:
-        return float("nan")
-    p = w[w > 0] / total
-    return float(-(p * np.log(p)).sum())
-
-
 # ------------------------------------------------------------------ strategies
-def _ntk_from_matrix(k: Array, n: int, c: int) -> _NTKPart:
+def _ntk_from_matrix(k: Array, n: int, c: int, how: str = "dense") -> _NTKPart:
     """Every NTK quantity from the dense ``K``; ``s_θ² = max_i λ_max(K_ii)`` (T6's blocks)."""
     k = _xp.to_numpy(k).astype(np.float64)
     k = 0.5 * (k + k.T)
@@ -165,10 +161,24 @@ def _ntk_from_matrix(k: Array, n: int, c: int) -> _NTKPart:
         k_max=float(lam[-1]),
         k_min=float(lam[0]),
         trace=float(np.trace(k)),
-        entropy=_entropy_from_values(np.clip(lam, 0.0, None)),
+        entropy=entropy_from_values(np.clip(lam, 0.0, None)),
         s_theta=math.sqrt(max(0.0, float(max(blocks)))),
-        details="dense",
+        details=how,
     )
+
+
+def _small_ntk(model: Any, x: Array, n: int, c: int) -> _NTKPart:
+    """``K`` formed densely (``N·C`` small): the cheapest exact route, whatever ``p`` is.
+
+    The structured layer-wise Gram for an MLP, else ``G Gᵀ`` from the native Jacobian when
+    ``G`` fits the memory budget, else ``N·C`` operator products.
+    """
+    try:
+        k, path = ntk(model, x, return_path=True)
+    except MemoryBudgetError:
+        eye = model.xp.eye(n * c, dtype=model.dtype, device=_xp.device(x))
+        k, path = ntk_operator(model, x).matmat(eye), "Jacobian products"
+    return _ntk_from_matrix(k, n, c, f"dense ({path})")
 
 
 def _ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) -> _NTKPart:
@@ -181,30 +191,53 @@ def _ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any])
         for i in range(n)
     ]
     tr_k = float(sum(np.sum(b) for b in blocks))
-    top = eigsh(kop, 1, which="LA", tol=opts["tol"], seed=opts["seed"])
-    bottom = eigsh(kop, 1, which="SA", tol=opts["tol"], seed=opts["seed"])
+    top = _eigsh(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
+    bottom = _eigsh(kop, 1, "SA", opts, "NTK λ_min (Lanczos)")
+    entropy = _entropy(kop, opts, tr_k)
     return _NTKPart(
         k_max=float(_xp.to_numpy(top.values)[0]),
         k_min=float(_xp.to_numpy(bottom.values)[0]),
         trace=tr_k,
-        entropy=_slq_entropy(kop, opts["num_probes"], opts["num_steps"], opts["seed"], tr_k),
+        entropy=entropy.value,
         s_theta=math.sqrt(max(0.0, max(float(b[-1]) for b in blocks))),
         details=(top, bottom),
+        entropy_stderr=entropy.stderr,
+    )
+
+
+def _eigsh(op: Any, k: int, which: str, opts: dict[str, Any], desc: str) -> Any:
+    """:func:`eigsh` at the GMSI's tolerance (``None``: the dtype's ``√eps``), with a bar."""
+    counted, bar = counting(op, f"gmsi: {desc}", None, enabled=opts["progress"])
+    try:
+        return eigsh(counted, k, which=which, tol=opts["tol"], seed=opts["seed"])
+    finally:
+        bar.close()
+
+
+def _entropy(op: Any, opts: dict[str, Any], trace_abs: float | None) -> Any:
+    """:func:`slq_entropy` with the GMSI's probes, steps, seed and progress setting."""
+    return slq_entropy(
+        op,
+        num_probes=opts["num_probes"],
+        num_steps=opts["num_steps"],
+        seed=opts["seed"],
+        trace_abs=trace_abs,
+        progress=opts["progress"],
     )
 
 
 def _hessian_from_values(lam: Array, p: int) -> _HessianPart:
     lam = np.sort(_xp.to_numpy(lam).astype(np.float64))
     floor = max(float(lam[-1]), 0.0) * max(p, 1) * np.finfo(float).eps
-    return _HessianPart(float(lam[-1]), lam[lam > floor], _entropy_from_values(lam), "dense")
+    return _HessianPart(float(lam[-1]), lam[lam > floor], entropy_from_values(lam), "dense")
 
 
 def _hessian_matrix_free(model: Any, x: Array, y: Array, loss: Any, opts: dict) -> _HessianPart:
     hop = hessian_operator(model, x, y, loss)
-    top = eigsh(hop, min(6, model.num_params), which="LA", tol=opts["tol"], seed=opts["seed"])
+    top = _eigsh(hop, min(6, model.num_params), "LA", opts, "Hessian top eigenvalues (Lanczos)")
     lam = _xp.to_numpy(top.values)
-    entropy = _slq_entropy(hop, opts["num_probes"], opts["num_steps"], opts["seed"], None)
-    return _HessianPart(float(lam[0]), lam[lam > 0], entropy, top)
+    entropy = _entropy(hop, opts, None)
+    return _HessianPart(float(lam[0]), lam[lam > 0], entropy.value, top, entropy.stderr)
 
 
 def _jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, float]:
@@ -225,10 +258,11 @@ def gmsi(
     method: Literal["auto", "dense", "matrix-free"] = "auto",
     aggregation: Literal["max", "log-mean"] = "max",
     dense_limit: int = 3000,
-    tol: float = 1e-8,
+    tol: float | None = None,
     seed: int = 0,
-    num_probes: int = 10,
-    num_steps: int = 40,
+    num_probes: int = 3,
+    num_steps: int = 30,
+    progress: bool = True,
     given: GMSIInputs | None = None,
 ) -> GMSIResult:
     """The Global Matrix Stability Index of a model on a batch (:ref:`theory-gmsi`).
@@ -240,17 +274,31 @@ def gmsi(
     Parameters
     ----------
     method : {"auto", "dense", "matrix-free"}
-        ``"dense"`` materialises ``K`` and ``H`` (``s_θ`` from the diagonal blocks
-        ``K_ii = G_i G_iᵀ``: ``σ_1(G_i)² = λ_max(K_ii)``, so ``G`` is never formed);
-        ``"matrix-free"`` never forms ``H``: Lanczos on the Hessian operator and SLQ for its
-        entropy; it forms ``K`` from ``N·C`` operator products when ``N·C ≤ dense_limit``
-        (exact, and cheaper than Lanczos for its smallest eigenvalue), else Lanczos,
-        per-sample ``C × C`` blocks for ``s_θ`` and SLQ for its entropy. ``"auto"`` is dense
-        when ``N·C`` and ``p`` are at most ``dense_limit``.
+        Each spectrum takes the cheapest exact route that fits. ``K`` is formed densely
+        whenever ``N·C ≤ dense_limit``, whatever ``p`` is — by the layer-wise Gram identity
+        for an MLP (:ref:`theory-structured-ntk`), else ``G Gᵀ`` from the native Jacobian, else
+        ``N·C`` products — and all its eigenvalues (the smallest included, for ``κ(K)``) come
+        from one dense solve; ``s_θ`` from its diagonal blocks ``K_ii = G_i G_iᵀ``
+        (``σ_1(G_i)² = λ_max(K_ii)``). Above ``dense_limit``: Lanczos at both ends,
+        per-sample ``C × C`` blocks for ``s_θ`` and SLQ for the entropy. ``H`` is dense
+        (``p`` products) under ``"dense"``, and under ``"auto"`` when ``p ≤ dense_limit``;
+        otherwise Lanczos for its top six eigenvalues and SLQ for its entropy
+        (``"matrix-free"``; ``H`` is never formed).
     aggregation : {"max", "log-mean"}
         ``max`` (the reference) or the geometric mean of the positive components.
-    tol, seed, num_probes, num_steps
-        Lanczos tolerance and seed, and SLQ probes / steps (matrix-free only).
+    tol : float, optional
+        Lanczos residual tolerance (relative). Default: ``√eps`` of the model's dtype
+        (3.5e-4 in float32, 1.5e-8 in float64) — a float32 product is only resolved to about
+        ``eps·‖A‖``, so a tighter tolerance costs products without adding accuracy
+        (docs: numerical guarantees).
+    seed, num_probes, num_steps
+        Lanczos / SLQ seed, SLQ probes and Lanczos steps per probe (``num_probes · num_steps``
+        products per SLQ entropy). An SLQ entropy's standard error — the spread of its probes,
+        mostly quadrature error (:mod:`specinterp.entropy_estimates`) — is in
+        ``details["entropy_stderr"]``; raise ``num_probes`` to shrink it.
+    progress : bool
+        Progress bars on long Lanczos and SLQ runs (tqdm, when installed; a bar shows after
+        2 s) and a time estimate before a run expected to take over 10 s; ``False`` is silent.
     given : GMSIInputs, optional
         Spectra already computed at this batch; they are used instead of computing them.
     data : optional
@@ -276,6 +324,7 @@ def gmsi(
             seed=seed,
             num_probes=num_probes,
             num_steps=num_steps,
+            progress=progress,
         )
     if x is None or y is None:
         raise TypeError("gmsi needs x, y (one batch) or data= (batches)")
@@ -285,21 +334,25 @@ def gmsi(
     given = GMSIInputs() if given is None else given
     z = model.apply(x)
     n, c, p = int(z.shape[0]), int(z.shape[1]), model.num_params
+    dense_ntk = n * c <= dense_limit or method == "dense"
     if method == "auto":
-        method = "dense" if n * c <= dense_limit and p <= dense_limit else "matrix-free"
+        method = "dense" if p <= dense_limit else "matrix-free"
     if method not in ("dense", "matrix-free"):
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
-    opts = {"tol": tol, "seed": seed, "num_probes": num_probes, "num_steps": num_steps}
+    opts = {
+        "tol": tol,
+        "seed": seed,
+        "num_probes": num_probes,
+        "num_steps": num_steps,
+        "progress": progress,
+    }
     beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
     s_j, t_j, h_j = _jacobian_part(*input_space(model, x), given.jacobian)
 
     if given.ntk is not None:
         ntk_part = _ntk_from_matrix(given.ntk, n, c)
-    elif method == "dense":
-        ntk_part = _ntk_from_matrix(ntk(model, x), n, c)
-    elif n * c <= dense_limit:  # N·C products form K exactly
-        eye = model.xp.eye(n * c, dtype=model.dtype, device=_xp.device(x))
-        ntk_part = _ntk_from_matrix(ntk_operator(model, x).matmat(eye), n, c)
+    elif dense_ntk:
+        ntk_part = _small_ntk(model, x, n, c)
     else:
         ntk_part = _ntk_matrix_free(model, x, n, c, opts)
     if given.hessian_eigenvalues is not None:
@@ -332,25 +385,9 @@ def gmsi(
         beta=beta,
         method=method,
         aggregation=aggregation,
-        details={"ntk": ntk_part.details, "hessian": hess_part.details},
+        details={
+            "ntk": ntk_part.details,
+            "hessian": hess_part.details,
+            "entropy_stderr": {"ntk": ntk_part.entropy_stderr, "hessian": hess_part.entropy_stderr},
+        },
     )
-
-
-def _slq_entropy(
-    op: Any, num_probes: int, num_steps: int, seed: int, trace_abs: float | None
-) -> float:
-    """``H = log Σ|λ| − Σ |λ| log |λ| / Σ|λ|`` with both sums by SLQ (exact trace if known)."""
-    total = trace_abs
-    if total is None:
-        total = trace_function(
-            op, "abs", num_probes=num_probes, num_steps=num_steps, seed=seed
-        ).estimate
-    if not total > 0:
-        return float("nan")
-
-    def xlogx(t: np.ndarray) -> np.ndarray:
-        a = np.abs(t)
-        return np.where(a > 0, a * np.log(np.where(a > 0, a, 1.0)), 0.0)
-
-    s = trace_function(op, xlogx, num_probes=num_probes, num_steps=num_steps, seed=seed).estimate
-    return float(math.log(total) - s / total)

@@ -28,6 +28,7 @@ import numpy as np
 from . import _xp
 from .batches import Batches, as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
+from .entropy_estimates import entropy_from_values
 from .losses import get_loss
 from .model import as_model, input_space
 from .model_operators import natural_outputs
@@ -35,11 +36,11 @@ from .operators import ntk_operator
 from .stability_index import (
     GMSIResult,
     _aggregate,
-    _entropy_from_values,
+    _eigsh,
+    _entropy,
     _hessian_from_values,
     _HessianPart,
     _jacobian_part,
-    _slq_entropy,
     curvature_max,
 )
 
@@ -62,10 +63,11 @@ def gmsi_over_data(
     method: Literal["auto", "dense", "matrix-free"] = "auto",
     aggregation: Literal["max", "log-mean"] = "max",
     dense_limit: int = 3000,
-    tol: float = 1e-8,
+    tol: float | None = None,
     seed: int = 0,
-    num_probes: int = 10,
-    num_steps: int = 40,
+    num_probes: int = 3,
+    num_steps: int = 30,
+    progress: bool = True,
 ) -> GMSIResult:
     """:func:`specinterp.gmsi` of the loss over every sample of ``data`` (module docstring).
 
@@ -108,26 +110,28 @@ def gmsi_over_data(
 
     gram = DataGGNOperator(model, Batches(zero_targets, "the batches"), "mse")
     hop = DataHessianOperator(model, batches, loss)
-    opts = {"tol": tol, "seed": seed}
+    opts = {
+        "tol": tol,
+        "seed": seed,
+        "num_probes": num_probes,
+        "num_steps": num_steps,
+        "progress": progress,
+    }
     k_min = math.nan
     if method == "dense":
         lam_m = _dense(gram)
-        m_max, entropy_k = float(lam_m[-1]), _entropy_from_values(np.clip(lam_m, 0.0, None))
+        m_max, entropy_k = float(lam_m[-1]), entropy_from_values(np.clip(lam_m, 0.0, None))
         if n * c <= p:
             k_min = n * float(lam_m[::-1][n * c - 1])
         hess = _hessian_from_values(_dense(hop), p)
     else:
-        from .linalg import eigsh
-
-        m_max = float(_xp.to_numpy(eigsh(gram, 1, **opts).values)[0])
-        entropy_k = _slq_entropy(gram, num_probes, num_steps, seed, tr_k / n)
-        top = eigsh(hop, min(6, p), **opts)
+        m_max = float(_xp.to_numpy(_eigsh(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
+        entropy_k = _entropy(gram, opts, tr_k / n).value
+        top = _eigsh(hop, min(6, p), "LA", opts, "Hessian top eigenvalues (Lanczos)")
         lam_h = np.asarray(_xp.to_numpy(top.values), dtype=float)
+        h_entropy = _entropy(hop, opts, None)
         hess = _HessianPart(
-            float(lam_h[0]),
-            lam_h[lam_h > 0],
-            _slq_entropy(hop, num_probes, num_steps, seed, None),
-            top,
+            float(lam_h[0]), lam_h[lam_h > 0], h_entropy.value, top, h_entropy.stderr
         )
     k_max = n * m_max
     s_k = math.sqrt(max(m_max, 0.0))

@@ -10,8 +10,9 @@ Ghorbani, Krishnan & Xiao (2019).
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -24,13 +25,45 @@ from .results import Density, TraceResult
 
 Array = Any
 
-__all__ = ["slq_nodes", "spectral_density", "trace_function"]
+__all__ = ["slq_nodes", "slq_rules", "spectral_density", "trace_function"]
 
 _FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "log": np.log,
     "square": np.square,
     "abs": np.abs,
 }
+
+
+def slq_rules(
+    op: LinearOperator | Array,
+    num_steps: int,
+    *,
+    seed: int | np.random.Generator | None = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """The Gauss rule of one Rademacher probe after another: ``(nodes, weights, products)``.
+
+    Unending: the caller takes as many probes as it needs (the first ``k`` are those of
+    :func:`slq_nodes` with ``num_probes=k`` and the same seed). ``nodes`` and ``weights`` have
+    ``min(num_steps, n)`` entries; a probe whose Lanczos run ends early (an invariant subspace:
+    the rule is already exact) is padded with zero-weight copies of its last node.
+    """
+    op = aslinearoperator(op)
+    if not op.symmetric:
+        raise ValueError("stochastic Lanczos quadrature needs a symmetric operator")
+    if num_steps < 1:
+        raise ValueError("num_probes and num_steps must be ≥ 1")
+    n = op.shape[0]
+    steps = min(int(num_steps), n)
+    rng = _xp.as_generator(seed, op.xp, op.device)
+    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
+    while True:
+        v = rng.rademacher((n,), dtype=op.dtype)
+        alpha, beta, used = lanczos_tridiagonal(scaled, v, steps)
+        t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+        theta, y = np.linalg.eigh(t)
+        nodes, weights = np.full(steps, theta[-1]), np.zeros(steps)
+        nodes[:used], weights[:used] = theta, y[0, :] ** 2
+        yield nodes * unscale(scaled.scale), weights, used
 
 
 def slq_nodes(
@@ -45,28 +78,12 @@ def slq_nodes(
     A probe whose Lanczos run ends early (invariant subspace: the rule is already exact) is
     padded with zero-weight nodes. Returns nodes, weights and the number of products.
     """
-    op = aslinearoperator(op)
-    if not op.symmetric:
-        raise ValueError("stochastic Lanczos quadrature needs a symmetric operator")
     if num_probes < 1 or num_steps < 1:
         raise ValueError("num_probes and num_steps must be ≥ 1")
-    n = op.shape[0]
-    steps = min(int(num_steps), n)
-    rng = _xp.as_generator(seed, op.xp, op.device)
-    nodes = np.zeros((num_probes, steps))
-    weights = np.zeros((num_probes, steps))
-    matvecs = 0
-    scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
-    for p in range(num_probes):
-        v = rng.rademacher((n,), dtype=op.dtype)
-        alpha, beta, used = lanczos_tridiagonal(scaled, v, steps)
-        matvecs += used
-        t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
-        theta, y = np.linalg.eigh(t)
-        nodes[p, :used] = theta
-        nodes[p, used:] = theta[-1]
-        weights[p, :used] = y[0, :] ** 2
-    return nodes * unscale(scaled.scale), weights, matvecs
+    rules = list(itertools.islice(slq_rules(op, num_steps, seed=seed), num_probes))
+    nodes = np.stack([r[0] for r in rules])
+    weights = np.stack([r[1] for r in rules])
+    return nodes, weights, sum(r[2] for r in rules)
 
 
 def spectral_density(

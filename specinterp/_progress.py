@@ -1,0 +1,95 @@
+"""Progress bars and time estimates for long Krylov and SLQ runs.
+
+:func:`counting` wraps an operator so that every product it applies advances a bar (tqdm when
+installed, nothing otherwise). A bar appears only once a run has lasted ``DELAY`` seconds, so
+short runs print nothing; after the first product the expected time of the run is printed when
+it exceeds ``ESTIMATE_AFTER`` seconds. ``enabled=False`` is silent.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from .linalg.operator import LinearOperator
+
+__all__ = ["counting"]
+
+#: seconds before a bar is shown
+DELAY = 2.0
+#: a run expected to last longer than this many seconds is announced after its first product
+ESTIMATE_AFTER = 10.0
+
+
+class _Bar:
+    def __init__(self, desc: str, expected: int | None, enabled: bool) -> None:
+        self.desc, self.expected, self.enabled = desc, expected, enabled
+        self.count, self.started, self._bar = 0, time.perf_counter(), None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # tqdm is optional: no bar, the estimate still prints
+                tqdm = None
+            if tqdm is not None:
+                self._bar = tqdm(
+                    total=expected,
+                    desc=desc,
+                    delay=DELAY,
+                    unit="product",
+                    leave=False,
+                    disable=None,  # no bar when stderr is not a terminal (logs, CI)
+                )
+
+    def advance(self, products: int) -> None:
+        self.count += products
+        if self._bar is not None:
+            self._bar.update(products)
+        if self.enabled and self.count == products and self.expected:
+            per = (time.perf_counter() - self.started) / products
+            total = per * self.expected
+            if total > ESTIMATE_AFTER:
+                print(
+                    f"specinterp: {self.desc}: about {self.expected} products at {per:.3g} s "
+                    f"each, ≈ {total:.0f} s",
+                    file=sys.stderr,
+                )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def counting(
+    op: LinearOperator, desc: str, expected: int | None = None, *, enabled: bool = True
+) -> tuple[LinearOperator, _Bar]:
+    """``op`` behind a progress bar: ``(wrapped, bar)``; call ``bar.close()`` when done.
+
+    ``expected`` is the number of products the run will probably take (the bar's total and the
+    time estimate); ``None`` for a run whose length is not known in advance.
+    """
+    bar = _Bar(desc, expected, enabled)
+    if not enabled:
+        return op, bar
+
+    def matvec(v: Any) -> Any:
+        out = op.matvec(v)
+        bar.advance(1)
+        return out
+
+    def matmat(v: Any) -> Any:
+        out = op.matmat(v)
+        bar.advance(int(v.shape[1]))
+        return out
+
+    wrapped = LinearOperator(
+        op.shape,
+        matvec,
+        matmat=matmat,
+        dtype=op.dtype,
+        xp=op.xp,
+        device=op.device,
+        symmetric=op.symmetric,
+        positive_semidefinite=getattr(op, "positive_semidefinite", False),
+    )
+    return wrapped, bar

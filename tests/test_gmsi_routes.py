@@ -1,0 +1,74 @@
+"""The GMSI's routes: dense NTK whatever p, SLQ entropy with a stated error, progress output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import specinterp as si
+from specinterp import _progress
+from specinterp.entropy_estimates import entropy_from_values, slq_entropy
+from specinterp.linalg import LinearOperator, slq_nodes
+
+
+def _diag_operator(lam: np.ndarray) -> LinearOperator:
+    return LinearOperator((lam.size, lam.size), lambda v: lam * v, symmetric=True)
+
+
+def test_slq_entropy_is_within_its_standard_error_of_the_exact_entropy():
+    rng = np.random.default_rng(0)
+    lam = np.concatenate([rng.uniform(-0.2, 1.0, 3000), [40.0, 25.0, 9.0]])
+    exact = entropy_from_values(lam)
+    est = slq_entropy(_diag_operator(lam), num_probes=12, num_steps=60, seed=1)
+    assert est.num_probes == 12 and est.num_matvecs == 12 * 60
+    assert 0 < est.stderr < 0.1
+    assert abs(est.value - exact) < 4 * est.stderr + 1e-3
+    # the same probes as slq_nodes: T from its rules equals tr|A| estimated there
+    nodes, weights, _ = slq_nodes(_diag_operator(lam), num_probes=12, num_steps=60, seed=1)
+    t = lam.size * np.mean(np.sum(weights * np.abs(nodes), axis=1))
+    s = lam.size * np.mean(np.sum(weights * np.abs(nodes) * np.log(np.abs(nodes)), axis=1))
+    assert est.value == pytest.approx(np.log(t) - s / t, rel=1e-12)
+
+
+def test_slq_entropy_with_the_exact_trace_and_of_the_zero_matrix():
+    lam = np.linspace(0.01, 2.0, 500)
+    est = slq_entropy(_diag_operator(lam), num_probes=4, num_steps=40, trace_abs=lam.sum())
+    assert abs(est.value - entropy_from_values(lam)) < 4 * est.stderr + 1e-3
+    zero = slq_entropy(_diag_operator(np.zeros(50)), num_probes=2, num_steps=5)
+    assert np.isnan(zero.value)
+
+
+def test_counting_operator_counts_products_and_estimates_time(capsys, monkeypatch):
+    lam = np.arange(1.0, 101.0)
+    op, bar = _progress.counting(_diag_operator(lam), "demo", 30, enabled=True)
+    monkeypatch.setattr(_progress, "ESTIMATE_AFTER", -1.0)  # announce any run
+    v = np.ones(100)
+    np.testing.assert_array_equal(op.matvec(v), lam)
+    np.testing.assert_array_equal(op.matmat(np.ones((100, 3))), np.repeat(lam[:, None], 3, 1))
+    bar.close()
+    assert bar.count == 4
+    assert "demo: about 30 products" in capsys.readouterr().err
+    quiet, quiet_bar = _progress.counting(_diag_operator(lam), "demo", 30, enabled=False)
+    quiet.matvec(v)
+    quiet_bar.advance(1)
+    assert capsys.readouterr().err == ""
+
+
+def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progress(capsys):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 3)
+    ).double()
+    x = torch.randn(8, 20, dtype=torch.float64)
+    y = torch.randint(0, 3, (8,))
+    free = si.gmsi(net, x, y, method="matrix-free", progress=False, num_probes=6)
+    dense = si.gmsi(net, x, y, method="dense", progress=False)
+    assert free.details["ntk"] == "dense (structured)"
+    assert free.value == pytest.approx(dense.value, rel=1e-10)
+    assert free.ntk_condition_number == pytest.approx(dense.ntk_condition_number, rel=1e-8)
+    assert free.components["curvature"] == pytest.approx(dense.components["curvature"], rel=1e-7)
+    se = free.details["entropy_stderr"]["hessian"]
+    assert abs(free.entropies["hessian"] - dense.entropies["hessian"]) < 4 * se + 0.05
+    assert dense.details["entropy_stderr"] == {"ntk": 0.0, "hessian": 0.0}
+    assert capsys.readouterr().err == ""
