@@ -339,13 +339,7 @@ def gmsi(
         method = "dense" if p <= dense_limit else "matrix-free"
     if method not in ("dense", "matrix-free"):
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
-    opts = {
-        "tol": tol,
-        "seed": seed,
-        "num_probes": num_probes,
-        "num_steps": num_steps,
-        "progress": progress,
-    }
+    opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
     beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
     s_j, t_j, h_j = _jacobian_part(*input_space(model, x), given.jacobian)
 

@@ -110,13 +110,7 @@ def gmsi_over_data(
 
     gram = DataGGNOperator(model, Batches(zero_targets, "the batches"), "mse")
     hop = DataHessianOperator(model, batches, loss)
-    opts = {
-        "tol": tol,
-        "seed": seed,
-        "num_probes": num_probes,
-        "num_steps": num_steps,
-        "progress": progress,
-    }
+    opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
     k_min = math.nan
     if method == "dense":
         lam_m = _dense(gram)
