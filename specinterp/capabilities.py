@@ -9,6 +9,7 @@ capability                    method                                      used b
 :class:`ReusableHVP`          ``hvp_operator(x, y, loss) -> (v ↦ H v)``   Hessian operators
 :class:`NativeInputJacobian`  ``input_jacobian(x) -> (N, C, d)``          dense ``J``
 :class:`NativeParamJacobian`  ``param_jacobian(x) -> (N, C, p)``          dense ``G``, NTK
+:class:`NativeHessian`        ``loss_hessian(x, y, loss) -> (p, p)``      dense ``H``
 :class:`JacobianFactor`       ``input_jacobian_factor(x) -> (N, C, k)``   Jacobian spectra
 :class:`ProductForm`          ``layer_factors(x) -> LayerFactors``        T3 gains, T4 radius
 :class:`RegionBoundaries`     ``region_boundaries(x, max_bytes)``         T4 radius (CNNs)
@@ -36,6 +37,7 @@ __all__ = [
     "ConvKernel",
     "ConvKernels",
     "JacobianFactor",
+    "NativeHessian",
     "NativeInputJacobian",
     "NativeParamJacobian",
     "ProductForm",
@@ -72,6 +74,15 @@ class NativeParamJacobian(Protocol):
 
     def param_jacobian(self, x: Array) -> Array:
         """``G_i``, shape ``(N, C, p)``."""
+        ...
+
+
+@runtime_checkable
+class NativeHessian(Protocol):
+    """The dense loss Hessian by the framework's own compiled route (``jax.hessian``)."""
+
+    def loss_hessian(self, x: Array, y: Array, loss: Any) -> Array:
+        """``H``, shape ``(p, p)``."""
         ...
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from . import _xp
 from ._guards import finite_result
 from .batches import _is_dask, _is_pair
-from .capabilities import NativeInputJacobian, NativeParamJacobian, offers, use
+from .capabilities import NativeHessian, NativeInputJacobian, NativeParamJacobian, offers, use
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .distributed import DistributedGGNOperator, DistributedHessianOperator
 from .errors import MemoryBudgetError
@@ -253,12 +253,28 @@ def gram(g: Array) -> Array:
 
 
 @finite_result("Hessian")
-def hessian(model: Any, x: Array, y: Array, loss: Any, *, max_bytes: int | None = None) -> Array:
-    """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``, from ``p`` HVPs."""
+def hessian(
+    model: Any,
+    x: Array,
+    y: Array,
+    loss: Any,
+    *,
+    native: bool = True,
+    max_bytes: int | None = None,
+) -> Array:
+    """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``.
+
+    By the adapter's compiled dense route where it has one (JAX: one ``jax.hessian`` program)
+    and ``native=True``; otherwise from ``p`` Hessian-vector products.
+    """
     model, xp = _prepare(model, x)
-    get_loss(loss)
+    lf = get_loss(loss)
     p = model.num_params
     _check_budget(model, (p, p), "Hessian", "hessian_operator", max_bytes)
+    if native and offers(model, NativeHessian):
+        lf.check(natural_outputs(model, x), y)
+        h = use(model, NativeHessian, x, y, loss)
+        return 0.5 * (h + h.T)
     eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
     hvp = HessianOperator(model, x, y, loss).matvec
     cols = [hvp(eye[:, j]) for j in range(p)]

@@ -34,3 +34,19 @@ def test_parameter_order_is_tree_flatten_order():
     flat = np.asarray(m.flat_params)
     leaves = jax.tree_util.tree_leaves(params)
     np.testing.assert_array_equal(flat, np.concatenate([np.ravel(leaf) for leaf in leaves]))
+
+
+def test_dense_hessian_by_one_jax_hessian_program_equals_the_hvp_columns():
+    eqx = pytest.importorskip("equinox")
+    mlp = eqx.nn.MLP(5, 3, 7, 2, activation=jnp.tanh, key=jax.random.PRNGKey(2), dtype=jnp.float64)
+    m = si.as_model(mlp)
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((6, 5)))
+    y = jnp.asarray(rng.integers(0, 3, 6))
+    assert isinstance(m, si.capabilities.NativeHessian)
+    h = operators.hessian(m, x, y, "cross_entropy")
+    by_columns = operators.hessian(m, x, y, "cross_entropy", native=False)
+    np.testing.assert_allclose(np.asarray(h), np.asarray(by_columns), rtol=1e-10, atol=1e-12)
+    # and the bad-target check still runs before the compiled program
+    with pytest.raises(si.errors.ShapeError):
+        operators.hessian(m, x, y[:4], "cross_entropy")
