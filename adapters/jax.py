@@ -22,6 +22,7 @@ from specinterp.capabilities import ConvKernel
 from specinterp.errors import LabelError, ModelError, ShapeError
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
+from specinterp.operators import gram
 
 from ._jax_conv import jax_conv_kernels
 from ._outputs import output_selector
@@ -375,6 +376,19 @@ class JaxModel(ModelBase):
         self.check_float_input(x, "input_jacobian")
         jac = self._jac_in(self.flat, x)
         return jnp.reshape(jac, (x.shape[0], jac.shape[1], -1))
+
+    def ntk_gram(self, x: jax.Array) -> jax.Array:
+        """The self-NTK ``G Gᵀ`` ``(N·C, N·C)``: ``vmap(jacrev)`` and the Gram, one program."""
+        self.check_input(x)
+        if "ntk" not in self._hvps:
+            jac = self._jac_p
+
+            def fused(t: jax.Array, xx: jax.Array) -> jax.Array:
+                g = jac(t, xx)
+                return gram(jnp.reshape(g, (-1, g.shape[-1])))
+
+            self._hvps["ntk"] = jax.jit(fused)
+        return self._hvps["ntk"](self.flat, x)
 
     def param_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, p)`` by ``vmap(jacrev)``."""

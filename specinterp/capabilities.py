@@ -10,6 +10,7 @@ capability                    method                                      used b
 :class:`NativeInputJacobian`  ``input_jacobian(x) -> (N, C, d)``          dense ``J``
 :class:`NativeParamJacobian`  ``param_jacobian(x) -> (N, C, p)``          dense ``G``, NTK
 :class:`NativeHessian`        ``loss_hessian(x, y, loss) -> (p, p)``      dense ``H``
+:class:`NativeNTK`            ``ntk_gram(x) -> (N·C, N·C)``               self-NTK
 :class:`JacobianFactor`       ``input_jacobian_factor(x) -> (N, C, k)``   Jacobian spectra
 :class:`ProductForm`          ``layer_factors(x) -> LayerFactors``        T3 gains, T4 radius
 :class:`RegionBoundaries`     ``region_boundaries(x, max_bytes)``         T4 radius (CNNs)
@@ -39,6 +40,7 @@ __all__ = [
     "JacobianFactor",
     "NativeHessian",
     "NativeInputJacobian",
+    "NativeNTK",
     "NativeParamJacobian",
     "ProductForm",
     "RegionBoundaries",
@@ -83,6 +85,15 @@ class NativeHessian(Protocol):
 
     def loss_hessian(self, x: Array, y: Array, loss: Any) -> Array:
         """``H``, shape ``(p, p)``."""
+        ...
+
+
+@runtime_checkable
+class NativeNTK(Protocol):
+    """The self-NTK ``G Gᵀ`` as one compiled program (JAX: Jacobian and Gram fused by XLA)."""
+
+    def ntk_gram(self, x: Array) -> Array:
+        """``K``, shape ``(N·C, N·C)``, sample-major."""
         ...
 
 

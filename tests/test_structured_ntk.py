@@ -158,3 +158,21 @@ def test_jax_equinox_and_flax_structured_ntk():
         )
         g = np.asarray(g).reshape(-1, m.num_params)
         np.testing.assert_allclose(np.asarray(operators.ntk(m, x)), g @ g.T, rtol=1e-12, atol=1e-12)
+
+
+def test_jax_function_without_a_product_form_takes_one_compiled_ntk_program():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    rng = np.random.default_rng(7)
+    params = [jnp.asarray(rng.standard_normal((6, 5))), jnp.asarray(rng.standard_normal(6))]
+
+    def f(p, x):  # a plain function: no product form is known for it
+        return jnp.sin(x @ p[0].T + p[1])
+
+    m = si.as_model(f, params)
+    x = jnp.asarray(rng.standard_normal((90, 5)))  # 540 rows: the blocked Gram
+    k, path = operators.ntk(m, x, return_path=True)
+    assert path == "native NTK program"
+    reference = operators.ntk(m, x, native=False)
+    np.testing.assert_allclose(np.asarray(k), np.asarray(reference), rtol=1e-12, atol=1e-12)

@@ -56,7 +56,7 @@ def svdvals(a: Array, xp: Namespace) -> Array:
     triangular factor (Chan's R-SVD; Golub & Van Loan §8.6): the same singular values to
     ``O(eps ‖A‖)`` — an orthogonal factor does not change them — at 2.5–4.5× less time than a
     batched ``gesdd`` of the ``k × n`` matrices (``python -m benchmarks spectra_overhead``).
-    NumPy and PyTorch only (the ``mode="r"`` QR is not in the array API); a torch input that
+    NumPy, PyTorch and JAX (the ``mode="r"`` QR is not in the array API); a torch input that
     requires gradients keeps the direct SVD.
 
     Dask has no batched SVD: its chunks are rechunked to whole matrices and each block is
@@ -91,6 +91,11 @@ def _rectangular_svdvals(a: Array) -> Array | None:
 
         _, r = torch.linalg.qr(a if m >= n else a.mT, mode="r")
         return torch.linalg.svdvals(r)
+    if compat.is_jax_array(a):
+        import jax.numpy as jnp
+
+        r = jnp.linalg.qr(a if m >= n else jnp.swapaxes(a, -1, -2), mode="r")
+        return jnp.linalg.svd(r, compute_uv=False)
     return None
 
 

@@ -5,7 +5,9 @@ The rest of the core never names a backend; it asks these helpers.
 
 from __future__ import annotations
 
+import collections
 import warnings
+import weakref
 from typing import Any
 
 import array_api_compat as compat
@@ -131,9 +133,24 @@ def concrete_bool(flag: Array) -> bool | None:
         return None
 
 
+#: weak references to the last JAX arrays found finite: JAX arrays are immutable, each check
+#: waits for the device, and one call (jacobian_spectra, gmsi) checks its batch several times
+_FINITE_JAX: collections.deque = collections.deque(maxlen=4)
+
+
 def all_finite(x: Array, xp: Namespace | None = None) -> bool | None:
     """Whether every entry of ``x`` is finite; ``None`` if ``x`` is traced (JAX ``jit``)."""
     xp = namespace(x) if xp is None else xp
+    jax_array = compat.is_jax_array(x)
+    if jax_array and any(ref() is x for ref in _FINITE_JAX):
+        return True
+    out = _all_finite(x, xp)
+    if jax_array and out:
+        _FINITE_JAX.append(weakref.ref(x))
+    return out
+
+
+def _all_finite(x: Array, xp: Namespace) -> bool | None:
     # Fast path: one reduction. A finite sum proves every entry finite (a NaN or ±inf entry makes
     # the sum NaN or ±inf); a non-finite sum may be overflow of finite entries, so re-check.
     with warnings.catch_warnings():  # NumPy warns when the sum overflows; that case is handled
