@@ -15,6 +15,9 @@ rows. Groups and the issue's cases they measure:
 * ``scale`` — million-parameter Hessian top-k / SLQ: time and peak memory
 * ``full_data`` — Hessian top-5 over all of MNIST-5k through a loader (PyHessian, curvlinops)
   and on a two-worker Dask cluster
+* ``structured_ntk`` — 7 the layer-wise NTK of a 1.86 M-parameter MLP vs the Jacobian
+  contraction recipes (torch.func, JAX, arraynet; time, peak memory, equality), and the
+  time-scaling table (NTK and Hessian top-5 vs batch and width)
 * ``weight_spectra`` — ``model_layers`` of a 110 M-parameter transformer vs WeightWatcher:
   time, peak memory, α against a known heavy-tailed truth
 """
@@ -36,6 +39,7 @@ from . import (
     multiplicity,
     scale,
     spectra_overhead,
+    structured_ntk,
     trace_peers,
     weight_spectra,
 )
@@ -51,6 +55,7 @@ CASES = {
     "language_model": language_model.run,
     "weight_spectra": weight_spectra.run,
     "full_data": full_data.run,
+    "structured_ntk": structured_ntk.run,
 }
 
 

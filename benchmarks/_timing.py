@@ -38,3 +38,28 @@ def interleaved_runs(
             last[name] = fn()
             times[name].append(time.perf_counter() - t0)
     return {name: (statistics.median(ts), last[name]) for name, ts in times.items()}
+
+
+def run_child(code: str, payload: object) -> dict:
+    """Run ``python -c code json(payload)`` from the repository root; its last stdout line as JSON.
+
+    A fresh process per measurement: its peak resident memory is its own. A non-zero exit
+    raises with the end of its stderr.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(payload)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": root},
+        check=False,
+    )
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-2000:] or f"exit code {proc.returncode}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])

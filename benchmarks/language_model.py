@@ -15,11 +15,10 @@ operator. ``SPECINTERP_BENCH_LM_SCALE=small`` runs a 0.4 M-parameter model inste
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
+
+from ._timing import run_child
 
 SIZES = {
     "full": {"n_embd": 384, "n_layer": 6, "n_head": 6},
@@ -96,18 +95,7 @@ def stdlib_bytes(count: int) -> list[int]:
 
 
 def _child(size: dict, library: str, operator: str, tol: float, verify: bool = True) -> dict:
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    proc = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps([size, library, operator, tol, verify])],
-        capture_output=True,
-        text=True,
-        cwd=root,
-        env={**os.environ, "PYTHONPATH": root},
-        check=False,
-    )
-    if proc.returncode:
-        raise RuntimeError(proc.stderr[-2000:])
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_child(CHILD, [size, library, operator, tol, verify])
 
 
 def run(repeats: int = 1) -> list[dict[str, object]]:

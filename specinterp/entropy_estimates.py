@@ -59,6 +59,7 @@ def slq_entropy(
     seed: int = 0,
     trace_abs: float | None = None,
     progress: bool = False,
+    reorthogonalize: str = "full",
 ) -> EntropyEstimate:
     """The spectral entropy of a symmetric operator by SLQ (module docstring).
 
@@ -74,6 +75,8 @@ def slq_entropy(
         ``tr |A|`` when known exactly (the NTK: ``Σ_i ‖G_i‖_F²``); then only ``S`` is estimated.
     progress : bool
         A progress bar (and a time estimate) for long runs.
+    reorthogonalize : {"full", "partial"}
+        As in :func:`specinterp.linalg.spectral_density`.
 
     """
     n = op.shape[0]
@@ -83,7 +86,7 @@ def slq_entropy(
     t_rows, s_rows, matvecs = [], [], 0
     try:
         for nodes, weights, used in itertools.islice(
-            slq_rules(counted, num_steps, seed=seed), probes
+            slq_rules(counted, num_steps, seed=seed, reorthogonalize=reorthogonalize), probes
         ):
             matvecs += used
             t_rows.append(n * float(np.sum(weights * np.abs(nodes))))

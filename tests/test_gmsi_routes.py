@@ -72,3 +72,46 @@ def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progres
     assert abs(free.entropies["hessian"] - dense.entropies["hessian"]) < 4 * se + 0.05
     assert dense.details["entropy_stderr"] == {"ntk": 0.0, "hessian": 0.0}
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kind", ["outliers", "flat"])
+def test_partial_reorthogonalisation_keeps_the_gauss_rules_within_the_stated_distance(
+    dtype, kind, monkeypatch
+):
+    from scipy.stats import wasserstein_distance
+
+    import specinterp.linalg.lanczos as lanczos
+
+    rng = np.random.default_rng(11)
+    if kind == "outliers":  # the Hessian-like case: orthogonality is lost fast
+        lam = np.concatenate([rng.normal(0, 0.01, 8000), rng.uniform(0, 1, 200), [8, 5, 3]])
+    else:
+        lam = rng.uniform(-1, 2, 8000)
+    lam = lam.astype(dtype)
+    op = LinearOperator((lam.size, lam.size), lambda v: lam * v, symmetric=True, dtype=dtype)
+    passes = [0]
+    real = lanczos.project_out
+
+    def counted(*args):
+        passes[0] += 1
+        return real(*args)
+
+    monkeypatch.setattr(lanczos, "project_out", counted)
+    rules = {}
+    for mode in ("full", "partial"):
+        passes[0] = 0
+        nodes, weights, _ = slq_nodes(op, num_probes=3, num_steps=60, seed=2, reorthogonalize=mode)
+        rules[mode] = (nodes, weights, passes[0])
+    eps = np.finfo(dtype).eps
+    for p in range(3):
+        w1 = wasserstein_distance(
+            rules["full"][0][p], rules["partial"][0][p], rules["full"][1][p], rules["partial"][1][p]
+        )
+        assert w1 <= np.sqrt(eps) * np.abs(lam).max()
+    # the saving: full passes only where the estimate asks (never on the flat spectrum)
+    assert rules["partial"][2] < rules["full"][2] / 2
+    if kind == "flat":
+        assert rules["partial"][2] == 0
+    # the converged outlier appears once: no spurious copy (the sign of lost orthogonality)
+    assert np.sum(np.isclose(rules["partial"][0][0], 8.0, rtol=1e-3)) == 1 or kind == "flat"
