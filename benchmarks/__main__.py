@@ -18,6 +18,8 @@ rows. Groups and the issue's cases they measure:
 * ``structured_ntk`` — 7 the layer-wise NTK of a 1.86 M-parameter MLP vs the Jacobian
   contraction recipes (torch.func, JAX, arraynet; time, peak memory, equality), and the
   time-scaling table (NTK and Hessian top-5 vs batch and width)
+* ``user_models`` — 8 ``gmsi`` on a ResNet-style model with its defaults, 9 JAX dense Hessian vs
+  ``jax.jit(jax.hessian)`` (first call included)
 * ``weight_spectra`` — ``model_layers`` of a 110 M-parameter transformer vs WeightWatcher:
   time, peak memory, α against a known heavy-tailed truth
 """
@@ -41,6 +43,7 @@ from . import (
     spectra_overhead,
     structured_ntk,
     trace_peers,
+    user_models,
     weight_spectra,
 )
 
@@ -56,6 +59,7 @@ CASES = {
     "weight_spectra": weight_spectra.run,
     "full_data": full_data.run,
     "structured_ntk": structured_ntk.run,
+    "user_models": user_models.run,
 }
 
 
