@@ -361,14 +361,20 @@ class JaxModel(ModelBase):
         """The dense ``H`` ``(p, p)`` by one compiled ``jax.hessian`` (``NativeHessian``).
 
         One XLA program for all ``p`` columns (forward-over-reverse, vectorised), in place of
-        ``p`` calls of the compiled HVP.
+        ``p`` calls of the compiled HVP; symmetrised inside it.
         """
         self.check_input(x)
         lf = get_loss(loss)
         key = ("hessian", lf)
         if key not in self._hvps:
             f = self._natural
-            self._hvps[key] = jax.jit(jax.hessian(lambda t, xx, yy: lf.value(f(t, xx), yy)))
+            hess = jax.hessian(lambda t, xx, yy: lf.value(f(t, xx), yy))
+
+            def symmetric(t: jax.Array, xx: jax.Array, yy: jax.Array) -> jax.Array:
+                h = hess(t, xx, yy)
+                return 0.5 * (h + h.T)
+
+            self._hvps[key] = jax.jit(symmetric)
         return self._hvps[key](self.flat, x, y)
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:

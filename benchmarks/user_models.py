@@ -94,7 +94,7 @@ def _gmsi_rows() -> list[dict[str, object]]:
                 "max component rel. diff": max(comp.values()),
                 "curvature rel. diff": comp["curvature"],
                 "hessian entropy": res.entropies["hessian"],
-                "its stderr": res.details["entropy_stderr"]["hessian"],
+                "its stated error": res.details["entropy_error"]["hessian"],
                 "float64 hessian entropy (10 × 40)": ref.entropies["hessian"],
                 "ntk route": res.details["ntk"],
             }

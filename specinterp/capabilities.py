@@ -84,7 +84,7 @@ class NativeHessian(Protocol):
     """The dense loss Hessian by the framework's own compiled route (``jax.hessian``)."""
 
     def loss_hessian(self, x: Array, y: Array, loss: Any) -> Array:
-        """``H``, shape ``(p, p)``."""
+        """``H``, shape ``(p, p)``, exactly symmetric."""
         ...
 
 

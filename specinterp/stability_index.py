@@ -107,7 +107,7 @@ class _NTKPart:
     entropy: float
     s_theta: float
     details: Any = None
-    entropy_stderr: float = 0.0  # 0: exact (dense eigenvalues)
+    entropy_error: float = 0.0  # 0: exact (dense eigenvalues)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class _HessianPart:
     positive: np.ndarray
     entropy: float
     details: Any = None
-    entropy_stderr: float = 0.0
+    entropy_error: float = 0.0
 
 
 def curvature_max(lf: Loss, z: Array, y: Array, *, seed: int = 0) -> float:
@@ -201,7 +201,7 @@ def _ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any])
         entropy=entropy.value,
         s_theta=math.sqrt(max(0.0, max(float(b[-1]) for b in blocks))),
         details=(top, bottom),
-        entropy_stderr=entropy.stderr,
+        entropy_error=entropy.error,
     )
 
 
@@ -237,7 +237,7 @@ def _hessian_matrix_free(model: Any, x: Array, y: Array, loss: Any, opts: dict) 
     top = _eigsh(hop, min(6, model.num_params), "LA", opts, "Hessian top eigenvalues (Lanczos)")
     lam = _xp.to_numpy(top.values)
     entropy = _entropy(hop, opts, None)
-    return _HessianPart(float(lam[0]), lam[lam > 0], entropy.value, top, entropy.stderr)
+    return _HessianPart(float(lam[0]), lam[lam > 0], entropy.value, top, entropy.error)
 
 
 def _jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, float]:
@@ -261,7 +261,7 @@ def gmsi(
     tol: float | None = None,
     seed: int = 0,
     num_probes: int = 3,
-    num_steps: int = 30,
+    num_steps: int = 25,
     progress: bool = True,
     given: GMSIInputs | None = None,
 ) -> GMSIResult:
@@ -293,9 +293,9 @@ def gmsi(
         (docs: numerical guarantees).
     seed, num_probes, num_steps
         Lanczos / SLQ seed, SLQ probes and Lanczos steps per probe (``num_probes · num_steps``
-        products per SLQ entropy). An SLQ entropy's standard error — the spread of its probes,
-        mostly quadrature error (:mod:`specinterp.entropy_estimates`) — is in
-        ``details["entropy_stderr"]``; raise ``num_probes`` to shrink it.
+        products per SLQ entropy). An SLQ entropy's stated error — the spread of its probes and
+        the change from a rule of half the steps (:mod:`specinterp.entropy_estimates`) — is in
+        ``details["entropy_error"]``; raise ``num_probes`` / ``num_steps`` to shrink it.
     progress : bool
         Progress bars on long Lanczos and SLQ runs (tqdm, when installed; a bar shows after
         2 s) and a time estimate before a run expected to take over 10 s; ``False`` is silent.
@@ -382,6 +382,6 @@ def gmsi(
         details={
             "ntk": ntk_part.details,
             "hessian": hess_part.details,
-            "entropy_stderr": {"ntk": ntk_part.entropy_stderr, "hessian": hess_part.entropy_stderr},
+            "entropy_error": {"ntk": ntk_part.entropy_error, "hessian": hess_part.entropy_error},
         },
     )

@@ -66,7 +66,7 @@ def gmsi_over_data(
     tol: float | None = None,
     seed: int = 0,
     num_probes: int = 3,
-    num_steps: int = 30,
+    num_steps: int = 25,
     progress: bool = True,
 ) -> GMSIResult:
     """:func:`specinterp.gmsi` of the loss over every sample of ``data`` (module docstring).
@@ -125,7 +125,7 @@ def gmsi_over_data(
         lam_h = np.asarray(_xp.to_numpy(top.values), dtype=float)
         h_entropy = _entropy(hop, opts, None)
         hess = _HessianPart(
-            float(lam_h[0]), lam_h[lam_h > 0], h_entropy.value, top, h_entropy.stderr
+            float(lam_h[0]), lam_h[lam_h > 0], h_entropy.value, top, h_entropy.error
         )
     k_max = n * m_max
     s_k = math.sqrt(max(m_max, 0.0))

@@ -41,7 +41,8 @@ def slq_rules(
     *,
     seed: int | np.random.Generator | None = 0,
     reorthogonalize: Reorthogonalize = "full",
-) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    with_half: bool = False,
+) -> Iterator[tuple[Any, ...]]:
     """The Gauss rule of one Rademacher probe after another: ``(nodes, weights, products)``.
 
     Unending: the caller takes as many probes as it needs (the first ``k`` are those of
@@ -49,6 +50,8 @@ def slq_rules(
     ``min(num_steps, n)`` entries; a probe whose Lanczos run ends early (an invariant subspace:
     the rule is already exact) is padded with zero-weight copies of its last node.
     ``reorthogonalize`` is that of :func:`~specinterp.linalg.lanczos.lanczos_tridiagonal`.
+    ``with_half`` also yields the rule of the first half of the steps (the leading principal
+    ``⌈s/2⌉ × ⌈s/2⌉`` block of ``T``: free), ``(nodes, weights)``, for a quadrature-error estimate.
     """
     op = aslinearoperator(op)
     if not op.symmetric:
@@ -62,11 +65,23 @@ def slq_rules(
     while True:
         v = rng.rademacher((n,), dtype=op.dtype)
         alpha, beta, used = lanczos_tridiagonal(scaled, v, steps, reorthogonalize=reorthogonalize)
-        t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
-        theta, y = np.linalg.eigh(t)
+        theta, w = _gauss_rule(alpha, beta)
         nodes, weights = np.full(steps, theta[-1]), np.zeros(steps)
-        nodes[:used], weights[:used] = theta, y[0, :] ** 2
-        yield nodes * unscale(scaled.scale), weights, used
+        nodes[:used], weights[:used] = theta, w
+        c = unscale(scaled.scale)
+        if not with_half:
+            yield nodes * c, weights, used
+            continue
+        h = (used + 1) // 2
+        half_nodes, half_weights = _gauss_rule(alpha[:h], beta[: h - 1])
+        yield nodes * c, weights, used, half_nodes * c, half_weights
+
+
+def _gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the Gauss rule of the tridiagonal ``(α, β)``."""
+    t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+    theta, y = np.linalg.eigh(t)
+    return theta, y[0, :] ** 2
 
 
 def slq_nodes(
