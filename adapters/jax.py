@@ -20,9 +20,9 @@ from jax.flatten_util import ravel_pytree
 from specinterp import _xp
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import LabelError, ModelError, ShapeError
+from specinterp.gram import gram
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
-from specinterp.operators import gram
 
 from ._jax_conv import jax_conv_kernels
 from ._outputs import output_selector

@@ -24,6 +24,7 @@ from typing import Any
 from . import _xp
 from .capabilities import ProductForm, use
 from .errors import ModelError
+from .gram import gram
 
 Array = Any
 
@@ -87,8 +88,6 @@ def structured_ntk(fac1: Any, fac2: Any | None = None, *, trace: bool = False) -
         Sample-major, as :func:`specinterp.operators.ntk` (:ref:`theory-structured-ntk`).
 
     """
-    from .operators import gram  # the blocked symmetric G Gᵀ
-
     xp = _xp.namespace(fac1.weights[-1])
     same = fac2 is None
     fac2 = fac1 if same else fac2

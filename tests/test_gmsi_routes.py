@@ -94,7 +94,7 @@ def test_partial_reorthogonalisation_keeps_the_gauss_rules_within_the_stated_dis
 ):
     from scipy.stats import wasserstein_distance
 
-    import specinterp.linalg.lanczos as lanczos
+    import specinterp.linalg.tridiagonal as tridiagonal
 
     rng = np.random.default_rng(11)
     if kind == "outliers":  # the Hessian-like case: orthogonality is lost fast
@@ -104,13 +104,13 @@ def test_partial_reorthogonalisation_keeps_the_gauss_rules_within_the_stated_dis
     lam = lam.astype(dtype)
     op = LinearOperator((lam.size, lam.size), lambda v: lam * v, symmetric=True, dtype=dtype)
     passes = [0]
-    real = lanczos.project_out
+    real = tridiagonal.project_out
 
     def counted(*args):
         passes[0] += 1
         return real(*args)
 
-    monkeypatch.setattr(lanczos, "project_out", counted)
+    monkeypatch.setattr(tridiagonal, "project_out", counted)
     rules = {}
     for mode in ("full", "partial"):
         passes[0] = 0

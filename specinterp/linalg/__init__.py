@@ -7,11 +7,12 @@ materialised.
 
 from .bidiag import svds
 from .density import slq_nodes, spectral_density, trace_function
-from .lanczos import eigsh, lanczos_tridiagonal
+from .lanczos import eigsh
 from .operator import LinearOperator, aslinearoperator
 from .randomized import nystrom, randomized_svd
 from .results import Density, EigResult, SVDResult, TraceResult
 from .trace import trace
+from .tridiagonal import lanczos_tridiagonal
 
 __all__ = [
     "Density",

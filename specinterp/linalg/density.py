@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import _xp
 from ._scaling import SelfScaling, unscale
-from .lanczos import lanczos_tridiagonal
 from .operator import LinearOperator, aslinearoperator
 from .results import Density, TraceResult
+from .tridiagonal import lanczos_tridiagonal
 
 Array = Any
 Reorthogonalize = Literal["full", "partial"]
@@ -49,7 +49,7 @@ def slq_rules(
     :func:`slq_nodes` with ``num_probes=k`` and the same seed). ``nodes`` and ``weights`` have
     ``min(num_steps, n)`` entries; a probe whose Lanczos run ends early (an invariant subspace:
     the rule is already exact) is padded with zero-weight copies of its last node.
-    ``reorthogonalize`` is that of :func:`~specinterp.linalg.lanczos.lanczos_tridiagonal`.
+    ``reorthogonalize`` is that of :func:`~specinterp.linalg.tridiagonal.lanczos_tridiagonal`.
     ``with_half`` also yields the rule of the first half of the steps (the leading principal
     ``⌈s/2⌉ × ⌈s/2⌉`` block of ``T``: free), ``(nodes, weights)``, for a quadrature-error estimate.
     """
