@@ -204,8 +204,8 @@ def check(
     alphas: list[float] = []
     betas: list[float] = []
     for step in range(min(max_steps, free)):
-        w = op.matvec(store.matrix[:, -1])
-        w, coef = project_out(store.matrix, w)
+        w = op.matvec(store.column(store.size - 1))
+        w, coef = project_out(store, w)
         alphas.append(float(coef[-1]))
         beta = float(xp.linalg.vector_norm(w))
         a, b = np.asarray(alphas), np.asarray(betas)

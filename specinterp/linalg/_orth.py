@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat as compat
 import numpy as np
 
 from .. import _xp
@@ -22,8 +23,11 @@ Array = Any
 DGKS_ETA = 1 / np.sqrt(2)
 
 
-def project_out(v_basis: Array | None, w: Array) -> tuple[Array, np.ndarray | None]:
+def project_out(v_basis: Basis | Array | None, w: Array) -> tuple[Array, np.ndarray | None]:
     """``w − V (Vᵀ w)`` to working precision; returns it and the host coefficients ``Vᵀ w``.
+
+    ``v_basis`` is an ``(n, k)`` array or a :class:`Basis` (whose JAX storage runs the pass as
+    one compiled program, :mod:`._orth_jax`).
 
     A Krylov image ``A q_j`` has its large components along the newest basis columns (the
     three-term recurrence), so those are removed first — a cheap local pass over the last two
@@ -33,6 +37,12 @@ def project_out(v_basis: Array | None, w: Array) -> tuple[Array, np.ndarray | No
     full pass reads the basis twice, which dominates a Krylov step on a large operator with a
     cheap product.
     """
+    if isinstance(v_basis, Basis):
+        if v_basis.size == 0:
+            return w, None
+        if v_basis.compiled:
+            return v_basis.project(w)
+        v_basis = v_basis.matrix
     if v_basis is None:
         return w, None
     xp = _xp.namespace(w)
@@ -56,7 +66,7 @@ def project_out(v_basis: Array | None, w: Array) -> tuple[Array, np.ndarray | No
 
 
 def normalize_or_restart(
-    v_basis: Array | None, w: Array, reference: float, rng: _xp.Generator
+    v_basis: Basis | Array | None, w: Array, reference: float, rng: _xp.Generator
 ) -> tuple[Array, float]:
     """Normalise the column ``w`` (already orthogonal to ``V``); return it and its norm.
 
@@ -80,12 +90,15 @@ def normalize_or_restart(
 
 
 class Basis:
-    """Orthonormal Krylov basis columns with preallocated storage where arrays are writable.
+    """Orthonormal Krylov basis columns with preallocated storage.
 
     NumPy, PyTorch and CuPy arrays get one ``(capacity, n)`` buffer whose rows are the basis
     vectors (contiguous writes and reads); :attr:`matrix` is its transposed view ``(n, size)``.
     Growing the basis or restarting it never copies it, so peak memory is about the basis
-    itself. Immutable arrays (JAX) fall back to concatenation.
+    itself. JAX arrays are immutable: they get a ``(capacity, n)`` buffer updated functionally,
+    whose shape never changes, so :func:`project_out` on it is one compiled program
+    (:attr:`compiled`) instead of a fresh compilation of every operation at every size. Other
+    immutable arrays fall back to concatenation.
     """
 
     def __init__(self, like: Array, capacity: int) -> None:
@@ -94,25 +107,59 @@ class Basis:
         self.capacity = int(capacity)
         n = int(like.shape[0])
         self._buf: Array | None = None
+        self._rows: Array | None = None  # JAX: (capacity, n), rows past size masked
         self._cols: Array | None = None
+        device = _xp.device(like)
         if _xp.has_writeable_storage(like):
             # uninitialised: rows past ``size`` are never read, and untouched pages of a large
             # capacity cost no memory
-            self._buf = self.xp.empty((self.capacity, n), dtype=like.dtype, device=_xp.device(like))
+            self._buf = self.xp.empty((self.capacity, n), dtype=like.dtype, device=device)
+        elif compat.is_jax_array(like):
+            self._rows = self.xp.zeros((self.capacity, n), dtype=like.dtype, device=device)
+
+    @property
+    def compiled(self) -> bool:
+        """Whether :func:`project_out` runs as one compiled program on this basis (JAX)."""
+        return self._rows is not None
 
     @property
     def matrix(self) -> Array | None:
         """The ``(n, size)`` matrix of columns (a view where storage is preallocated)."""
         if self.size == 0:
             return None
-        return self._buf[: self.size].T if self._buf is not None else self._cols
+        if self._buf is not None:
+            return self._buf[: self.size].T
+        if self._rows is not None:
+            return self._rows[: self.size].T
+        return self._cols
+
+    def column(self, i: int) -> Array:
+        """Column ``i`` (on JAX by a dynamic index: one compiled program for every ``i``)."""
+        if self._buf is not None:
+            return self._buf[i]
+        if self._rows is not None:
+            import jax
+
+            return jax.lax.dynamic_index_in_dim(self._rows, i, keepdims=False)
+        return self._cols[:, i]
+
+    def project(self, w: Array) -> tuple[Array, np.ndarray]:
+        """:func:`project_out` on the compiled (JAX) storage; rows are read in blocks of 16."""
+        from ._orth_jax import project_rows
+
+        rows = min(self.capacity, -(-self.size // 16) * 16)
+        view = self._rows if rows == self.capacity else self._rows[:rows]
+        w, coef = project_rows(view, self.size, w, DGKS_ETA)
+        return w, _xp.to_numpy(coef)[: self.size].astype(np.float64)
 
     def append(self, q: Array) -> None:
         """Add one column."""
+        if self.size == self.capacity and (self._buf is not None or self._rows is not None):
+            raise RuntimeError("Krylov basis capacity exceeded")
         if self._buf is not None:
-            if self.size == self.capacity:
-                raise RuntimeError("Krylov basis capacity exceeded")
             self._buf[self.size] = q
+        elif self._rows is not None:
+            self._rows = self._rows.at[self.size].set(q)
         else:
             self._cols = (
                 q[:, None]
@@ -130,12 +177,14 @@ class Basis:
         k = int(coefficients.shape[1])
         current = self.matrix
         c = _xp.from_host(coefficients, current)
-        if self._buf is None:
-            self._cols = current @ c
-        else:
+        if self._buf is not None:
             ct = c.T
             n = int(self._buf.shape[1])
             for c0 in range(0, n, block):
                 c1 = min(n, c0 + block)
                 self._buf[:k, c0:c1] = ct @ self._buf[: self.size, c0:c1]
+        elif self._rows is not None:
+            self._rows = self._rows.at[:k].set(c.T @ self._rows[: self.size])
+        else:
+            self._cols = current @ c
         self.size = k

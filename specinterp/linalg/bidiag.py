@@ -174,24 +174,20 @@ def _gkl(op: LinearOperator, k: int, tol: float, max_iter: int, m: int, rng: Any
     f = np.zeros(0)  # couplings Aᵀ U = V Mᵀ + v_next fᵀ
     u_store = Basis(op.matvec(v_next) * 0.0, m)  # a zero (rows,) probe fixes dtype/device
     v_store = Basis(v_next, m)
-    u_basis: Array | None = None
-    v_basis: Array | None = None
     mat = np.zeros((0, 0))  # host float64, M = Uᵀ A V
     matvecs = 0
 
     for restart in range(max_iter + 1):
-        while v_basis is None or v_basis.shape[1] < m:
-            v, _ = project_out(v_basis, v_next)
-            v, _ = normalize_or_restart(v_basis, v, v_ref, rng)
+        while v_store.size < m:
+            v, _ = project_out(v_store, v_next)
+            v, _ = normalize_or_restart(v_store, v, v_ref, rng)
             v_store.append(v)
-            v_basis = v_store.matrix
             u = op.matvec(v)
             u_ref = float(xp.linalg.vector_norm(u))
-            u, c = project_out(u_basis, u)
-            u, alpha = normalize_or_restart(u_basis, u, u_ref, rng)
+            u, c = project_out(u_store, u)
+            u, alpha = normalize_or_restart(u_store, u, u_ref, rng)
             u_store.append(u)
-            u_basis = u_store.matrix
-            j = v_basis.shape[1] - 1
+            j = v_store.size - 1
             grown = np.zeros((j + 1, j + 1))
             grown[:j, :j] = mat
             if c is not None:
@@ -201,30 +197,30 @@ def _gkl(op: LinearOperator, k: int, tol: float, max_iter: int, m: int, rng: Any
             w = op.rmatvec(u)
             matvecs += 2
             v_ref = float(xp.linalg.vector_norm(w))
-            v_next, d = project_out(v_basis, w)
+            v_next, d = project_out(v_store, w)
             # row j of M from the adjoint side; its entries left of the diagonal are rounding
             # noise in exact Golub–Kahan and are kept for an exact projected matrix
             mat[j, :j] = d[:j]
             f = np.zeros(j + 1)
             f[j] = float(xp.linalg.vector_norm(v_next))
-            if v_basis.shape[1] == r:
+            if v_store.size == r:
                 break
         y, sigma, xt = np.linalg.svd(mat)
         s_max = float(sigma[0]) if sigma.size else 0.0
-        res = np.abs(f @ y) if v_basis.shape[1] < r else np.zeros_like(sigma)
+        res = np.abs(f @ y) if v_store.size < r else np.zeros_like(sigma)
         thresh = tol * np.maximum(sigma[:k], eps ** (2 / 3) * s_max)
-        converged = bool(np.all(res[:k] <= thresh)) or v_basis.shape[1] == r
-        res = res + v_basis.shape[1] * eps * s_max  # rounding: keeps the bound rigorous
+        converged = bool(np.all(res[:k] <= thresh)) or v_store.size == r
+        res = res + v_store.size * eps * s_max  # rounding: keeps the bound rigorous
         if converged or restart == max_iter:
             break
         p = min(k + (m - k) // 2, m - 1)
         u_store.rotate(y[:, :p])
         v_store.rotate(np.ascontiguousarray(xt[:p, :].T))
-        u_basis, v_basis = u_store.matrix, v_store.matrix
         f = f @ y[:, :p]
         mat = np.diag(sigma[:p])
         # the next A v_next has components f on the kept U: project_out recovers them
 
+    u_basis, v_basis = u_store.matrix, v_store.matrix
     left = u_basis @ _xp.from_host(y[:, :k], u_basis)
     right = v_basis @ _xp.from_host(xt[:k, :].T, v_basis)
     return SVDResult(

@@ -267,27 +267,25 @@ def _thick_restart(
     pending = [(v, float(xp.linalg.vector_norm(v)), -1) for v in starts]
 
     store = Basis(starts[0], m)  # (n, j) orthonormal columns, preallocated where possible
-    basis: Array | None = None
     t_mat = np.zeros((0, 0))  # host float64: T = Vᵀ A V, computed column by column
     matvecs = 0
 
     early = False
     for restart in range(max_iter + 1):
         # ---- expand the basis to m columns (or to n: then it spans the whole space)
-        while basis is None or basis.shape[1] < m:
+        while store.size < m:
             raw, ref, owner = pending.pop(0)
             # an image projected at step `owner` against the same basis is already orthogonal
             # to it (block size 1); otherwise the basis has grown since
-            fresh = basis is not None and owner >= 0 and basis.shape[1] == owner + 1
-            q = raw if fresh else project_out(basis, raw)[0]
-            q, _ = normalize_or_restart(basis, q, ref, rng)
+            fresh = store.size > 0 and owner >= 0 and store.size == owner + 1
+            q = raw if fresh else project_out(store, raw)[0]
+            q, _ = normalize_or_restart(store, q, ref, rng)
             store.append(q)
-            basis = store.matrix
             w = op.matvec(q)
             matvecs += 1
             ref = float(xp.linalg.vector_norm(w))
-            w, coef = project_out(basis, w)
-            j = basis.shape[1] - 1
+            w, coef = project_out(store, w)
+            j = store.size - 1
             t_new = np.zeros((j + 1, j + 1))
             t_new[:j, :j] = t_mat
             t_new[: j + 1, j] = coef
@@ -295,29 +293,29 @@ def _thick_restart(
             t_mat = t_new
             pending.append((w, ref, j))
             early = b == 1 and k <= j + 1 < m and _early_converged(t_mat, w, which, k, tol, eps)
-            if basis.shape[1] == n or early:
+            if store.size == n or early:
                 break
         theta, y = np.linalg.eigh(t_mat)
         t_norm = float(np.max(np.abs(theta)))
         # ---- residuals ‖R y‖, R = (I − VVᵀ) A V: non-zero only in the columns that own a
         # pending image (every older image has been absorbed into the basis)
-        if basis.shape[1] == n:
+        if store.size == n:
             res = np.zeros_like(theta)
         else:
             owners = np.asarray([o for _, _, o in pending])
             assert np.all(owners >= 0), "a restart came before the pending images were absorbed"
             # each pending image was orthogonalised only against the basis of its own step:
             # project it against the whole basis now (also what a restart must carry over)
-            pending = [(project_out(basis, w)[0], ref, o) for w, ref, o in pending]
+            pending = [(project_out(store, w)[0], ref, o) for w, ref, o in pending]
             r_block = xp.stack([w for w, _, _ in pending], axis=1)
             # ‖R y‖ = ‖R_r y_owners‖ with R = Q_r R_r: no (n × m) product is formed
             r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
             res = np.linalg.norm(r_small @ y[owners, :], axis=0)
         want = _order(theta, which, k)
         thresh = tol * np.maximum(np.abs(theta[want]), eps ** (2 / 3) * t_norm)
-        converged = bool(np.all(res[want] <= thresh)) or basis.shape[1] == n or early
+        converged = bool(np.all(res[want] <= thresh)) or store.size == n or early
         # the reported bound adds the rounding in V and in eigh, so that T9 stays rigorous
-        res = res + basis.shape[1] * eps * t_norm
+        res = res + store.size * eps * t_norm
         if converged or restart == max_iter:
             break
         # ---- thick restart: keep the p best Ritz vectors; the pending images (now orthogonal
@@ -326,18 +324,25 @@ def _thick_restart(
         p = min(k + (m - k) // 2, m - b)
         keep = _order(theta, which, p)
         store.rotate(y[:, keep])
-        basis = store.matrix
         t_mat = np.diag(theta[keep])
         pending = [(w, ref, -1) for w, ref, _ in pending]
 
     out = want[_output_order(theta[want], which)]
+    basis = store.matrix
     vectors = basis @ _xp.from_host(y[:, out], basis) if want_vectors else None
-    whole = basis.shape[1] == n
+    whole = store.size == n
     runner_up = None
     if want_vectors and theta.size > k:
         runner_up = basis @ _xp.from_host(y[:, _order(theta, which, k + 1)[k]], basis)
     return _Run(
-        theta[out], vectors, res[out], converged, matvecs, whole, basis[:, 0], runner_up=runner_up
+        theta[out],
+        vectors,
+        res[out],
+        converged,
+        matvecs,
+        whole,
+        store.column(0),
+        runner_up=runner_up,
     )
 
 

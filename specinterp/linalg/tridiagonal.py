@@ -57,16 +57,16 @@ def lanczos_tridiagonal(
     for step in range(num_steps):
         w = op.matvec(q)
         if omega is None:
-            w, coef = project_out(store.matrix, w)
+            w, coef = project_out(store, w)
             alpha = float(coef[-1])
         else:
             if step > 0:
-                w = w - betas[-1] * store.matrix[:, step - 1]
+                w = w - betas[-1] * store.column(step - 1)
             alpha = float(xp.vecdot(q, w))
             w = w - alpha * q
         alphas.append(alpha)
         if omega is not None and omega.needs_full(alphas, betas, float(xp.linalg.vector_norm(w))):
-            w, _ = project_out(store.matrix, w)
+            w, _ = project_out(store, w)
         beta = float(xp.linalg.vector_norm(w))
         scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
         if step == num_steps - 1 or beta <= 1e3 * eps * max(scale, 1e-300):
