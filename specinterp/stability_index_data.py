@@ -42,6 +42,7 @@ from .stability_index import (
     _HessianPart,
     _jacobian_part,
     curvature_max,
+    hessian_condition,
 )
 
 Array = Any
@@ -138,7 +139,8 @@ def gmsi_over_data(
     else:
         singular = k_min <= n * c * float(np.finfo(float).eps) * max(k_max, 0.0)
         kappa_k = math.inf if singular else k_max / k_min
-    h_j, pos = h_sum / n, hess.positive
+    h_j = h_sum / n
+    kappa_h, kappa_scope = hessian_condition(hess)
     return GMSIResult(
         value=_aggregate(components, aggregation),
         components=components,
@@ -151,10 +153,14 @@ def gmsi_over_data(
             "hessian": math.exp(hess.entropy),
         },
         ntk_condition_number=kappa_k,
-        hessian_condition_number=float(pos.max() / pos.min()) if pos.size else math.inf,
+        hessian_condition_number=kappa_h,
         residual_curvature_dominates=bool(s_h > s_k * (1 + 1e-9)),
         beta=beta,
         method=method,
         aggregation=aggregation,
-        details={"samples": n, "batches": len(batches.sizes or [])},
+        details={
+            "samples": n,
+            "batches": len(batches.sizes or []),
+            "hessian_condition_over": kappa_scope,
+        },
     )

@@ -87,6 +87,26 @@ def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progres
     assert capsys.readouterr().err == ""
 
 
+def test_hessian_condition_number_says_over_which_eigenvalues_it_is_taken():
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
+    ).double()
+    x = torch.randn(10, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,))
+    lam = np.linalg.eigvalsh(si.operators.hessian(net, x, y, "cross_entropy").numpy())
+    pos = lam[lam > lam.max() * lam.size * np.finfo(float).eps]
+    top = np.sort(lam)[::-1][:6]
+    assert np.all(top > 0)
+    dense = si.gmsi(net, x, y, method="dense", progress=False)
+    free = si.gmsi(net, x, y, method="matrix-free", progress=False, tol=1e-10)
+    assert dense.hessian_condition_number == pytest.approx(pos.max() / pos.min(), rel=1e-8)
+    assert free.hessian_condition_number == pytest.approx(top[0] / top[-1], rel=1e-6)
+    assert free.hessian_condition_number < dense.hessian_condition_number
+    assert dense.details["hessian_condition_over"].startswith(f"all {pos.size} eigenvalues")
+    assert "lower bound" in free.details["hessian_condition_over"]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("kind", ["outliers", "flat"])
 def test_partial_reorthogonalisation_keeps_the_gauss_rules_within_the_stated_distance(
