@@ -94,6 +94,14 @@ def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
     return e + xp.astype(xp.arange(c, device=_xp.device(like)) == cls, like.dtype)[None, :]
 
 
+def _num_outputs(model: Any, x: Array) -> int:
+    """``C``, from the first two samples: the budget check must not cost a forward pass.
+
+    Two, not one, so that a BatchNorm left in training mode still has a batch to normalise.
+    """
+    return int(model.apply(x[:2, ...]).shape[1])
+
+
 # ------------------------------------------------------------------ dense builders
 @finite_result("input Jacobian")
 def input_jacobian(
@@ -107,14 +115,14 @@ def input_jacobian(
     model, x = input_space(model, x)
     xp = model.xp
     n, d = int(x.shape[0]), math.prod(x.shape[1:])
-    z = model.apply(x)
-    c = int(z.shape[1])
+    c = _num_outputs(model, x)
     _check_budget(model, (n, c, d), "input Jacobian", "input_jacobian_operator", max_bytes)
     if native:
         try:
             return use(model, NativeInputJacobian, x)
         except NotImplementedError:
             pass
+    z = model.apply(x)
     rows = [xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d)) for a in range(c)]
     return xp.stack(rows, axis=1)
 
@@ -128,8 +136,7 @@ def param_jacobian(
     The derived path costs ``N · C`` single-sample VJPs.
     """
     model, _ = _prepare(model, x)
-    c = int(model.apply(x).shape[1])
-    shape = (int(x.shape[0]), c, model.num_params)
+    shape = (int(x.shape[0]), _num_outputs(model, x), model.num_params)
     _check_budget(model, shape, "parameter Jacobian", "param_jacobian_operator", max_bytes)
     return _param_jacobian(model, x, native)
 

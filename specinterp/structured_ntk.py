@@ -97,7 +97,8 @@ def structured_ntk(fac1: Any, fac2: Any | None = None, *, trace: bool = False) -
     sig2 = sig1 if same else backpropagated_signals(fac2, n2)
     out = None
     for h1, h2, b1, b2, bias in zip(fac1.inputs, fac2.inputs, sig1, sig2, fac1.biases, strict=True):
-        act = _flat(xp, h1) @ _flat(xp, h2).T  # (N₁, N₂)
+        # (N₁, N₂); the self-NTK's from the exactly symmetric Gram (a GEMM's H Hᵀ need not be)
+        act = gram(_flat(xp, h1)) if same else _flat(xp, h1) @ _flat(xp, h2).T
         if bias:
             act = act + 1.0
         if b1 is None:  # the output layer: B_L B_Lᵀ = δ_ab

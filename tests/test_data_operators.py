@@ -307,7 +307,9 @@ def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework):
     x, y = _data("cross_entropy")
     whole = gmsi(model, convert(framework, x), convert(framework, y), method="dense")
     streamed = gmsi(model, data=_split(framework, x, y), method="dense")
-    assert streamed.details == {"samples": 35, "batches": 7}
+    scope = whole.details["hessian_condition_over"]
+    assert scope.startswith("all ") and scope.endswith("eigenvalues above p·eps·λ_max")
+    assert streamed.details == {"samples": 35, "batches": 7, "hessian_condition_over": scope}
     for key in whole.components:
         assert streamed.components[key] == pytest.approx(whole.components[key], rel=1e-9)
     for attr in ("typical", "entropies"):

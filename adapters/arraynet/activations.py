@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,13 @@ class Activation(Layer):
 
     def vjp_input(self, cache: Any, g: Array) -> Array:
         return self.df(cache) * g
+
+    def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
+        xp = _xp.namespace(cache)
+        nd = cache.ndim
+        # the derivative once, batch axis last and contiguous, for the C products
+        d = _xp.contiguous(xp.permute_dims(self.df(cache), (*range(1, nd), 0)))
+        return lambda g: d * g
 
     def rvjp(
         self, cache: Any, g: Array, rg: Array, rh: Array, vp: Any

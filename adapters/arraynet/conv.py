@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,24 +61,58 @@ class Conv2d(Layer):
         return xp.reshape(cols, (int(h.shape[0]), -1, ho * wo))
 
     def _uncols(self, dcols: Array, shape: tuple[int, ...]) -> Array:
-        xp = _xp.namespace(dcols)
+        """The adjoint of :meth:`_cols`: ``(N, c·kh·kw, ho·wo) → (N, c, H, W)``."""
         kh, kw, ho, wo = self._geometry(shape)
         n, c, hh, ww = (int(v) for v in shape)
-        p, s = self.padding, self.stride
-        d = xp.reshape(dcols, (n, c, kh * kw, ho, wo))
-        out = xp.zeros((n, c, hh + 2 * p, ww + 2 * p), dtype=dcols.dtype, device=_xp.device(dcols))
+        d = _xp.namespace(dcols).reshape(dcols, (n, c, kh, kw, ho, wo))
+        return self._add_taps(lambda i, j: d[:, :, i, j, ...], (n, c), (hh, ww), ())
+
+    def _add_taps(
+        self, tap: Any, lead: tuple[int, ...], size: tuple[int, int], trail: tuple[int, ...]
+    ) -> Array:
+        """The taps added into a zero-padded image, cropped: the adjoint of im2col.
+
+        Tap ``(i, j)``'s ``(*lead, ho, wo, *trail)`` block is added at rows ``i, i + s, …`` and
+        columns ``j, j + s, …`` of a ``(*lead, H + 2p, W + 2p, *trail)`` image, which is then
+        cropped to ``(*lead, H, W, *trail)``.
+        """
+        first = tap(0, 0)
+        xp = _xp.namespace(first)
+        kh, kw = int(self.weight.shape[2]), int(self.weight.shape[3])
+        (hh, ww), p, s = size, self.padding, self.stride
+        ho, wo = (int(first.shape[len(lead) + k]) for k in range(2))
+        out = xp.zeros(
+            (*lead, hh + 2 * p, ww + 2 * p, *trail), dtype=first.dtype, device=_xp.device(first)
+        )
         # a fresh buffer: add in place where the backend can (a copy per tap doubled the time)
         copy = False if _xp.has_writeable_storage(out) else None
+        keep, tail = (slice(None),) * len(lead), (slice(None),) * len(trail)
         for i in range(kh):
             for j in range(kw):
-                idx = (
-                    slice(None),
-                    slice(None),
-                    slice(i, i + s * (ho - 1) + 1, s),
-                    slice(j, j + s * (wo - 1) + 1, s),
-                )
-                out = xpx.at(out, idx).add(d[:, :, i * kw + j, :, :], copy=copy)
-        return out[:, :, p : p + hh, p : p + ww]
+                rows, cols = slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s)
+                out = xpx.at(out, (*keep, rows, cols, *tail)).add(tap(i, j), copy=copy)
+        return out[(*keep, slice(p, p + hh), slice(p, p + ww), *tail)]
+
+    def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
+        """Batch-last ``(c_out, ho, wo, N) → (c_in, H, W, N)``.
+
+        One GEMM ``Wᵀ G`` over the whole batch, then the im2col adjoint, whose tap additions
+        each run over ``N`` contiguous entries (batch-first, they run over one ``wo``-long image
+        row at a time).
+        """
+        h, _ = cache
+        shape = tuple(int(v) for v in h.shape)
+        kh, kw, ho, wo = self._geometry(shape)
+        wt = self._wmat(self.weight).T  # (c_in·kh·kw, c_out)
+
+        def pull(g: Array) -> Array:
+            xp = _xp.namespace(g)
+            b = int(g.shape[-1])
+            dcols = wt @ xp.reshape(g, (int(g.shape[0]), -1))  # (c_in·kh·kw, ho·wo·N)
+            d = xp.reshape(dcols, (shape[1], kh, kw, ho, wo, b))
+            return self._add_taps(lambda i, j: d[:, i, j, ...], (shape[1],), shape[2:], (b,))
+
+        return pull
 
     def _wmat(self, w: Array) -> Array:
         return _xp.namespace(w).reshape(w, (int(w.shape[0]), -1))

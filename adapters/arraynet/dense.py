@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,10 @@ class Dense(Layer):
     def vjp_input(self, cache: Any, g: Array) -> Array:
         return g @ self.weight
 
+    def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
+        wt = self.weight.T  # (in, out) @ (out, N)
+        return lambda g: wt @ g
+
     def rvjp(
         self, cache: Any, g: Array, rg: Array, rh: Array, vp: list[Array]
     ) -> tuple[Array, list[Array]]:
@@ -83,6 +88,10 @@ class Flatten(Layer):
 
     def vjp_input(self, cache: Any, g: Array) -> Array:
         return _xp.namespace(g).reshape(g, cache)
+
+    def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
+        features = tuple(cache[1:])
+        return lambda g: _xp.namespace(g).reshape(g, (*features, int(g.shape[-1])))
 
     def rvjp(
         self, cache: Any, g: Array, rg: Array, rh: Array, vp: Any

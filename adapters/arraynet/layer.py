@@ -11,6 +11,9 @@ like it:
 * ``vjp(cache, g, per_sample=False) -> (dh, grads)``: ``(∂out/∂h)ᵀ g`` and ``(∂out/∂θ)ᵀ g``,
   summed over the batch or, with ``per_sample``, kept per sample (a leading ``N`` axis);
 * ``vjp_input(cache, g) -> dh``: only the first of those (no parameter gradients);
+* ``input_pullback(cache) -> pull``: optional, the map ``g ↦ (∂out/∂h)ᵀ g`` for cotangents
+  with the batch axis *last*, ``(*out, N) → (*in, N)`` (the default transposes around
+  ``vjp_input``; see :meth:`Layer.input_pullback`);
 * ``rvjp(cache, g, rg, rh, vp) -> (r_dh, r_grads)``: Pearlmutter's R-operator of ``vjp`` — its
   directional derivative when the input moves by ``rh``, the parameters by ``vp`` and the
   cotangent by ``rg`` (Pearlmutter 1994). Chained backwards it gives exact Hessian-vector
@@ -24,7 +27,10 @@ network, the adapter and the trainer need nothing else.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
+
+from specinterp import _xp
 
 Array = Any
 
@@ -58,6 +64,28 @@ class Layer(ABC):
     @abstractmethod
     def vjp_input(self, cache: Any, g: Array) -> Array:
         """``(∂out/∂h)ᵀ g`` alone."""
+
+    def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
+        """``g ↦ (∂out/∂h)ᵀ g`` for cotangents whose batch axis is last: ``(*out, N) → (*in, N)``.
+
+        The input Jacobian of a network without a product form takes ``C`` input-only backward
+        passes (one per output unit) through the same caches. With the batch axis last, the
+        elementwise and im2col-adjoint steps run over ``N`` contiguous entries at a time instead
+        of the few of one image row, and a convolution's adjoint is one GEMM over the whole
+        batch. The returned function may hold whatever it precomputed from ``cache`` (a
+        derivative mask, a transposed weight) for the ``C`` calls.
+
+        This default transposes to batch-first, calls :meth:`vjp_input` and transposes back, so
+        a user layer that implements the five contract methods works unchanged.
+        """
+
+        def pull(g: Array) -> Array:
+            xp = _xp.namespace(g)
+            nd = g.ndim
+            dh = self.vjp_input(cache, xp.permute_dims(g, (nd - 1, *range(nd - 1))))
+            return xp.permute_dims(dh, (*range(1, dh.ndim), 0))
+
+        return pull
 
     @abstractmethod
     def rvjp(

@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from specinterp import _xp
 from specinterp._guards import finite_result
 from specinterp.capabilities import ConvKernel
@@ -325,18 +327,23 @@ class ArrayNetModel(ModelBase):
     def _input_jacobian_by_backprop(self, x: Array) -> Array:
         """``(N, C, d)`` for networks without a product form.
 
-        One forward pass, then ``C`` input-only backward passes (no parameter gradients).
+        One forward pass, then ``C`` input-only backward passes (no parameter gradients), with
+        the batch axis last (:meth:`~specinterp.adapters.arraynet.layer.Layer.input_pullback`:
+        each layer's pullback is prepared once from its cache for the ``C`` passes).
         """
         xp = self.xp
         z, caches = self._forward(x)
         n, c = int(z.shape[0]), int(z.shape[1])
+        pulls = [lay.input_pullback(k) for lay, k in zip(self.net.layers, caches, strict=True)]
+        eye = xp.eye(c, dtype=z.dtype, device=_xp.device(z))
+        ones = xp.ones((1, n), dtype=z.dtype, device=_xp.device(z))
         rows = []
         for a in range(c):
-            g = output_unit(z, a)
-            for lay, cache in zip(reversed(self.net.layers), reversed(caches), strict=True):
-                g = lay.vjp_input(cache, g)
-            rows.append(xp.reshape(g, (n, -1)))
-        return xp.stack(rows, axis=1)
+            g = eye[:, a : a + 1] * ones  # output unit a for every sample, batch axis last
+            for pull in reversed(pulls):
+                g = pull(g)
+            rows.append(xp.reshape(g, (-1, n)))
+        return _stack_transposed(rows)
 
     def layer_factors(self, x: Array) -> LayerFactors:
         """The product form of an MLP (see :func:`.product_form.layer_factors`).
@@ -353,3 +360,23 @@ class ArrayNetModel(ModelBase):
     def preactivations(self, x: Array) -> list[Array]:
         """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (:ref:`theory-t4`)."""
         return self.layer_factors(x).preactivations
+
+
+def _stack_transposed(rows: list[Array], block: int = 256) -> Array:
+    """``(N, C, d)`` row-major from ``C`` arrays ``(d, N)``; ``out[i, a] = rows[a][:, i]``.
+
+    Row-major, so that the per-sample decompositions read each ``J_i`` contiguously (a NumPy
+    stack of transposed views keeps their column-major layout, and the batched QR then runs at
+    half speed). NumPy copies a transpose element by element with one side strided; in square
+    blocks both sides stay in cache (2× faster at ``d = 3072``).
+    """
+    xp = _xp.namespace(rows[0])
+    d, n = (int(v) for v in rows[0].shape)
+    if not isinstance(rows[0], np.ndarray):
+        return _xp.contiguous(xp.stack([xp.permute_dims(r, (1, 0)) for r in rows], axis=1))
+    out = np.empty((n, len(rows), d), dtype=rows[0].dtype)
+    for a, r in enumerate(rows):
+        for i in range(0, n, block):
+            for j in range(0, d, block):
+                out[i : i + block, a, j : j + block] = r[j : j + block, i : i + block].T
+    return out
