@@ -48,8 +48,11 @@ class CheckpointSweep:
     num_matvecs: dict[str, list[int]] = field(default_factory=dict)
 
     def as_frame(self) -> Any:
-        """A ``pandas.DataFrame`` indexed by step."""
-        import pandas as pd
+        """A ``pandas.DataFrame`` indexed by step (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("as_frame needs pandas: pip install pandas") from exc
 
         return pd.DataFrame(self.values, index=pd.Index(self.steps, name="step"))
 

@@ -95,11 +95,12 @@ def output_unit(like: Array, cls: int, rows: int | None = None) -> Array:
 
 
 def _num_outputs(model: Any, x: Array) -> int:
-    """``C``, from the first two samples: the budget check must not cost a forward pass.
+    """``C``, from the model's per-sample output shape.
 
-    Two, not one, so that a BatchNorm left in training mode still has a batch to normalise.
+    The budget check must not cost a forward pass over the batch; ``output_shape`` probes a
+    sample or two (an embedded view, bound to its ids, runs on all of them).
     """
-    return int(model.apply(x[:2, ...]).shape[1])
+    return math.prod(model.output_shape(x))
 
 
 # ------------------------------------------------------------------ dense builders

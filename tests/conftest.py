@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +19,32 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from specinterp import _xp
+
+
+def _hide_a_broken_torchvision() -> None:
+    """Hide a torchvision that cannot load with the installed torch.
+
+    The benchmarks' peers (curvlinops through backpack) pull a torchvision built for another
+    torch; once it is on the machine, ``import transformers`` fails inside torchvision. The
+    test environment the README installs has no torchvision, so the tests run as if it had
+    none — with a warning that says what to remove.
+    """
+    if importlib.util.find_spec("torchvision") is None:
+        return
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # its C++ operators do not register on this torch
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+        sys.modules["torchvision"] = None  # type: ignore[assignment]  # find_spec → None
+        warnings.warn(
+            f"torchvision is installed but does not load with this torch ({err}); the tests "
+            "run without it — `python -m pip uninstall -y torchvision` removes it",
+            stacklevel=1,
+        )
+
+
+_hide_a_broken_torchvision()
 
 settings.register_profile(
     "ci",

@@ -38,6 +38,8 @@ def _torch_pullback(fn, h: np.ndarray, g: np.ndarray) -> np.ndarray:
         (3, 4, 3, 2, 1, (7, 8)),
         (2, 2, 2, 2, 0, (6, 6)),
         (1, 3, 3, 3, 2, (5, 7)),
+        (2, 2, 5, 3, 3, (4, 5)),  # taps whose first or last reads fall in the padding
+        (1, 2, 2, 3, 2, (3, 3)),
     ],
 )
 def test_conv_pullback_is_torch_conv_adjoint(c_in, c_out, k, stride, padding, size):

@@ -70,28 +70,33 @@ class Conv2d(Layer):
     def _add_taps(
         self, tap: Any, lead: tuple[int, ...], size: tuple[int, int], trail: tuple[int, ...]
     ) -> Array:
-        """The taps added into a zero-padded image, cropped: the adjoint of im2col.
+        """The adjoint of im2col: every tap's block added at its strided place in the image.
 
-        Tap ``(i, j)``'s ``(*lead, ho, wo, *trail)`` block is added at rows ``i, i + s, …`` and
-        columns ``j, j + s, …`` of a ``(*lead, H + 2p, W + 2p, *trail)`` image, which is then
-        cropped to ``(*lead, H, W, *trail)``.
+        Tap ``(i, j)``'s ``(*lead, ho, wo, *trail)`` block belongs at rows ``i − p + s·t`` and
+        columns ``j − p + s·u`` of the ``(*lead, H, W, *trail)`` image; the entries that fall
+        into the zero padding are dropped (their range is clipped, so no padded image is formed
+        and the result is contiguous).
         """
         first = tap(0, 0)
         xp = _xp.namespace(first)
         kh, kw = int(self.weight.shape[2]), int(self.weight.shape[3])
         (hh, ww), p, s = size, self.padding, self.stride
         ho, wo = (int(first.shape[len(lead) + k]) for k in range(2))
-        out = xp.zeros(
-            (*lead, hh + 2 * p, ww + 2 * p, *trail), dtype=first.dtype, device=_xp.device(first)
-        )
+        out = xp.zeros((*lead, hh, ww, *trail), dtype=first.dtype, device=_xp.device(first))
         # a fresh buffer: add in place where the backend can (a copy per tap doubled the time)
         copy = False if _xp.has_writeable_storage(out) else None
         keep, tail = (slice(None),) * len(lead), (slice(None),) * len(trail)
         for i in range(kh):
+            t0, t1 = _valid(i, p, s, ho, hh)
             for j in range(kw):
-                rows, cols = slice(i, i + s * (ho - 1) + 1, s), slice(j, j + s * (wo - 1) + 1, s)
-                out = xpx.at(out, (*keep, rows, cols, *tail)).add(tap(i, j), copy=copy)
-        return out[(*keep, slice(p, p + hh), slice(p, p + ww), *tail)]
+                u0, u1 = _valid(j, p, s, wo, ww)
+                if t0 >= t1 or u0 >= u1:
+                    continue
+                rows = slice(i - p + s * t0, i - p + s * (t1 - 1) + 1, s)
+                cols = slice(j - p + s * u0, j - p + s * (u1 - 1) + 1, s)
+                block = tap(i, j)[(*keep, slice(t0, t1), slice(u0, u1), *tail)]
+                out = xpx.at(out, (*keep, rows, cols, *tail)).add(block, copy=copy)
+        return out
 
     def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
         """Batch-last ``(c_out, ho, wo, N) → (c_in, H, W, N)``.
@@ -177,3 +182,13 @@ class Conv2d(Layer):
         if self.bias is not None:
             grads.append(xp.sum(rgm, axis=(0, 2)))
         return r_dh, grads
+
+
+def _valid(i: int, p: int, s: int, n_out: int, n_in: int) -> tuple[int, int]:
+    """The output positions ``t ∈ [t0, t1)`` at which tap ``i`` reads inside the image.
+
+    That is ``0 ≤ i − p + s·t < n_in``; the other positions read the zero padding.
+    """
+    t0 = max(0, -((i - p) // s)) if i < p else 0
+    t1 = min(n_out, (n_in - 1 - i + p) // s + 1)
+    return t0, t1
