@@ -221,6 +221,18 @@ def _hvp_cases(repeats, name="mlp-784-512-512-10"):
         base = "curvlinops"
     except ImportError:
         pass
+    try:
+        from pyhessian.utils import hessian_vector_product
+
+        params = list(bench.net.parameters())
+        loss = torch.nn.functional.cross_entropy(bench.net(x), y)
+        graph = torch.autograd.grad(loss, params, create_graph=True)  # as PyHessian keeps it
+        sizes = [p.numel() for p in params]
+        parts = [t.reshape(p.shape) for t, p in zip(v.split(sizes), params, strict=True)]
+        cands["PyHessian"] = lambda: hessian_vector_product(graph, params, parts)
+        products["PyHessian"] = "1 HVP"
+    except ImportError:
+        pass
     med = interleaved_medians(cands, repeats=repeats)
     return _rows("hvp batch 256", name, med, base, products)
 
