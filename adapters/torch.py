@@ -215,13 +215,9 @@ class TorchModel(ModelBase):
         return out.reshape(out.shape[0], -1)
 
     def output_shape(self, x: torch.Tensor) -> tuple[int, ...]:
-        """Per-sample output shape (one forward pass on the first two samples).
-
-        Two, not one, so that a BatchNorm left in training mode still has a batch to normalise;
-        an embedded view is bound to its ids and runs on all of them.
-        """
+        """Per-sample output shape (one forward pass on the first sample)."""
         self.check_input(x)
-        probe = x if self._ids is not None else x[:2]
+        probe = x if self._ids is not None else x[:1]  # an embedded view is bound to its ids
         with torch.no_grad():
             return self._remember_shapes(x, tuple(self._f(self.params, probe).shape[1:]))
 
