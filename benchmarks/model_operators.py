@@ -84,7 +84,7 @@ def _jacobian_cases(repeats, n=1024):
             "specinterp torch": f"{n}·{C} VJPs (vmap)",
             "specinterp arraynet": "1 forward, product form (C × n_1 factors)"
             if mlp
-            else f"1 forward, {C} batched input VJPs",
+            else f"1 forward, {C} batched input VJPs, C × C R factors",
         }
         rows += _rows(
             "5 input-Jacobian spectra",

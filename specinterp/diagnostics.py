@@ -72,10 +72,12 @@ class JacobianSpectra:
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
     """The :ref:`theory-spectra` statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 
-    Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model with a
-    product form (arraynet MLPs: ``input_jacobian_factor``) hands over ``C × n_1`` matrices
-    with the singular values of the ``C × d`` Jacobians, so the per-sample SVDs are smaller;
-    otherwise the Jacobians are formed (within ``max_bytes``).
+    Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model that offers
+    ``input_jacobian_factor`` hands over small matrices with the singular values of the
+    ``C × d`` Jacobians — ``C × n_1`` from an arraynet MLP's product form, the ``C × C``
+    R factors of ``J_iᵀ = Q_i R_i`` from an arraynet CNN on NumPy — so the ``(N, C, d)``
+    tensor is not formed and the per-sample SVDs are smaller; otherwise the Jacobians are
+    formed (within ``max_bytes``).
     """
     s = _jacobian_spectrum(*input_space(model, x), max_bytes)
     if _xp.backend_name(_xp.namespace(s.values)) == "jax":  # eight statistics, one program

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 from specinterp.adapters import arraynet as an
+from specinterp.adapters.arraynet.jacobian_layout import r_factors, stack_transposed
 from specinterp.adapters.arraynet.layer import Layer
-from specinterp.adapters.arraynet.model import _stack_transposed
 
 import specinterp as si
 from specinterp import operators
@@ -141,6 +141,48 @@ def test_strided_cnn_input_jacobian_is_torch_jacobian():
 
 def test_stack_transposed_in_uneven_blocks():
     rows = [RNG.standard_normal((11, 7)) for _ in range(3)]
-    got = _stack_transposed(rows, block=4)
+    got = stack_transposed(rows, block=4)
     np.testing.assert_array_equal(got, np.stack([r.T for r in rows], axis=1))
     assert got.flags.c_contiguous
+
+
+def test_r_factors_in_uneven_chunks_are_the_qr_of_each_jacobian():
+    """``R_i`` from ``J_iᵀ = Q_i R_i``: ``R_iᵀ R_i = J_i J_iᵀ`` and ``σ(R_i) = σ(J_i)``."""
+    rows = [RNG.standard_normal((40, 11)) for _ in range(3)]  # d = 40, N = 11, C = 3
+    jac = np.stack([r.T for r in rows], axis=1)  # (N, C, d)
+    r = r_factors(rows, chunk=4)
+    assert r.shape == (11, 3, 3)
+    np.testing.assert_allclose(np.triu(r), r, atol=0)  # upper triangular
+    gram = jac @ np.swapaxes(jac, -1, -2)
+    np.testing.assert_allclose(np.swapaxes(r, -1, -2) @ r, gram, rtol=1e-12)
+    np.testing.assert_allclose(
+        np.linalg.svd(r, compute_uv=False), np.linalg.svd(jac, compute_uv=False), rtol=1e-12
+    )
+
+
+def test_cnn_jacobian_spectra_through_r_factors_are_torch_spectra():
+    """An arraynet CNN hands ``jacobian_spectra`` the ``C × C`` factors; every statistic equals
+    the one from torch's ``vmap(jacrev)`` Jacobian (float64 SVD of each ``J_i``)."""
+    from torch.func import jacrev, vmap
+
+    from .reference import stats
+
+    torch.manual_seed(1)
+    tnet = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, stride=2, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 5 * 4, 6),
+    ).double()
+    x = RNG.standard_normal((9, 3, 10, 8))
+    model = si.as_model(an.from_torch(tnet))
+    b = model.input_jacobian_factor(x)
+    assert b.shape == (9, 6, 6)  # C × C, not C × d
+    jac = vmap(jacrev(lambda xi: tnet(xi[None])[0]))(torch.tensor(x))
+    want = jac.reshape(9, 6, -1).detach().numpy()
+    js = si.jacobian_spectra(model, x)
+    np.testing.assert_allclose(
+        js.singular_values, np.linalg.svd(want, compute_uv=False), rtol=1e-11, atol=1e-13
+    )
+    for name in ("entropy", "stable_rank", "condition_number", "effective_rank"):
+        np.testing.assert_allclose(getattr(js, name), [stats(j)[name] for j in want], rtol=1e-9)

@@ -20,10 +20,11 @@ from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
-from specinterp.operators import output_unit
+from specinterp.operators import DEFAULT_MAX_BYTES, output_unit
 
 from .conv import Conv2d
 from .dense import Dense, Flatten
+from .jacobian_layout import r_factors, stack_transposed
 from .network import Sequential
 from .product_form import LayerFactors, layer_factors, output_side_product
 
@@ -309,20 +310,41 @@ class ArrayNetModel(ModelBase):
         SVDs of :func:`specinterp.jacobian_spectra` then run on ``C × n_1`` matrices. When
         ``n_1 ≥ d`` (``d`` the input dimension), ``B_i = J_i``.
 
+        Without a product form (convolutions), on NumPy and for ``d ≥ 2C``: ``B_i = R_i``, the
+        ``C × C`` triangular factor of ``J_iᵀ = Q_i R_i``, from the ``C`` backward passes a block
+        of samples at a time (:func:`.jacobian_layout.r_factors`) — the ``(N, C, d)`` tensor is
+        never formed.
+
         Raises
         ------
         NotImplementedError
-            For networks without a product form (use :meth:`input_jacobian`).
+            For networks without a product form on other namespaces, with ``d < 2C``, or whose
+            backward passes (``N·C·d`` entries) exceed the dense Jacobian's default memory
+            budget (then :func:`specinterp.input_jacobian` applies the caller's budget).
 
         """
         self.check_input(x)
-        fac = self.layer_factors(x)
+        try:
+            fac = self.layer_factors(x)
+        except NotImplementedError:
+            return self._backprop_factor(x)
         w1 = fac.weights[0]
         a = output_side_product(self.xp, fac, int(x.shape[0]))
         if int(w1.shape[0]) >= int(w1.shape[1]):
             return self._right_multiply(a, w1)
         _, r = self.xp.linalg.qr(w1.T)  # W_1ᵀ = Q R, (d, n_1) and (n_1, n_1)
         return self._right_multiply(a, r.T)
+
+    def _backprop_factor(self, x: Array) -> Array:
+        """``R_i`` ``(N, C, C)`` with ``σ(R_i) = σ(J_i)`` for a network without a product form."""
+        if not isinstance(x, np.ndarray):
+            raise NotImplementedError("the R factors are computed for NumPy inputs")
+        n, d = int(x.shape[0]), math.prod(x.shape[1:])
+        c = math.prod(self.output_shape(x))
+        nbytes = n * c * d * (self.xp.finfo(self.dtype).bits // 8)
+        if d < 2 * c or nbytes > DEFAULT_MAX_BYTES:
+            raise NotImplementedError("R factors pay for d ≥ 2C within the dense budget")
+        return r_factors(self._input_jacobian_rows(x))
 
     def _input_jacobian_by_backprop(self, x: Array) -> Array:
         """``(N, C, d)`` for networks without a product form.
@@ -331,6 +353,10 @@ class ArrayNetModel(ModelBase):
         the batch axis last (:meth:`~specinterp.adapters.arraynet.layer.Layer.input_pullback`:
         each layer's pullback is prepared once from its cache for the ``C`` passes).
         """
+        return stack_transposed(self._input_jacobian_rows(x))
+
+    def _input_jacobian_rows(self, x: Array) -> list[Array]:
+        """Row ``a`` of every ``J_i`` as one ``(d, N)`` array, for ``a = 0, …, C − 1``."""
         xp = self.xp
         z, caches = self._forward(x)
         n, c = int(z.shape[0]), int(z.shape[1])
@@ -343,7 +369,7 @@ class ArrayNetModel(ModelBase):
             for pull in reversed(pulls):
                 g = pull(g)
             rows.append(xp.reshape(g, (-1, n)))
-        return _stack_transposed(rows)
+        return rows
 
     def layer_factors(self, x: Array) -> LayerFactors:
         """The product form of an MLP (see :func:`.product_form.layer_factors`).
@@ -361,22 +387,3 @@ class ArrayNetModel(ModelBase):
         """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (:ref:`theory-t4`)."""
         return self.layer_factors(x).preactivations
 
-
-def _stack_transposed(rows: list[Array], block: int = 256) -> Array:
-    """``(N, C, d)`` row-major from ``C`` arrays ``(d, N)``; ``out[i, a] = rows[a][:, i]``.
-
-    Row-major, so that the per-sample decompositions read each ``J_i`` contiguously (a NumPy
-    stack of transposed views keeps their column-major layout, and the batched QR then runs at
-    half speed). NumPy copies a transpose element by element with one side strided; in square
-    blocks both sides stay in cache (2× faster at ``d = 3072``).
-    """
-    xp = _xp.namespace(rows[0])
-    d, n = (int(v) for v in rows[0].shape)
-    if not isinstance(rows[0], np.ndarray):
-        return _xp.contiguous(xp.stack([xp.permute_dims(r, (1, 0)) for r in rows], axis=1))
-    out = np.empty((n, len(rows), d), dtype=rows[0].dtype)
-    for a, r in enumerate(rows):
-        for i in range(0, n, block):
-            for j in range(0, d, block):
-                out[i : i + block, a, j : j + block] = r[j : j + block, i : i + block].T
-    return out
