@@ -97,6 +97,44 @@ def _jacobian_cases(repeats, n=1024):
     return rows
 
 
+# ---------------------------------------------------------------------- case 5c
+def _param_jacobian_cases(repeats, n=64):
+    """Case 5c: the dense parameter Jacobian ``(N, C, p)`` against ``vmap(jacrev)``."""
+    rows = []
+    for name in ["mlp-784-128-10", "cnn-3x32x32-c16"]:
+        bench = trained(name)
+        x = bench.x[:n]
+        params = {k: v.detach() for k, v in bench.net.named_parameters()}
+
+        def recipe(net=bench.net, params=params, x=x):
+            def single(p, xi):
+                return functional_call(net, p, (xi[None],))[0]
+
+            jac = vmap(jacrev(single), in_dims=(None, 0))(params, x)
+            return torch.cat([j.reshape(n, C, -1) for j in jac.values()], dim=2)
+
+        model, anet = si.as_model(bench.net), si.as_model(an.from_torch(bench.net))
+        x_np = x.numpy()
+        med = interleaved_medians(
+            {
+                "vmap(jacrev)": recipe,
+                "specinterp torch": lambda m=model, x=x: si.param_jacobian(m, x),
+                "specinterp arraynet": lambda m=anet, x=x_np: si.param_jacobian(m, x),
+            },
+            repeats=repeats,
+        )
+        mlp = name in MLP_SIZES
+        products = {
+            "vmap(jacrev)": f"{n}·{C} VJPs (vmap)",
+            "specinterp torch": f"{n}·{C} VJPs (vmap)",
+            "specinterp arraynet": "product form: B_l ⊗ h_(l-1) written in place"
+            if mlp
+            else f"{C} backward passes, per-sample gradients",
+        }
+        rows += _rows("5c parameter Jacobian", name, med, "vmap(jacrev)", products, inputs=n)
+    return rows
+
+
 # ---------------------------------------------------------------------- case 4
 def _torch_recipes(net, x):
     params = {k: v.detach() for k, v in net.named_parameters()}
@@ -283,6 +321,7 @@ def _jax_spectra_cases(repeats):
 def run(repeats: int = 7) -> list[dict[str, object]]:
     return (
         _jacobian_cases(repeats)
+        + _param_jacobian_cases(repeats)
         + _jax_spectra_cases(repeats)
         + _ntk_cases(repeats)
         + _hvp_cases(repeats)

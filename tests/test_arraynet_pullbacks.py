@@ -14,6 +14,7 @@ from specinterp.adapters.arraynet.layer import Layer
 
 import specinterp as si
 from specinterp import operators
+from specinterp.structured_ntk import product_form_for_ntk
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -186,3 +187,29 @@ def test_cnn_jacobian_spectra_through_r_factors_are_torch_spectra():
     )
     for name in ("entropy", "stable_rank", "condition_number", "effective_rank"):
         np.testing.assert_allclose(getattr(js, name), [stats(j)[name] for j in want], rtol=1e-9)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_mlp_param_jacobian_from_the_product_form_is_torch_jacobian(bias):
+    """``∂f_a/∂W_l = B_l[a] ⊗ h_{l−1}``, ``∂f_a/∂b_l = B_l[a]`` written in place equals torch's
+    ``vmap(jacrev)`` parameter Jacobian, in the network's parameter order."""
+    from torch.func import functional_call, jacrev, vmap
+
+    torch.manual_seed(2)
+    tnet = torch.nn.Sequential(
+        torch.nn.Linear(7, 6, bias=bias),
+        torch.nn.Tanh(),
+        torch.nn.Linear(6, 5, bias=bias),
+        torch.nn.ReLU(),
+        torch.nn.Linear(5, 4, bias=bias),
+    ).double()
+    x = RNG.standard_normal((8, 7))
+    params = {k: v.detach() for k, v in tnet.named_parameters()}
+    jac = vmap(jacrev(lambda p, xi: functional_call(tnet, p, (xi[None],))[0]), in_dims=(None, 0))(
+        params, torch.tensor(x)
+    )
+    want = torch.cat([j.reshape(8, 4, -1) for j in jac.values()], dim=2).numpy()
+    model = si.as_model(an.from_torch(tnet))
+    assert product_form_for_ntk(model, x) is not None  # the in-place route, not backprop
+    got = operators.param_jacobian(model, x)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
