@@ -161,10 +161,15 @@ class Conv2d(Layer):
         return xp.reshape(g, (int(g.shape[0]), int(g.shape[1]), -1))
 
     def vjp(self, cache: Any, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
-        h, cols = cache
+        h, _ = cache
+        dh = self._uncols(self._wmat(self.weight).T @ self._gmat(g), tuple(h.shape))
+        return dh, self.vjp_params(cache, g, per_sample)
+
+    def vjp_params(self, cache: Any, g: Array, per_sample: bool = False) -> list[Array]:
+        """Weight (and bias) gradients without the im2col adjoint of the input gradient."""
+        _, cols = cache
         xp = _xp.namespace(g)
         gm = self._gmat(g)
-        dh = self._uncols(self._wmat(self.weight).T @ gm, tuple(h.shape))
         per = gm @ xp.permute_dims(cols, (0, 2, 1))  # (N, c_out, c_in·kh·kw)
         dw = per if per_sample else xp.sum(per, axis=0)
         dw = xp.reshape(dw, ((int(g.shape[0]),) if per_sample else ()) + tuple(self.weight.shape))
@@ -172,7 +177,7 @@ class Conv2d(Layer):
         if self.bias is not None:
             db = xp.sum(gm, axis=2)
             grads.append(db if per_sample else xp.sum(db, axis=0))
-        return dh, grads
+        return grads
 
     def vjp_input(self, cache: Any, g: Array) -> Array:
         h, _ = cache

@@ -43,6 +43,10 @@ class Dense(Layer):
         return out
 
     def vjp(self, cache: Any, g: Array, per_sample: bool = False) -> tuple[Array, list[Array]]:
+        return g @ self.weight, self.vjp_params(cache, g, per_sample)
+
+    def vjp_params(self, cache: Any, g: Array, per_sample: bool = False) -> list[Array]:
+        """Weight (and bias) gradients alone."""
         h = cache
         xp = _xp.namespace(g)
         if per_sample:
@@ -53,7 +57,7 @@ class Dense(Layer):
             grads = [g.T @ h]
             if self.bias is not None:
                 grads.append(xp.sum(g, axis=0))
-        return g @ self.weight, grads
+        return grads
 
     def vjp_input(self, cache: Any, g: Array) -> Array:
         return g @ self.weight

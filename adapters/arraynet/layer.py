@@ -11,6 +11,8 @@ like it:
 * ``vjp(cache, g, per_sample=False) -> (dh, grads)``: ``(∂out/∂h)ᵀ g`` and ``(∂out/∂θ)ᵀ g``,
   summed over the batch or, with ``per_sample``, kept per sample (a leading ``N`` axis);
 * ``vjp_input(cache, g) -> dh``: only the first of those (no parameter gradients);
+* ``vjp_params(cache, g, per_sample=False) -> grads``: optional, only the second (the default
+  calls ``vjp``); the network's first layer uses it where no input gradient is wanted;
 * ``input_pullback(cache) -> pull``: optional, the map ``g ↦ (∂out/∂h)ᵀ g`` for cotangents
   with the batch axis *last*, ``(*out, N) → (*in, N)`` (the default transposes around
   ``vjp_input``; see :meth:`Layer.input_pullback`);
@@ -64,6 +66,10 @@ class Layer(ABC):
     @abstractmethod
     def vjp_input(self, cache: Any, g: Array) -> Array:
         """``(∂out/∂h)ᵀ g`` alone."""
+
+    def vjp_params(self, cache: Any, g: Array, per_sample: bool = False) -> list[Array]:
+        """``(∂out/∂θ)ᵀ g`` alone (the default computes :meth:`vjp` and drops ``dh``)."""
+        return self.vjp(cache, g, per_sample)[1]
 
     def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
         """``g ↦ (∂out/∂h)ᵀ g`` for cotangents whose batch axis is last: ``(*out, N) → (*in, N)``.

@@ -169,14 +169,26 @@ class ArrayNetModel(ModelBase):
         return dh, entering
 
     def _backward(
-        self, caches: list[Any], g: Array, per_sample: bool = False
-    ) -> tuple[Array, list[Array]]:
-        grads: list[list[Array]] = []
-        for lay, cache in zip(reversed(self.net.layers), reversed(caches), strict=True):
-            g, dp = lay.vjp(cache, g, per_sample)
-            grads.append(dp)
-        flat = [a for dp in reversed(grads) for a in dp]
-        return g, flat
+        self, caches: list[Any], g: Array, per_sample: bool = False, input_grad: bool = True
+    ) -> tuple[Array | None, list[Array]]:
+        """Backpropagate ``g``: the input cotangent and the parameter gradients, in order.
+
+        Without ``input_grad`` the input cotangent is ``None``, and the backward pass stops at
+        the lowest layer with parameters, which computes its parameter gradients alone (a
+        convolution skips its im2col adjoint; the layers below it have no gradients to give).
+        """
+        layers = list(zip(self.net.layers, caches, strict=True))
+        with_params = [i for i, (lay, _) in enumerate(layers) if lay.params]
+        lowest = with_params[0] if with_params and not input_grad else 0
+        grads: list[list[Array]] = [[] for _ in layers]
+        for i in range(len(layers) - 1, lowest - 1, -1):
+            lay, cache = layers[i]
+            if i == lowest and not input_grad:
+                grads[i] = lay.vjp_params(cache, g, per_sample)
+                g = None
+            else:
+                g, grads[i] = lay.vjp(cache, g, per_sample)
+        return g, [a for dp in grads for a in dp]
 
     # ------------------------------------------------------------------ protocol
     @finite_result("model output")
@@ -211,7 +223,7 @@ class ArrayNetModel(ModelBase):
         """``Σ_i G_iᵀ u_i`` by backpropagation."""
         self.check_input(x)
         _, caches = self._forward(x)
-        return self.flatten(self._backward(caches, u)[1])
+        return self.flatten(self._backward(caches, u, input_grad=False)[1])
 
     def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
         """Exact ``H v`` by Pearlmutter's R-operator: R-forward, then R-backward."""
@@ -275,7 +287,8 @@ class ArrayNetModel(ModelBase):
         """``∇_θ L`` (flat) by backpropagation."""
         self.check_input(x)
         z, caches = self._forward(x)
-        return self.flatten(self._backward(caches, loss_gradient(z, y, loss) / x.shape[0])[1])
+        g = loss_gradient(z, y, loss) / x.shape[0]
+        return self.flatten(self._backward(caches, g, input_grad=False)[1])
 
     # ------------------------------------------------------------------ native dense paths
     def param_jacobian(self, x: Array) -> Array:
@@ -292,13 +305,13 @@ class ArrayNetModel(ModelBase):
         if not _xp.has_writeable_storage(z):
             rows = []
             for a in range(c):
-                _, per = self._backward(caches, output_unit(z, a), per_sample=True)
+                _, per = self._backward(caches, output_unit(z, a), True, input_grad=False)
                 rows.append(xp.concat([xp.reshape(g, (n, -1)) for g in per], axis=1))
             return xp.stack(rows, axis=1)
         # each per-sample gradient is written once, into its place (no concat, no stack)
         out = xp.empty((n, c, self.num_params), dtype=z.dtype, device=_xp.device(z))
         for a in range(c):
-            _, per = self._backward(caches, output_unit(z, a), per_sample=True)
+            _, per = self._backward(caches, output_unit(z, a), True, input_grad=False)
             start = 0
             for g in per:
                 size = math.prod(g.shape[1:])
