@@ -129,7 +129,7 @@ def _param_jacobian_cases(repeats, n=64):
             "specinterp torch": f"{n}·{C} VJPs (vmap)",
             "specinterp arraynet": "product form: B_l ⊗ h_(l-1) written in place"
             if mlp
-            else f"{C} backward passes, per-sample gradients",
+            else f"{C} batch-last passes, per-layer blocks for all {C}",
         }
         rows += _rows("5c parameter Jacobian", name, med, "vmap(jacrev)", products, inputs=n)
     return rows

@@ -179,6 +179,21 @@ class Conv2d(Layer):
             grads.append(db if per_sample else xp.sum(db, axis=0))
         return grads
 
+    def param_jacobian_block(self, cache: Any, cots: Array, out: Array) -> None:
+        """Per-sample weight gradients for all ``C`` cotangents as one batched product (NumPy).
+
+        ``dW[i, a] = G_a[i] colsᵢᵀ`` with ``G_a[i]`` ``(c_out, ho·wo)``: stacked over ``a``, each
+        sample's ``(C·c_out, ho·wo) @ (ho·wo, c_in·kh·kw)`` is one GEMM.
+        """
+        _, cols = cache
+        c, c_out, n = int(cots.shape[0]), int(cots.shape[1]), int(cots.shape[-1])
+        g = np.transpose(np.reshape(cots, (c * c_out, -1, n)), (2, 0, 1))  # (N, C·c_out, P)
+        k = int(cols.shape[1])
+        dw = np.matmul(g, np.transpose(cols, (0, 2, 1)))  # (N, C·c_out, c_in·kh·kw)
+        out[:, :, : c_out * k] = np.reshape(dw, (n, c, c_out * k))
+        if self.bias is not None:
+            out[:, :, c_out * k :] = np.reshape(np.sum(g, axis=2), (n, c, c_out))
+
     def vjp_input(self, cache: Any, g: Array) -> Array:
         h, _ = cache
         return self._uncols(self._wmat(self.weight).T @ self._gmat(g), tuple(h.shape))

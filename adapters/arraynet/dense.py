@@ -62,6 +62,18 @@ class Dense(Layer):
     def vjp_input(self, cache: Any, g: Array) -> Array:
         return g @ self.weight
 
+    def param_jacobian_block(self, cache: Any, cots: Array, out: Array) -> None:
+        """``∂f_a/∂W = g_a ⊗ h`` and ``∂f_a/∂b = g_a`` per sample, for all ``a`` (NumPy)."""
+        import numpy as np
+
+        h, n_out, n_in = cache, int(self.weight.shape[0]), int(self.weight.shape[1])
+        g = np.transpose(cots, (2, 0, 1))  # (N, C, n_out)
+        n, c = int(g.shape[0]), int(g.shape[1])
+        block = out[:, :, : n_out * n_in].reshape(n, c, n_out, n_in)  # a view
+        np.multiply(g[:, :, :, None], h[:, None, None, :], out=block)
+        if self.bias is not None:
+            out[:, :, n_out * n_in :] = g
+
     def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
         wt = self.weight.T  # (in, out) @ (out, N)
         return lambda g: wt @ g

@@ -20,9 +20,10 @@ from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
-from specinterp.operators import DEFAULT_MAX_BYTES, output_unit
+from specinterp.operators import DEFAULT_MAX_BYTES
 from specinterp.structured_ntk import backpropagated_signals, product_form_for_ntk
 
+from . import param_jacobian as jacobian_routes
 from .conv import Conv2d
 from .dense import Dense, Flatten
 from .jacobian_layout import r_factors, stack_transposed
@@ -292,32 +293,19 @@ class ArrayNetModel(ModelBase):
 
     # ------------------------------------------------------------------ native dense paths
     def param_jacobian(self, x: Array) -> Array:
-        """``(N, C, p)``: one backward pass per output with per-sample parameter gradients."""
+        """``(N, C, p)`` by the cheapest route of :mod:`.param_jacobian` that applies."""
         self.check_input(x)
-        xp = self.xp
         if isinstance(x, np.ndarray):
             fac = product_form_for_ntk(self, x)
             if fac is not None:
                 sig = backpropagated_signals(fac, int(x.shape[0]))
                 return param_jacobian_from_factors(fac, sig, self.num_params)
         z, caches = self._forward(x)
-        n, c = int(z.shape[0]), int(z.shape[1])
-        if not _xp.has_writeable_storage(z):
-            rows = []
-            for a in range(c):
-                _, per = self._backward(caches, output_unit(z, a), True, input_grad=False)
-                rows.append(xp.concat([xp.reshape(g, (n, -1)) for g in per], axis=1))
-            return xp.stack(rows, axis=1)
-        # each per-sample gradient is written once, into its place (no concat, no stack)
-        out = xp.empty((n, c, self.num_params), dtype=z.dtype, device=_xp.device(z))
-        for a in range(c):
-            _, per = self._backward(caches, output_unit(z, a), True, input_grad=False)
-            start = 0
-            for g in per:
-                size = math.prod(g.shape[1:])
-                out[:, a, start : start + size] = xp.reshape(g, (n, size))
-                start += size
-        return out
+        if isinstance(z, np.ndarray):
+            out = jacobian_routes.by_pullbacks(self, z, caches)
+            if out is not None:
+                return out
+        return jacobian_routes.by_passes(self, z, caches)
 
     def input_jacobian(self, x: Array) -> Array:
         """``(N, C, d)`` from the product form when the network is an MLP, else by backprop."""
