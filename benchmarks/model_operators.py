@@ -123,13 +123,10 @@ def _param_jacobian_cases(repeats, n=64):
             },
             repeats=repeats,
         )
-        mlp = name in MLP_SIZES
         products = {
             "vmap(jacrev)": f"{n}·{C} VJPs (vmap)",
             "specinterp torch": f"{n}·{C} VJPs (vmap)",
-            "specinterp arraynet": "product form: B_l ⊗ h_(l-1) written in place"
-            if mlp
-            else f"{C} batch-last passes, per-layer blocks for all {C}",
+            "specinterp arraynet": f"{C} batch-last passes, per-layer blocks for all {C}",
         }
         rows += _rows("5c parameter Jacobian", name, med, "vmap(jacrev)", products, inputs=n)
     return rows

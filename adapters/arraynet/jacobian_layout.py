@@ -1,4 +1,4 @@
-"""Per-sample input Jacobians from ``C`` batch-last backward passes.
+"""Per-sample Jacobians from ``C`` batch-last backward passes.
 
 A network without a product form gets its input Jacobian from ``C`` input-only backward passes
 with the batch axis last: pass ``a`` gives row ``a`` of every ``J_i`` as one ``(d, N)`` array.
@@ -10,6 +10,7 @@ a time so that the full transposed tensor is never written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,34 @@ from specinterp import _xp
 
 Array = Any
 
-__all__ = ["r_factors", "stack_transposed"]
+__all__ = ["batch_last_passes", "r_factors", "stack_transposed"]
+
+
+def batch_last_passes(
+    layers: list[Any], caches: list[Any], z: Array, lowest: int = 0, through: bool = True
+) -> Iterator[tuple[int, int, Array]]:
+    """The ``C`` unit-cotangent backward passes with the batch axis last, step by step.
+
+    For each output ``a`` (``e_a`` for every sample, ``(C, N)``), yields ``(a, i, g)`` with ``g``
+    the cotangent at the output of layer ``i``, from the last layer down to layer ``lowest``;
+    with ``through``, then ``(a, -1, g)`` with ``g`` pulled through layer ``lowest`` too (at the
+    network input when ``lowest = 0``: row ``a`` of every ``J_i``). Each layer's
+    :meth:`~.layer.Layer.input_pullback` is prepared once for the ``C`` passes.
+    """
+    xp = _xp.namespace(z)
+    n, c = int(z.shape[0]), int(z.shape[1])
+    first = lowest if through else lowest + 1
+    pulls = {i: layers[i].input_pullback(caches[i]) for i in range(first, len(layers))}
+    eye = xp.eye(c, dtype=z.dtype, device=_xp.device(z))
+    ones = xp.ones((1, n), dtype=z.dtype, device=_xp.device(z))
+    for a in range(c):
+        g = eye[:, a : a + 1] * ones  # output unit a for every sample, batch axis last
+        for i in range(len(layers) - 1, lowest - 1, -1):
+            yield a, i, g
+            if i in pulls:
+                g = pulls[i](g)
+        if through:
+            yield a, -1, g
 
 
 def stack_transposed(rows: list[Array], block: int = 256) -> Array:

@@ -21,18 +21,16 @@ from specinterp.errors import ModelError, ShapeError
 from specinterp.losses import apply_output_hessian, check_loss, loss_gradient, loss_value
 from specinterp.model import ModelBase
 from specinterp.operators import DEFAULT_MAX_BYTES
-from specinterp.structured_ntk import backpropagated_signals, product_form_for_ntk
 
 from . import param_jacobian as jacobian_routes
 from .conv import Conv2d
 from .dense import Dense, Flatten
-from .jacobian_layout import r_factors, stack_transposed
+from .jacobian_layout import batch_last_passes, r_factors, stack_transposed
 from .network import Sequential
 from .product_form import (
     LayerFactors,
     layer_factors,
     output_side_product,
-    param_jacobian_from_factors,
 )
 
 Array = Any
@@ -295,11 +293,6 @@ class ArrayNetModel(ModelBase):
     def param_jacobian(self, x: Array) -> Array:
         """``(N, C, p)`` by the cheapest route of :mod:`.param_jacobian` that applies."""
         self.check_input(x)
-        if isinstance(x, np.ndarray):
-            fac = product_form_for_ntk(self, x)
-            if fac is not None:
-                sig = backpropagated_signals(fac, int(x.shape[0]))
-                return param_jacobian_from_factors(fac, sig, self.num_params)
         z, caches = self._forward(x)
         if isinstance(z, np.ndarray):
             out = jacobian_routes.by_pullbacks(self, z, caches)
@@ -380,19 +373,10 @@ class ArrayNetModel(ModelBase):
 
     def _input_jacobian_rows(self, x: Array) -> list[Array]:
         """Row ``a`` of every ``J_i`` as one ``(d, N)`` array, for ``a = 0, …, C − 1``."""
-        xp = self.xp
         z, caches = self._forward(x)
-        n, c = int(z.shape[0]), int(z.shape[1])
-        pulls = [lay.input_pullback(k) for lay, k in zip(self.net.layers, caches, strict=True)]
-        eye = xp.eye(c, dtype=z.dtype, device=_xp.device(z))
-        ones = xp.ones((1, n), dtype=z.dtype, device=_xp.device(z))
-        rows = []
-        for a in range(c):
-            g = eye[:, a : a + 1] * ones  # output unit a for every sample, batch axis last
-            for pull in reversed(pulls):
-                g = pull(g)
-            rows.append(xp.reshape(g, (-1, n)))
-        return rows
+        n = int(z.shape[0])
+        passes = batch_last_passes(list(self.net.layers), caches, z)
+        return [self.xp.reshape(g, (-1, n)) for _, i, g in passes if i == -1]
 
     def layer_factors(self, x: Array) -> LayerFactors:
         """The product form of an MLP (see :func:`.product_form.layer_factors`).

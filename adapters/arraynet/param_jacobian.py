@@ -1,12 +1,12 @@
-"""The dense parameter Jacobian ``G`` ``(N, C, p)`` of an arraynet network, by three routes.
+"""The dense parameter Jacobian ``G`` ``(N, C, p)`` of an arraynet network, by two routes.
 
-* An MLP with a product form: every block written in place from the layer-wise factors
-  (:func:`.product_form.param_jacobian_from_factors`).
-* Any network on NumPy: ``C`` input-side backward passes with the batch axis last
+* On NumPy: ``C`` input-side backward passes with the batch axis last
   (:meth:`~.layer.Layer.input_pullback`), keeping each parameterised layer's output cotangent
   for every output; then each layer forms its per-sample gradients for *all* ``C`` outputs at
-  once (:meth:`~.layer.Layer.param_jacobian_block`: a convolution's is one batched product with
-  ``C·c_out`` rows per sample) straight into its columns of ``G``.
+  once (:meth:`~.layer.Layer.param_jacobian_block`) straight into its columns of ``G`` — a dense
+  layer's ``∂f_a/∂W = B[a] ⊗ h`` as one broadcast product in place (for an MLP these cotangents
+  are the back-propagated signals ``B_l`` of the layer-wise NTK, :ref:`theory-structured-ntk`),
+  a convolution's as one batched product with ``C·c_out`` rows per sample.
 * Otherwise: one batch-first backward pass per output with per-sample gradients.
 """
 
@@ -19,6 +19,8 @@ import numpy as np
 
 from specinterp import _xp
 from specinterp.operators import output_unit
+
+from .jacobian_layout import batch_last_passes
 
 Array = Any
 
@@ -55,26 +57,21 @@ def by_pullbacks(model: Any, z: np.ndarray, caches: list[Any]) -> np.ndarray | N
     """
     layers = list(model.net.layers)
     n, c = int(z.shape[0]), int(z.shape[1])
-    ranked = [i for i, lay in enumerate(layers) if lay.params]
+    ranked = {i for i, lay in enumerate(layers) if lay.params}
     if not ranked:
         return np.zeros((n, c, 0), dtype=z.dtype)
-    lowest = ranked[0]
-    pulls = {i: layers[i].input_pullback(caches[i]) for i in range(lowest + 1, len(layers))}
+    lowest = min(ranked)
     kept: dict[int, np.ndarray] = {}
     total, limit = 0, 2 * n * c * model.num_params + 2**24  # entries
-    eye = np.eye(c, dtype=z.dtype)
-    for a in range(c):
-        g = np.repeat(eye[:, a : a + 1], n, axis=1)  # output unit a, batch axis last
-        for i in range(len(layers) - 1, lowest - 1, -1):
-            if i in ranked:
-                if i not in kept:
-                    total += c * g.size
-                    if total > limit:
-                        return None
-                    kept[i] = np.empty((c, *g.shape), dtype=g.dtype)
-                kept[i][a] = g
-            if i > lowest:
-                g = pulls[i](g)
+    for a, i, g in batch_last_passes(layers, caches, z, lowest, through=False):
+        if i not in ranked:
+            continue
+        if i not in kept:
+            total += c * g.size
+            if total > limit:
+                return None
+            kept[i] = np.empty((c, *g.shape), dtype=g.dtype)
+        kept[i][a] = g
     out = np.empty((n, c, model.num_params), dtype=z.dtype)
     start = 0
     for i, lay in enumerate(layers):

@@ -106,36 +106,3 @@ def layer_factors(net: Sequential, x: Array) -> LayerFactors:
             )
     return LayerFactors(weights, diags, pre, pwl, tuple(lips), inputs, tuple(biases))
 
-
-def param_jacobian_from_factors(fac: LayerFactors, signals: list[Any], num_params: int) -> Any:
-    """``G`` ``(N, C, p)`` of an MLP from its product form, each entry written once (NumPy).
-
-    The rows of ``G_i`` for dense layer ``l`` are ``∂f_a/∂W_l = B_l[i, a] ⊗ h_{l−1, i}`` and
-    ``∂f_a/∂b_l = B_l[i, a]`` with ``B_l = ∂f/∂z_l`` (``signals``, from
-    :func:`specinterp.structured_ntk.backpropagated_signals`; ``None`` for the output layer,
-    whose ``B_L = I_C``) — the same factors as the layer-wise NTK
-    (:ref:`theory-structured-ntk`). Parameters in the network's order: per dense layer its
-    weight (row-major), then its bias. Each block is one broadcast product into its place in the
-    output, instead of ``C`` backward passes with per-sample gradients and their copies.
-    """
-    import numpy as np
-
-    h0 = fac.inputs[0]
-    n, c = int(h0.shape[0]), int(fac.weights[-1].shape[0])
-    out = np.zeros((n, c, num_params), dtype=h0.dtype)
-    eye = np.eye(c, dtype=h0.dtype)
-    start = 0
-    for w, h, b, bias in zip(fac.weights, fac.inputs, signals, fac.biases, strict=True):
-        n_out, n_in = int(w.shape[0]), int(w.shape[1])
-        block = out[:, :, start : start + n_out * n_in].reshape(n, c, n_out, n_in)  # a view
-        h = h.reshape(n, n_in)
-        if b is None:  # the output layer: only row a of W_L moves f_a
-            for a in range(c):
-                block[:, a, a, :] = h
-        else:
-            np.multiply(b[:, :, :, None], h[:, None, None, :], out=block)
-        start += n_out * n_in
-        if bias:
-            out[:, :, start : start + n_out] = eye if b is None else b
-            start += n_out
-    return out
