@@ -17,15 +17,20 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
-from ._progress import counting
-from .diagnostics import jacobian_spectra
-from .entropy_estimates import entropy_from_values, slq_entropy
-from .errors import MemoryBudgetError
-from .linalg import LinearOperator, eigsh
-from .losses import Loss, get_loss
+from .losses import get_loss
 from .model import as_model, input_space
 from .model_operators import natural_outputs
-from .operators import hessian, hessian_operator, ntk, ntk_operator
+from .operators import hessian
+from .stability_index_routes import (
+    curvature_max,
+    hessian_condition,
+    hessian_from_values,
+    hessian_matrix_free,
+    jacobian_part,
+    ntk_from_matrix,
+    ntk_matrix_free,
+    small_ntk,
+)
 
 Array = Any
 
@@ -101,63 +106,6 @@ class GMSIInputs:
     hessian_eigenvalues: Array | None = None
 
 
-@dataclass(frozen=True)
-class _NTKPart:
-    k_max: float
-    k_min: float
-    trace: float
-    entropy: float
-    s_theta: float
-    details: Any = None
-    entropy_error: float = 0.0  # 0: exact (dense eigenvalues)
-
-
-@dataclass(frozen=True)
-class _HessianPart:
-    h_max: float
-    positive: np.ndarray
-    entropy: float
-    details: Any = None
-    entropy_error: float = 0.0
-
-
-def hessian_condition(part: _HessianPart) -> tuple[float, str]:
-    """``κ₊(H) = λ_max / λ_min⁺`` over the positive eigenvalues a route computed, and which.
-
-    The dense route has every eigenvalue (those above ``p · eps · λ_max`` count as positive);
-    the matrix-free one only the largest few, where the ratio is a lower bound on the dense one.
-    """
-    pos = part.positive
-    kappa = float(pos.max() / pos.min()) if pos.size else math.inf
-    if isinstance(part.details, str) and part.details == "dense":
-        return kappa, f"all {pos.size} eigenvalues above p·eps·λ_max"
-    return kappa, (
-        f"the {pos.size} largest eigenvalues computed (a lower bound on κ₊ over the spectrum)"
-    )
-
-
-def curvature_max(lf: Loss, z: Array, y: Array, *, seed: int = 0) -> float:
-    """``β = max_i λ_max(Λ_i)`` on the batch: dense ``Λ_i`` when small, else Lanczos.
-
-    ``Λ = ⊕_i Λ_i`` is block-diagonal, so its largest eigenvalue is the largest over samples;
-    for a language model (``C = T·V``) it is found matrix-free with the loss's ``Λ`` products.
-    """
-    xp = _xp.namespace(z)
-    n, c = int(z.shape[0]), math.prod(z.shape[1:])
-    if n * c * c <= 2**22:
-        return float(np.max(np.linalg.eigvalsh(_xp.to_numpy(lf.hessian(z, y)))))
-    lf.check(z, y)
-    op = LinearOperator(
-        (n * c, n * c),
-        lambda u: xp.reshape(lf.apply_hessian(z, y, xp.reshape(u, tuple(z.shape))), (n * c,)),
-        dtype=z.dtype,
-        xp=xp,
-        device=_xp.device(z),
-        symmetric=True,
-    )
-    return float(_xp.to_numpy(eigsh(op, 1, which="LA", seed=seed).values)[0])
-
-
 def _aggregate(components: dict[str, float], how: str) -> float:
     if how == "max":
         return max(components.values())
@@ -165,104 +113,6 @@ def _aggregate(components: dict[str, float], how: str) -> float:
         vals = [v for v in components.values() if v > 0]
         return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else 0.0
     raise ValueError(f"aggregation must be 'max' or 'log-mean'; got {how!r}")
-
-
-# ------------------------------------------------------------------ strategies
-def _ntk_from_matrix(k: Array, n: int, c: int, how: str = "dense") -> _NTKPart:
-    """Every NTK quantity from the dense ``K``; ``s_θ² = max_i λ_max(K_ii)`` (T6's blocks)."""
-    k = _xp.to_numpy(k).astype(np.float64)
-    k = 0.5 * (k + k.T)
-    lam = np.linalg.eigvalsh(k)
-    blocks = [np.linalg.eigvalsh(k[i * c : (i + 1) * c, i * c : (i + 1) * c])[-1] for i in range(n)]
-    return _NTKPart(
-        k_max=float(lam[-1]),
-        k_min=float(lam[0]),
-        trace=float(np.trace(k)),
-        entropy=entropy_from_values(np.clip(lam, 0.0, None)),
-        s_theta=math.sqrt(max(0.0, float(max(blocks)))),
-        details=how,
-    )
-
-
-def _small_ntk(model: Any, x: Array, n: int, c: int) -> _NTKPart:
-    """``K`` formed densely (``N·C`` small): the cheapest exact route, whatever ``p`` is.
-
-    The structured layer-wise Gram for an MLP, else ``G Gᵀ`` from the native Jacobian when
-    ``G`` fits the memory budget, else ``N·C`` operator products.
-    """
-    try:
-        k, path = ntk(model, x, return_path=True)
-    except MemoryBudgetError:
-        eye = model.xp.eye(n * c, dtype=model.dtype, device=_xp.device(x))
-        k, path = ntk_operator(model, x).matmat(eye), "Jacobian products"
-    return _ntk_from_matrix(k, n, c, f"dense ({path})")
-
-
-def _ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) -> _NTKPart:
-    """Lanczos for ``λ_max`` / ``λ_min``, per-sample ``C × C`` blocks, SLQ for the entropy."""
-    xp = model.xp
-    kop = ntk_operator(model, x)
-    eye = xp.eye(c, dtype=model.dtype, device=_xp.device(x))
-    blocks = [
-        np.linalg.eigvalsh(_xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye)))
-        for i in range(n)
-    ]
-    tr_k = float(sum(np.sum(b) for b in blocks))
-    top = _eigsh(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
-    bottom = _eigsh(kop, 1, "SA", opts, "NTK λ_min (Lanczos)")
-    entropy = _entropy(kop, opts, tr_k)
-    return _NTKPart(
-        k_max=float(_xp.to_numpy(top.values)[0]),
-        k_min=float(_xp.to_numpy(bottom.values)[0]),
-        trace=tr_k,
-        entropy=entropy.value,
-        s_theta=math.sqrt(max(0.0, max(float(b[-1]) for b in blocks))),
-        details=(top, bottom),
-        entropy_error=entropy.error,
-    )
-
-
-def _eigsh(op: Any, k: int, which: str, opts: dict[str, Any], desc: str) -> Any:
-    """:func:`eigsh` at the GMSI's tolerance (``None``: the dtype's ``√eps``), with a bar."""
-    counted, bar = counting(op, f"gmsi: {desc}", None, enabled=opts["progress"])
-    try:
-        return eigsh(counted, k, which=which, tol=opts["tol"], seed=opts["seed"])
-    finally:
-        bar.close()
-
-
-def _entropy(op: Any, opts: dict[str, Any], trace_abs: float | None) -> Any:
-    """:func:`slq_entropy` with the GMSI's probes, steps, seed and progress setting."""
-    return slq_entropy(
-        op,
-        num_probes=opts["num_probes"],
-        num_steps=opts["num_steps"],
-        seed=opts["seed"],
-        trace_abs=trace_abs,
-        progress=opts["progress"],
-    )
-
-
-def _hessian_from_values(lam: Array, p: int) -> _HessianPart:
-    lam = np.sort(_xp.to_numpy(lam).astype(np.float64))
-    floor = max(float(lam[-1]), 0.0) * max(p, 1) * np.finfo(float).eps
-    return _HessianPart(float(lam[-1]), lam[lam > floor], entropy_from_values(lam), "dense")
-
-
-def _hessian_matrix_free(model: Any, x: Array, y: Array, loss: Any, opts: dict) -> _HessianPart:
-    hop = hessian_operator(model, x, y, loss)
-    top = _eigsh(hop, min(6, model.num_params), "LA", opts, "Hessian top eigenvalues (Lanczos)")
-    lam = _xp.to_numpy(top.values)
-    entropy = _entropy(hop, opts, None)
-    return _HessianPart(float(lam[0]), lam[lam > 0], entropy.value, top, entropy.error)
-
-
-def _jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, float]:
-    """``(s_J, t_J, mean H(J_i))`` from :func:`jacobian_spectra` (given, or computed)."""
-    js = jacobian_spectra(model, x) if given is None else given
-    s_j = float(np.max(_xp.to_numpy(js.operator_norm)))
-    t_j = float(np.mean(_xp.to_numpy(js.typical_gain)))  # ‖J_i‖_F / √d
-    return s_j, t_j, float(np.nanmean(_xp.to_numpy(js.entropy)))
 
 
 def gmsi(
@@ -358,22 +208,22 @@ def gmsi(
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
     opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
     beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
-    s_j, t_j, h_j = _jacobian_part(*input_space(model, x), given.jacobian)
+    s_j, t_j, h_j = jacobian_part(*input_space(model, x), given.jacobian)
 
     if given.ntk is not None:
-        ntk_part = _ntk_from_matrix(given.ntk, n, c)
+        ntk_part = ntk_from_matrix(given.ntk, n, c)
     elif dense_ntk:
-        ntk_part = _small_ntk(model, x, n, c)
+        ntk_part = small_ntk(model, x, n, c)
     else:
-        ntk_part = _ntk_matrix_free(model, x, n, c, opts)
+        ntk_part = ntk_matrix_free(model, x, n, c, opts)
     if given.hessian_eigenvalues is not None:
-        hess_part = _hessian_from_values(given.hessian_eigenvalues, p)
+        hess_part = hessian_from_values(given.hessian_eigenvalues, p)
     elif method == "dense":
-        hess_part = _hessian_from_values(
+        hess_part = hessian_from_values(
             np.linalg.eigvalsh(_xp.to_numpy(hessian(model, x, y, loss))), p
         )
     else:
-        hess_part = _hessian_matrix_free(model, x, y, loss, opts)
+        hess_part = hessian_matrix_free(model, x, y, loss, opts)
 
     s_k = math.sqrt(max(ntk_part.k_max, 0.0) / n)
     s_h = math.sqrt(max(hess_part.h_max, 0.0) / beta) if beta > 0 else 0.0

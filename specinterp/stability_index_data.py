@@ -33,16 +33,15 @@ from .losses import get_loss
 from .model import as_model, input_space
 from .model_operators import natural_outputs
 from .operators import ntk_operator
-from .stability_index import (
-    GMSIResult,
-    _aggregate,
-    _eigsh,
-    _entropy,
-    _hessian_from_values,
-    _HessianPart,
-    _jacobian_part,
+from .stability_index import GMSIResult, _aggregate
+from .stability_index_routes import (
+    HessianPart,
     curvature_max,
+    eigsh_with_bar,
     hessian_condition,
+    hessian_from_values,
+    jacobian_part,
+    slq_entropy_with,
 )
 
 Array = Any
@@ -90,7 +89,7 @@ def gmsi_over_data(
     for x, y in batches:  # the per-sample components, one batch at a time
         model.check_input(x)
         nb = int(x.shape[0])
-        sj, tj, hj = _jacobian_part(*input_space(model, x), None)
+        sj, tj, hj = jacobian_part(*input_space(model, x), None)
         s_j, t_sum, h_sum = max(s_j, sj), t_sum + nb * tj, h_sum + nb * hj
         z = natural_outputs(model, x)
         beta = max(beta, curvature_max(lf, z, y, seed=seed))
@@ -118,16 +117,14 @@ def gmsi_over_data(
         m_max, entropy_k = float(lam_m[-1]), entropy_from_values(np.clip(lam_m, 0.0, None))
         if n * c <= p:
             k_min = n * float(lam_m[::-1][n * c - 1])
-        hess = _hessian_from_values(_dense(hop), p)
+        hess = hessian_from_values(_dense(hop), p)
     else:
-        m_max = float(_xp.to_numpy(_eigsh(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
-        entropy_k = _entropy(gram, opts, tr_k / n).value
-        top = _eigsh(hop, min(6, p), "LA", opts, "Hessian top eigenvalues (Lanczos)")
+        m_max = float(_xp.to_numpy(eigsh_with_bar(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
+        entropy_k = slq_entropy_with(gram, opts, tr_k / n).value
+        top = eigsh_with_bar(hop, min(6, p), "LA", opts, "Hessian top eigenvalues (Lanczos)")
         lam_h = np.asarray(_xp.to_numpy(top.values), dtype=float)
-        h_entropy = _entropy(hop, opts, None)
-        hess = _HessianPart(
-            float(lam_h[0]), lam_h[lam_h > 0], h_entropy.value, top, h_entropy.error
-        )
+        h_entropy = slq_entropy_with(hop, opts, None)
+        hess = HessianPart(float(lam_h[0]), lam_h[lam_h > 0], h_entropy.value, top, h_entropy.error)
     k_max = n * m_max
     s_k = math.sqrt(max(m_max, 0.0))
     s_h = math.sqrt(max(hess.h_max, 0.0) / beta) if beta > 0 else 0.0
