@@ -20,6 +20,8 @@ rows. Groups and the issue's cases they measure:
   time-scaling table (NTK and Hessian top-5 vs batch and width)
 * ``user_models`` — 8 ``gmsi`` on a ResNet-style model with its defaults, 9 JAX dense Hessian vs
   ``jax.jit(jax.hessian)`` (first call included)
+* ``host_threads`` — Hessian top-5 / top-20 with and without one host BLAS thread for the
+  solver's small problems, full vs partial reorthogonalisation, curvlinops + ARPACK
 * ``weight_spectra`` — ``model_layers`` of a 110 M-parameter transformer vs WeightWatcher:
   time, peak memory, α against a known heavy-tailed truth
 """
@@ -36,6 +38,7 @@ from . import (
     eigsh_vs_arpack,
     full_data,
     hessian_peers,
+    host_threads,
     language_model,
     model_operators,
     multiplicity,
@@ -60,6 +63,7 @@ CASES = {
     "full_data": full_data.run,
     "structured_ntk": structured_ntk.run,
     "user_models": user_models.run,
+    "host_threads": host_threads.run,
 }
 
 

@@ -23,8 +23,8 @@ def curvlinops_hessian(net: Any, x: Any, y: Any = None) -> Any:
     )
 
 
-def arpack_top5(hop: Any, tol: float = 1e-3) -> tuple[Any, int]:
-    """Top-5 eigenvalues of a float32 torch operator by ARPACK at ``tol``, and its products."""
+def arpack_top5(hop: Any, tol: float = 1e-3, k: int = 5) -> tuple[Any, int]:
+    """Top-``k`` eigenvalues of a float32 torch operator by ARPACK at ``tol``, and its products."""
     import numpy as np
     import scipy.sparse.linalg as sla
     import torch
@@ -37,5 +37,5 @@ def arpack_top5(hop: Any, tol: float = 1e-3) -> tuple[Any, int]:
 
     sop = sla.LinearOperator(hop.shape, matvec=mv, dtype=np.float32)
     v0 = np.random.default_rng(0).standard_normal(hop.shape[0]).astype(np.float32)
-    vals = sla.eigsh(sop, 5, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
+    vals = sla.eigsh(sop, k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
     return vals, count[0]

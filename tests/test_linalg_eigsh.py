@@ -95,18 +95,19 @@ def test_full_space_when_k_equals_n(rng):
     np.testing.assert_allclose(res.values, np.sort(lam), atol=1e-12)
 
 
+@pytest.mark.parametrize("reorthogonalize", ["full", "partial"])
 @given(
     case=symmetric_matrices(max_side=40),
     k=st.integers(1, 4),
     which=st.sampled_from(["LA", "SA", "LM", "BE"]),
 )
-def test_t9_residual_bound_property(case, k, which):
+def test_t9_residual_bound_property(case, k, which, reorthogonalize):
     a = case.matrix
     n = a.shape[0]
     if np.all(case.values == 0):
         return
     k = min(k, n)
-    res = eigsh(a, k, which=which, tol=1e-6, seed=3, max_iter=50)
+    res = eigsh(a, k, which=which, tol=1e-6, seed=3, max_iter=50, reorthogonalize=reorthogonalize)
     lam = np.linalg.eigvalsh(a)
     slack = n * np.finfo(float).eps * np.max(np.abs(lam))  # accuracy of the dense reference
     for theta, r in zip(np.asarray(res.values), np.asarray(res.residuals), strict=True):

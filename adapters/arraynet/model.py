@@ -393,4 +393,3 @@ class ArrayNetModel(ModelBase):
     def preactivations(self, x: Array) -> list[Array]:
         """Inputs ``z_l`` of every activation of an MLP, each ``(N, n_l)`` (:ref:`theory-t4`)."""
         return self.layer_factors(x).preactivations
-

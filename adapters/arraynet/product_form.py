@@ -105,4 +105,3 @@ def layer_factors(net: Sequential, x: Array) -> LayerFactors:
                 "layer_factors needs Dense and activation layers in alternation"
             )
     return LayerFactors(weights, diags, pre, pwl, tuple(lips), inputs, tuple(biases))
-

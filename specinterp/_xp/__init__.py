@@ -6,9 +6,12 @@ these helpers supply what the standard leaves out, one idea per module:
 * :mod:`.namespaces` — which library and device an array belongs to, checks with clear errors,
   dtype queries, conversion to and from NumPy for reporting;
 * :mod:`.random` — a seeded random-number source for every namespace (the standard has none);
-* :mod:`.kernels` — batched SVD and eigenvalue kernels, and scaling against over- and underflow.
+* :mod:`.kernels` — batched SVD and eigenvalue kernels, and scaling against over- and underflow;
+* :mod:`.host_threads` — one host BLAS thread for a solver's small problems while another
+  library runs its products.
 """
 
+from .host_threads import host_blas_single
 from .kernels import QR_FIRST_ASPECT, eigvalsh, power_of_two_scaled, safe_magnitudes, svdvals
 from .namespaces import (
     NamespaceMismatchError,
@@ -54,6 +57,7 @@ __all__ = [
     "eps",
     "from_host",
     "has_writeable_storage",
+    "host_blas_single",
     "is_array",
     "is_lazy",
     "namespace",

@@ -85,10 +85,11 @@ def svds(
     tol = float(np.sqrt(eps)) if tol is None else float(tol)
     rng = _xp.as_generator(seed, xp, op.device)
     scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
-    res = _gkl(scaled, k, tol, max_iter, m, rng)
-    verified = res.converged and m >= r
-    if verify and res.converged and m < r:
-        res, verified = _verify(scaled, res, k, tol, max_iter, m, rng)
+    with _xp.host_blas_single(xp):  # the projected problems are small: no thread contention
+        res = _gkl(scaled, k, tol, max_iter, m, rng)
+        verified = res.converged and m >= r
+        if verify and res.converged and m < r:
+            res, verified = _verify(scaled, res, k, tol, max_iter, m, rng)
     c = unscale(scaled.scale)
     return SVDResult(
         values=res.values * c,

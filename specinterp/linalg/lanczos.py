@@ -20,15 +20,15 @@ and every product stay in the operator's namespace and device.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from .. import _xp
 from ..errors import ShapeError
-from . import _missed
+from . import _missed, _partial
 from ._orth import Basis, normalize_or_restart, project_out
+from ._ritz import Run, early_converged, finish, order, output_order
 from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import EigResult
@@ -38,35 +38,6 @@ Array = Any
 Which = Literal["LA", "SA", "LM", "BE"]
 
 __all__ = ["eigsh", "lanczos_tridiagonal"]
-
-
-def _order(theta: np.ndarray, which: str, k: int) -> np.ndarray:
-    """Indices of the ``k`` best Ritz values for ``which``, best first."""
-    if which == "LA":
-        return np.argsort(-theta, kind="stable")[:k]
-    if which == "SA":
-        return np.argsort(theta, kind="stable")[:k]
-    if which == "LM":
-        return np.argsort(-np.abs(theta), kind="stable")[:k]
-    # BE: alternate between the top and the bottom, one more from the top when k is odd
-    asc = np.argsort(theta, kind="stable")
-    picked: list[int] = []
-    lo, hi = 0, len(asc) - 1
-    while len(picked) < k and lo <= hi:
-        picked.append(int(asc[hi]))
-        hi -= 1
-        if len(picked) < k and lo <= hi:
-            picked.append(int(asc[lo]))
-            lo += 1
-    return np.asarray(picked, dtype=int)
-
-
-def _output_order(theta: np.ndarray, which: str) -> np.ndarray:
-    if which == "LA":
-        return np.argsort(-theta, kind="stable")
-    if which == "LM":
-        return np.argsort(-np.abs(theta), kind="stable")
-    return np.argsort(theta, kind="stable")  # SA and BE: ascending
 
 
 def eigsh(
@@ -82,6 +53,7 @@ def eigsh(
     seed: int | np.random.Generator | None = 0,
     return_vectors: bool = False,
     verify: bool = True,
+    reorthogonalize: Literal["auto", "full", "partial"] = "auto",
 ) -> EigResult:
     """``k`` eigenpairs of a symmetric operator by thick-restart (band) Lanczos.
 
@@ -116,6 +88,15 @@ def eigsh(
         at most 1e-6. Costs a few products when the wanted values are well separated from
         the rest; ``verify=False`` skips it (then ``EigResult.verified`` is False unless the
         basis filled the whole space).
+    reorthogonalize : {"auto", "full", "partial"}
+        ``"full"`` orthogonalises every new direction against the whole basis. ``"partial"``
+        (block size 1) runs the first cycle on the three-term recurrence and a full pass only
+        when Simon's estimate of the lost orthogonality exceeds ``√eps``, then makes the
+        Rayleigh–Ritz exact on the span of that semi-orthogonal basis from its measured Gram
+        matrix, so values, vectors and residual bounds mean what they mean under ``"full"``
+        (docs: theory, #theory-lanczos); a later restart goes on fully reorthogonalised. It
+        saves most basis reads, which dominate a step when a product is cheap and the vectors
+        long. ``"auto"``: partial at block size 1 for ``n ≥ 16384``, else full.
 
     Returns
     -------
@@ -150,10 +131,13 @@ def eigsh(
             raise ValueError("v0 gives one starting vector; use it with block_size=1")
         if tuple(v0.shape) != (n,):
             raise ShapeError(f"v0 must have shape ({n},); got {tuple(v0.shape)}")
+    partial = _partial_wanted(reorthogonalize, n, b)
     scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
-    run = _thick_restart(scaled, k, which, tol, max_iter, m, b, v0, rng, verify or return_vectors)
-    if verify and run.converged and not run.whole_space:
-        run = _verify(scaled, run, k, which, tol, max_iter, m, rng)
+    want_vectors = verify or return_vectors
+    with _xp.host_blas_single(xp):  # the projected problems are small: no thread contention
+        run = _thick_restart(scaled, k, which, tol, max_iter, m, b, v0, rng, want_vectors, partial)
+        if verify and run.converged and not run.whole_space:
+            run = _verify(scaled, run, k, which, tol, max_iter, m, rng, partial)
     c = unscale(scaled.scale)
     return EigResult(
         values=_xp.from_host(run.values * c, run.like),
@@ -165,24 +149,35 @@ def eigsh(
     )
 
 
-@dataclass
-class _Run:
-    """Host values and residuals (ordered by ``which``), device vectors, counts and flags."""
+#: ``reorthogonalize="auto"`` is partial from this dimension on (block size 1)
+PARTIAL_MIN_N = 16384
 
-    values: np.ndarray
-    vectors: Array | None
-    residuals: np.ndarray
-    converged: bool
-    num_matvecs: int
-    whole_space: bool
-    like: Array  # an array of the operator's namespace, dtype and device
-    verified: bool = False
-    runner_up: Array | None = None  # Ritz vector of the best unwanted Ritz value
+
+def _partial_wanted(reorthogonalize: str, n: int, b: int) -> bool:
+    if reorthogonalize not in ("auto", "full", "partial"):
+        raise ValueError(
+            f"reorthogonalize must be 'auto', 'full' or 'partial'; got {reorthogonalize!r}"
+        )
+    if reorthogonalize == "partial" and b != 1:
+        raise ValueError(
+            "reorthogonalize='partial' runs at block_size=1; use 'full' (or 'auto') with a block"
+        )
+    if reorthogonalize == "auto":
+        return b == 1 and n >= PARTIAL_MIN_N
+    return reorthogonalize == "partial"
 
 
 def _verify(
-    op: LinearOperator, run: _Run, k: int, which: str, tol: float, max_iter: int, m: int, rng: Any
-) -> _Run:
+    op: LinearOperator,
+    run: Run,
+    k: int,
+    which: str,
+    tol: float,
+    max_iter: int,
+    m: int,
+    rng: Any,
+    partial: bool = False,
+) -> Run:
     """Look for eigenvalues the run missed (repeated or clustered); add them until none is left.
 
     Each round runs :func:`~specinterp.linalg._missed.check` against every vector found so far;
@@ -222,6 +217,7 @@ def _verify(
             None,
             rng,
             True,
+            partial,
         )
         matvecs += extra.num_matvecs
         converged = converged and extra.converged
@@ -233,13 +229,13 @@ def _verify(
         # a pair of P A P is one of A up to the residual of the locked block, ‖Xᵀ A x‖ ≤ ‖R‖
         extra_res = extra.residuals[new] + float(np.sqrt(np.sum(res**2)))
         all_values = np.concatenate([values, extra.values[new]])
-        pick = _order(all_values, which, k)
-        pick = pick[_output_order(all_values[pick], which)]
+        pick = order(all_values, which, k)
+        pick = pick[output_order(all_values[pick], which)]
         all_vectors = xp.concat([vectors, extra_vectors], axis=1)
         values, res = all_values[pick], np.concatenate([res, extra_res])[pick]
         vectors = _missed.columns(all_vectors, pick)
         locked = xp.concat([locked, extra_vectors], axis=1)
-    return _Run(values, vectors, res, converged, matvecs, False, run.like, outcome == "verified")
+    return Run(values, vectors, res, converged, matvecs, False, run.like, outcome == "verified")
 
 
 def _thick_restart(
@@ -253,7 +249,8 @@ def _thick_restart(
     v0: Array | None,
     rng: Any,
     want_vectors: bool,
-) -> _Run:
+    partial: bool = False,
+) -> Run:
     """The thick-restart (band) Lanczos iteration itself (see :func:`eigsh`)."""
     n = op.shape[0]
     xp = op.xp
@@ -269,9 +266,20 @@ def _thick_restart(
     store = Basis(starts[0], m)  # (n, j) orthonormal columns, preallocated where possible
     t_mat = np.zeros((0, 0))  # host float64: T = Vᵀ A V, computed column by column
     matvecs = 0
+    first = 0
+    if partial:
+        cycle = _partial.first_cycle(op, starts[0], k, which, tol, m, rng)
+        begun = _partial.finish_cycle(op, cycle, k, which, tol, m, want_vectors, max_iter)
+        if isinstance(begun, Run):
+            return begun
+        if isinstance(begun, tuple):  # a thick restart from the first cycle's Ritz vectors
+            store, t_mat, pending, matvecs = begun
+            first = 1
+        else:  # the basis lost too much orthogonality: start again, fully reorthogonalised
+            matvecs = begun
 
     early = False
-    for restart in range(max_iter + 1):
+    for restart in range(first, max_iter + 1):
         # ---- expand the basis to m columns (or to n: then it spans the whole space)
         while store.size < m:
             raw, ref, owner = pending.pop(0)
@@ -292,7 +300,7 @@ def _thick_restart(
             t_new[j, : j + 1] = coef
             t_mat = t_new
             pending.append((w, ref, j))
-            early = b == 1 and k <= j + 1 < m and _early_converged(t_mat, w, which, k, tol, eps)
+            early = b == 1 and k <= j + 1 < m and early_converged(t_mat, w, which, k, tol, eps)
             if store.size == n or early:
                 break
         theta, y = np.linalg.eigh(t_mat)
@@ -311,7 +319,7 @@ def _thick_restart(
             # ‖R y‖ = ‖R_r y_owners‖ with R = Q_r R_r: no (n × m) product is formed
             r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
             res = np.linalg.norm(r_small @ y[owners, :], axis=0)
-        want = _order(theta, which, k)
+        want = order(theta, which, k)
         thresh = tol * np.maximum(np.abs(theta[want]), eps ** (2 / 3) * t_norm)
         converged = bool(np.all(res[want] <= thresh)) or store.size == n or early
         # the reported bound adds the rounding in V and in eigh, so that T9 stays rigorous
@@ -322,43 +330,10 @@ def _thick_restart(
         # to the whole old basis, hence to the kept one) span the residuals of the kept vectors
         # and are absorbed within the next b ≤ m − p steps
         p = min(k + (m - k) // 2, m - b)
-        keep = _order(theta, which, p)
+        keep = order(theta, which, p)
         store.rotate(y[:, keep])
         t_mat = np.diag(theta[keep])
         pending = [(w, ref, -1) for w, ref, _ in pending]
 
-    out = want[_output_order(theta[want], which)]
-    basis = store.matrix
-    vectors = basis @ _xp.from_host(y[:, out], basis) if want_vectors else None
     whole = store.size == n
-    runner_up = None
-    if want_vectors and theta.size > k:
-        runner_up = basis @ _xp.from_host(y[:, _order(theta, which, k + 1)[k]], basis)
-    return _Run(
-        theta[out],
-        vectors,
-        res[out],
-        converged,
-        matvecs,
-        whole,
-        store.column(0),
-        runner_up=runner_up,
-    )
-
-
-def _early_converged(
-    t_mat: np.ndarray, w: Array, which: str, k: int, tol: float, eps: float
-) -> bool:
-    """Whether the wanted Ritz pairs already meet ``tol`` before the basis is full.
-
-    At block size 1 the only residual column of ``(I − VVᵀ) A V`` is the newest image ``w``,
-    so the residual of the Ritz pair ``(θ, V y)`` is ``‖w‖ · |y_last|`` — an ``eigh`` of the
-    small ``T`` and one vector norm per step, against a product with ``A`` saved for every
-    step not taken. The bound that is reported is recomputed in full afterwards.
-    """
-    theta, y = np.linalg.eigh(t_mat)
-    want = _order(theta, which, k)
-    norm_w = float(_xp.namespace(w).linalg.vector_norm(w))
-    res = norm_w * np.abs(y[-1, want])
-    floor = eps ** (2 / 3) * float(np.max(np.abs(theta)))
-    return bool(np.all(res <= tol * np.maximum(np.abs(theta[want]), floor)))
+    return finish(store, theta, y, res, which, k, converged, matvecs, whole, want_vectors)

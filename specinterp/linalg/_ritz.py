@@ -1,0 +1,114 @@
+"""Ritz pair bookkeeping: which are wanted, the cheap stopping test, the finished run.
+
+``order`` picks the wanted Ritz values, ``early_converged`` is the convergence test of a
+Lanczos step, and ``finish`` records a finished run (its wanted pairs in output order). Shared
+by the thick-restart eigensolver (:mod:`.lanczos`) and its partially reorthogonalised
+first cycle (:mod:`._partial`). Theory: :ref:`theory-lanczos`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _xp
+
+Array = Any
+
+__all__ = ["Run", "early_converged", "finish", "order", "output_order"]
+
+
+def order(theta: np.ndarray, which: str, k: int) -> np.ndarray:
+    """Indices of the ``k`` best Ritz values for ``which``, best first."""
+    if which == "LA":
+        return np.argsort(-theta, kind="stable")[:k]
+    if which == "SA":
+        return np.argsort(theta, kind="stable")[:k]
+    if which == "LM":
+        return np.argsort(-np.abs(theta), kind="stable")[:k]
+    # BE: alternate between the top and the bottom, one more from the top when k is odd
+    asc = np.argsort(theta, kind="stable")
+    picked: list[int] = []
+    lo, hi = 0, len(asc) - 1
+    while len(picked) < k and lo <= hi:
+        picked.append(int(asc[hi]))
+        hi -= 1
+        if len(picked) < k and lo <= hi:
+            picked.append(int(asc[lo]))
+            lo += 1
+    return np.asarray(picked, dtype=int)
+
+
+def output_order(theta: np.ndarray, which: str) -> np.ndarray:
+    if which == "LA":
+        return np.argsort(-theta, kind="stable")
+    if which == "LM":
+        return np.argsort(-np.abs(theta), kind="stable")
+    return np.argsort(theta, kind="stable")  # SA and BE: ascending
+
+
+def early_converged(
+    t_mat: np.ndarray, w: Array, which: str, k: int, tol: float, eps: float
+) -> bool:
+    """Whether the wanted Ritz pairs already meet ``tol`` before the basis is full.
+
+    At block size 1 the only residual column of ``(I − VVᵀ) A V`` is the newest image ``w``,
+    so the residual of the Ritz pair ``(θ, V y)`` is ``‖w‖ · |y_last|`` — an ``eigh`` of the
+    small ``T`` and one vector norm per step, against a product with ``A`` saved for every
+    step not taken. The bound that is reported is recomputed in full afterwards.
+    """
+    theta, y = np.linalg.eigh(t_mat)
+    want = order(theta, which, k)
+    norm_w = float(_xp.namespace(w).linalg.vector_norm(w))
+    res = norm_w * np.abs(y[-1, want])
+    floor = eps ** (2 / 3) * float(np.max(np.abs(theta)))
+    return bool(np.all(res <= tol * np.maximum(np.abs(theta[want]), floor)))
+
+
+@dataclass
+class Run:
+    """Host values and residuals (ordered by ``which``), device vectors, counts and flags."""
+
+    values: np.ndarray
+    vectors: Array | None
+    residuals: np.ndarray
+    converged: bool
+    num_matvecs: int
+    whole_space: bool
+    like: Array  # an array of the operator's namespace, dtype and device
+    verified: bool = False
+    runner_up: Array | None = None  # Ritz vector of the best unwanted Ritz value
+
+
+def finish(
+    store: Any,
+    theta: np.ndarray,
+    coeffs: np.ndarray,
+    res: np.ndarray,
+    which: str,
+    k: int,
+    converged: bool,
+    matvecs: int,
+    whole: bool,
+    want_vectors: bool,
+) -> Run:
+    """The wanted Ritz pairs ``(θ, V c)`` in output order, and the runner-up Ritz vector."""
+    want = order(theta, which, k)
+    out = want[output_order(theta[want], which)]
+    basis = store.matrix
+    vectors = basis @ _xp.from_host(coeffs[:, out], basis) if want_vectors else None
+    runner_up = None
+    if want_vectors and theta.size > k:
+        runner_up = basis @ _xp.from_host(coeffs[:, order(theta, which, k + 1)[k]], basis)
+    return Run(
+        theta[out],
+        vectors,
+        res[out],
+        converged,
+        matvecs,
+        whole,
+        store.column(0),
+        runner_up=runner_up,
+    )
