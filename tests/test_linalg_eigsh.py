@@ -115,7 +115,8 @@ def test_t9_residual_bound_property(case, k, which, reorthogonalize):
         assert lam[0] - r - slack <= theta <= lam[-1] + r + slack  # in [λ_min, λ_max]
 
 
-def test_same_answer_on_every_backend(xp_eager, rng):
+@pytest.mark.parametrize("reorthogonalize", ["full", "partial"])
+def test_same_answer_on_every_backend(xp_eager, rng, reorthogonalize):
     xp = xp_eager
     lam = np.concatenate([[9.0, 8.0, 7.5], rng.uniform(-2, 2, 197)])
     a = symmetric_with_eigenvalues(lam, rng)
@@ -125,6 +126,7 @@ def test_same_answer_on_every_backend(xp_eager, rng):
         3,
         tol=1e-12 if xp.is_float64 else 1e-5,
         seed=5,
+        reorthogonalize=reorthogonalize,
     )
     tol = 1e-10 if xp.is_float64 else 1e-4
     np.testing.assert_allclose(xp.to_numpy(got.values), ref.values, rtol=tol)
