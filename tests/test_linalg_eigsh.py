@@ -75,8 +75,11 @@ def test_invariant_subspace_breakdown_gives_no_nan(rng):
     res = eigsh(a, 3, which="LA", block_size=3, seed=0, return_vectors=True)
     assert np.all(np.isfinite(res.values)) and np.all(np.isfinite(res.vectors))
     np.testing.assert_allclose(res.values, [5.0, 5.0, 5.0], rtol=1e-10)
-    single = eigsh(a, 2, which="BE", seed=0)
-    np.testing.assert_allclose(single.values, [1.0, 5.0], rtol=1e-10)
+    for mode in ("full", "partial"):  # partial: the breakdown inside the first cycle
+        single = eigsh(a, 2, which="BE", seed=0, reorthogonalize=mode)
+        np.testing.assert_allclose(single.values, [1.0, 5.0], rtol=1e-10)
+        triple = eigsh(a, 3, which="LA", seed=0, reorthogonalize=mode)  # found by the check
+        np.testing.assert_allclose(triple.values, [5.0, 5.0, 5.0], rtol=1e-10)
 
 
 def test_ritz_vectors_are_eigenvectors(rng):
