@@ -14,8 +14,13 @@ single-vector Krylov method (``b = 1``) sees only one copy of a repeated eigenva
 invariant subspace (fewer distinct eigenvalues than steps) is detected and the iteration goes on
 with a fresh random direction orthogonal to the basis, never dividing by zero.
 
-The small projected eigenproblems are solved on the host in float64 (NumPy); the Krylov basis
-and every product stay in the operator's namespace and device.
+With ``reorthogonalize="partial"`` (the default for long vectors at ``b = 1``) the first cycle
+keeps the basis only semi-orthogonal and takes its Ritz pairs exactly on the basis' span from
+its measured Gram matrix (:mod:`._partial`, :ref:`theory-lanczos-partial`).
+
+The small projected eigenproblems are solved on the host in float64 (NumPy), with one NumPy
+BLAS thread while another library runs the products (:mod:`specinterp._xp.host_threads`); the
+Krylov basis and every product stay in the operator's namespace and device.
 """
 
 from __future__ import annotations
