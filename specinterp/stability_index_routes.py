@@ -24,13 +24,14 @@ from .entropy_estimates import entropy_from_values, slq_entropy
 from .errors import MemoryBudgetError
 from .linalg import LinearOperator, eigsh
 from .losses import Loss
-from .operators import hessian_operator, ntk, ntk_operator
+from .operators import DEFAULT_MAX_BYTES, hessian_operator, ntk, ntk_operator
 
 Array = Any
 
 __all__ = [
     "HessianPart",
     "NTKPart",
+    "block_eigenvalues",
     "curvature_max",
     "eigsh_with_bar",
     "hessian_condition",
@@ -137,14 +138,9 @@ def small_ntk(model: Any, x: Array, n: int, c: int) -> NTKPart:
 
 def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) -> NTKPart:
     """Lanczos for ``λ_max`` / ``λ_min``, per-sample ``C × C`` blocks, SLQ for the entropy."""
-    xp = model.xp
     kop = ntk_operator(model, x)
-    eye = xp.eye(c, dtype=model.dtype, device=_xp.device(x))
-    blocks = [
-        np.linalg.eigvalsh(_xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye)))
-        for i in range(n)
-    ]
-    tr_k = float(sum(np.sum(b) for b in blocks))
+    blocks = block_eigenvalues(model, x, n, c)
+    tr_k = float(np.sum(blocks))
     top = eigsh_with_bar(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
     bottom = eigsh_with_bar(kop, 1, "SA", opts, "NTK λ_min (Lanczos)")
     entropy = slq_entropy_with(kop, opts, tr_k)
@@ -153,10 +149,46 @@ def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) 
         k_min=float(_xp.to_numpy(bottom.values)[0]),
         trace=tr_k,
         entropy=entropy.value,
-        s_theta=math.sqrt(max(0.0, max(float(b[-1]) for b in blocks))),
+        s_theta=math.sqrt(max(0.0, float(np.max(blocks[:, -1])))),
         details=(top, bottom),
         entropy_error=entropy.error,
     )
+
+
+#: Entries of the chunk NTK from which :func:`block_eigenvalues` reads diagonal blocks
+BLOCK_CHUNK_ENTRIES = 2**22
+
+
+def block_eigenvalues(model: Any, x: Array, n: int, c: int) -> np.ndarray:
+    """Eigenvalues ``(N, C)`` (ascending) of every per-sample NTK block ``K_ii`` (``C × C``).
+
+    A chunk of samples at a time: the chunk's own NTK, by :func:`~specinterp.operators.ntk`'s
+    fastest route (the layer-wise Gram of an MLP, the native Jacobian), holds its samples'
+    blocks on its diagonal — one call where ``N`` operators of ``C`` products each would do
+    (``s_θ² = max_i λ_max(K_ii)``, :ref:`theory-t6`). Chunks hold at most
+    :data:`BLOCK_CHUNK_ENTRIES` entries of ``K`` and fit the memory budget of its Jacobian;
+    where even one sample's Jacobian does not, each block comes from ``C`` products of its own
+    operator.
+    """
+    p = max(1, int(model.num_params))
+    itemsize = model.xp.finfo(model.dtype).bits // 8
+    per = max(1, min(math.isqrt(BLOCK_CHUNK_ENTRIES) // c, DEFAULT_MAX_BYTES // (c * p * itemsize)))
+    out = np.empty((n, c))
+    for i0 in range(0, n, per):
+        m = min(per, n - i0)
+        try:
+            k = _xp.to_numpy(ntk(model, x[i0 : i0 + m, ...])).astype(np.float64)
+            diag = np.reshape(k, (m, c, m, c))[np.arange(m), :, np.arange(m), :]
+        except MemoryBudgetError:
+            eye = model.xp.eye(c, dtype=model.dtype, device=_xp.device(x))
+            diag = np.stack(
+                [
+                    _xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye))
+                    for i in range(i0, i0 + m)
+                ]
+            ).astype(np.float64)
+        out[i0 : i0 + m] = np.linalg.eigvalsh(0.5 * (diag + np.swapaxes(diag, 1, 2)))
+    return out
 
 
 def eigsh_with_bar(op: Any, k: int, which: str, opts: dict[str, Any], desc: str) -> Any:

@@ -148,3 +148,39 @@ def test_partial_reorthogonalisation_keeps_the_gauss_rules_within_the_stated_dis
         assert rules["partial"][2] == 0
     # the converged outlier appears once: no spurious copy (the sign of lost orthogonality)
     assert np.sum(np.isclose(rules["partial"][0][0], 8.0, rtol=1e-3)) == 1 or kind == "flat"
+
+
+@pytest.mark.parametrize("route", ["structured", "native Jacobian", "per-sample operators"])
+def test_per_sample_ntk_blocks_equal_the_diagonal_of_the_full_ntk(monkeypatch, route):
+    from specinterp import stability_index_routes as routes
+    from specinterp.errors import MemoryBudgetError
+
+    torch.manual_seed(0)
+    if route == "native Jacobian":
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(2, 3, 3, padding=1),
+            torch.nn.Tanh(),
+            torch.nn.Flatten(),
+            torch.nn.Linear(3 * 5 * 5, 3),
+        ).double()
+        x = torch.randn(7, 2, 5, 5, dtype=torch.float64)
+    else:
+        net = torch.nn.Sequential(
+            torch.nn.Linear(6, 9), torch.nn.Tanh(), torch.nn.Linear(9, 3)
+        ).double()
+        x = torch.randn(7, 6, dtype=torch.float64)
+    model = si.as_model(net)
+    full, path = si.ntk(model, x, return_path=True)  # the independent reference
+    k = full.numpy().reshape(7, 3, 7, 3)
+    want = np.stack([np.linalg.eigvalsh(k[i, :, i, :]) for i in range(7)])
+    monkeypatch.setattr(routes, "BLOCK_CHUNK_ENTRIES", 36)  # chunks of 2 samples: 2, 2, 2, 1
+    if route == "per-sample operators":
+
+        def refuse(*a, **kw):
+            raise MemoryBudgetError("too big")
+
+        monkeypatch.setattr(routes, "ntk", refuse)
+    else:
+        assert path == route
+    got = routes.block_eigenvalues(model, x, 7, 3)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
