@@ -146,9 +146,10 @@ def gmsi(
         for an MLP (:ref:`theory-structured-ntk`), else ``G Gᵀ`` from the native Jacobian, else
         ``N·C`` products — and all its eigenvalues (the smallest included, for ``κ(K)``) come
         from one dense solve; ``s_θ`` from its diagonal blocks ``K_ii = G_i G_iᵀ``
-        (``σ_1(G_i)² = λ_max(K_ii)``). Above ``dense_limit``: Lanczos at both ends,
-        the per-sample ``C × C`` blocks for ``s_θ`` read off the NTKs of chunks of samples (by
-        the same routes), and SLQ for the entropy. ``H`` is dense
+        (``σ_1(G_i)² = λ_max(K_ii)``). Above ``dense_limit``: Lanczos at both ends (with
+        an 80-vector basis at the bottom, where the spectrum clusters near zero), the
+        per-sample ``C × C`` blocks for ``s_θ`` read off the NTKs of chunks of samples (by the
+        same routes), and SLQ for the entropy. ``H`` is dense
         (``p`` products) under ``"dense"``, and under ``"auto"`` when ``p ≤ dense_limit``;
         otherwise Lanczos for its top six eigenvalues and SLQ for its entropy
         (``"matrix-free"``; ``H`` is never formed).

@@ -142,7 +142,11 @@ def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) 
     blocks = block_eigenvalues(model, x, n, c)
     tr_k = float(np.sum(blocks))
     top = eigsh_with_bar(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
-    bottom = eigsh_with_bar(kop, 1, "SA", opts, "NTK λ_min (Lanczos)")
+    # the bottom of an NTK spectrum is a cluster near zero: a longer thick-restart basis (of
+    # N·C-long vectors, cheap) loses less at each restart — 2920 -> 1213 products for λ_min of
+    # a 4000 × 4000 MLP NTK in float32 at ncv 20 -> 80
+    ncv = min(n * c, BOTTOM_NCV)
+    bottom = eigsh_with_bar(kop, 1, "SA", opts, "NTK λ_min (Lanczos)", ncv=ncv)
     entropy = slq_entropy_with(kop, opts, tr_k)
     return NTKPart(
         k_max=float(_xp.to_numpy(top.values)[0]),
@@ -154,6 +158,9 @@ def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) 
         entropy_error=entropy.error,
     )
 
+
+#: Krylov basis size for the NTK's smallest eigenvalue (the default 20 restarts too often there)
+BOTTOM_NCV = 80
 
 #: Entries of the chunk NTK from which :func:`block_eigenvalues` reads diagonal blocks
 BLOCK_CHUNK_ENTRIES = 2**22
@@ -191,11 +198,13 @@ def block_eigenvalues(model: Any, x: Array, n: int, c: int) -> np.ndarray:
     return out
 
 
-def eigsh_with_bar(op: Any, k: int, which: str, opts: dict[str, Any], desc: str) -> Any:
+def eigsh_with_bar(
+    op: Any, k: int, which: str, opts: dict[str, Any], desc: str, ncv: int | None = None
+) -> Any:
     """:func:`eigsh` at the GMSI's tolerance (``None``: the dtype's ``√eps``), with a bar."""
     counted, bar = counting(op, f"gmsi: {desc}", None, enabled=opts["progress"])
     try:
-        return eigsh(counted, k, which=which, tol=opts["tol"], seed=opts["seed"])
+        return eigsh(counted, k, which=which, tol=opts["tol"], seed=opts["seed"], ncv=ncv)
     finally:
         bar.close()
 
