@@ -18,7 +18,8 @@ rows. Groups and the issue's cases they measure:
 * ``structured_ntk`` — 7 the layer-wise NTK of a 1.86 M-parameter MLP vs the Jacobian
   contraction recipes (torch.func, JAX, arraynet; time, peak memory, equality), and the
   time-scaling table (NTK and Hessian top-5 vs batch and width)
-* ``user_models`` — 8 ``gmsi`` on a ResNet-style model with its defaults, 9 JAX dense Hessian vs
+* ``user_models`` — 8 ``gmsi`` on a ResNet-style model with its defaults, 8b ``gmsi`` above
+  ``dense_limit`` (today's routes vs the previous ones), 9 JAX dense Hessian vs
   ``jax.jit(jax.hessian)`` (first call included)
 * ``host_threads`` — Hessian top-5 / top-20 with and without one host BLAS thread for the
   solver's small problems, full vs partial reorthogonalisation, curvlinops + ARPACK
