@@ -64,8 +64,15 @@ def _pyhessian(net, loader, tol):
     return np.asarray(vals), count[0]
 
 
-def _curvlinops(net, loader):
-    return arpack_top5(curvlinops_hessian(net, loader))
+def _curvlinops(net, loader, one_thread=False):
+    """ARPACK as scipy runs it, or with NumPy's/SciPy's BLAS on one thread (its basis updates
+    then stop contending with PyTorch's threads; docs: numerical guarantees, host threads)."""
+    if not one_thread:
+        return arpack_top5(curvlinops_hessian(net, loader))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        return arpack_top5(curvlinops_hessian(net, loader))
 
 
 def _timed(fn):
@@ -86,6 +93,9 @@ def run(repeats: int = 1) -> list[dict[str, object]]:
     try:
         importlib.import_module("curvlinops")
         cands["curvlinops + ARPACK (loader)"] = lambda: _curvlinops(net, loader)
+        cands["curvlinops + ARPACK (loader), 1 BLAS thread"] = lambda: _curvlinops(
+            net, loader, one_thread=True
+        )
     except ImportError:
         pass
     try:
