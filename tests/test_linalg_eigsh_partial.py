@@ -101,15 +101,18 @@ def test_partial_restarts_into_full_reorthogonalisation(rng):
     _check(res, np.sort(lam), "SA", 3, 1e-9)
 
 
-def test_auto_is_partial_for_long_vectors_only(rng, monkeypatch):
+def test_auto_is_partial_for_long_vectors_only_and_full_is_the_default(rng, monkeypatch):
     calls = []
     real = _partial.first_cycle
     monkeypatch.setattr(_partial, "first_cycle", lambda *a: calls.append(1) or real(*a))
     lam = np.concatenate([[50.0, 40.0, 30.0], rng.uniform(-10, 10, 20_000 - 3)])
-    eigsh(operator_with_spectrum(lam, rng), 3, seed=0, verify=False)
+    eigsh(operator_with_spectrum(lam, rng), 3, seed=0, verify=False, reorthogonalize="auto")
     assert len(calls) == 1
-    eigsh(symmetric_with_eigenvalues(lam[:300], rng), 3, seed=0, verify=False)
-    eigsh(operator_with_spectrum(lam, rng), 3, seed=0, verify=False, block_size=2)
+    eigsh(operator_with_spectrum(lam, rng), 3, seed=0, verify=False)  # default: full
+    small = symmetric_with_eigenvalues(lam[:300], rng)
+    eigsh(small, 3, seed=0, verify=False, reorthogonalize="auto")
+    blocked = operator_with_spectrum(lam, rng)
+    eigsh(blocked, 3, seed=0, verify=False, block_size=2, reorthogonalize="auto")
     assert len(calls) == 1
 
 
