@@ -39,6 +39,7 @@ __all__ = [
     "finish_cycle",
     "first_cycle",
     "rayleigh_ritz",
+    "recurrence_step",
 ]
 
 #: Largest ``‖VᵀV − I‖₂`` the Rayleigh–Ritz accepts (then ``cond(G) ≤ 1.5``); a basis kept
@@ -99,17 +100,41 @@ class Omega:
         self.cur = np.append(np.full(j + 1, self.eps), 1.0)
 
 
+def recurrence_step(
+    store: Basis, w: Array, alphas: list[float], betas: list[float], omega: Omega
+) -> tuple[Array, float, np.ndarray | None]:
+    """One partially reorthogonalised Lanczos step on ``w = A q_j`` (``q_j`` the newest column).
+
+    Removes ``β_{j−1} q_{j−1}`` and ``α_j q_j`` (appending ``α_j``), then runs a full pass against
+    the basis where ``omega`` calls for one. Returns the new residual vector, its norm and the
+    full pass' coefficients ``Vᵀw`` (``None`` without a pass). Shared by SLQ's
+    :func:`~.tridiagonal.lanczos_tridiagonal` and :func:`first_cycle`.
+    """
+    xp = _xp.namespace(w)
+    j = store.size - 1
+    q = store.column(j)
+    if j > 0:
+        w = w - betas[-1] * store.column(j - 1)
+    alpha = float(q @ w)  # (array-API vecdot is 20x slower on torch)
+    w = w - alpha * q
+    alphas.append(alpha)
+    beta = float(xp.linalg.vector_norm(w))
+    coef = None
+    if omega.needs_full(alphas, betas, beta):
+        w, coef = project_out(store, w)
+        beta = float(xp.linalg.vector_norm(w))
+    return w, beta, coef
+
+
 @dataclass
 class FirstCycle:
     """A partially reorthogonalised Lanczos cycle: ``A V = V H + w e_sᵀ`` (to rounding)."""
 
     store: Basis  # the s columns of V (semi-orthogonal)
     hess: np.ndarray  # H (s × s, host float64): tridiagonal plus the recorded pass coefficients
-    tri: np.ndarray  # the symmetric tridiagonal part of H (what the cheap stopping test reads)
     w: Array  # the residual vector of the last step
     ref: float  # ‖A q_s‖ (estimated): the scale against which w counts as zero
     matvecs: int
-    full_passes: int
 
 
 def first_cycle(
@@ -141,25 +166,17 @@ def first_cycle(
     while True:
         j = store.size
         store.append(q)
-        w = op.matvec(q)
+        w, beta, coef = recurrence_step(store, op.matvec(q), alphas, betas, omega)
         matvecs += 1
-        if j > 0:
-            w = w - betas[-1] * store.column(j - 1)
-        alpha = float(q @ w)  # (array-API vecdot is 20x slower on torch)
-        w = w - alpha * q
-        alphas.append(alpha)
-        hess[j, j] = alpha
-        beta = float(xp.linalg.vector_norm(w))
-        if omega.needs_full(alphas, betas, beta):
-            w, coef = project_out(store, w)
+        hess[j, j] = alphas[-1]
+        if coef is not None:
             hess[: j + 1, j] += coef
-            beta = float(xp.linalg.vector_norm(w))
         s = j + 1
         tri = np.diag(alphas) + np.diag(betas, 1) + np.diag(betas, -1)
         prev = betas[-1] if betas else 0.0
-        ref = math.sqrt(prev**2 + alpha**2 + beta**2)
+        ref = math.sqrt(prev**2 + alphas[-1] ** 2 + beta**2)
         if s in (n, m) or (k <= s and early_converged(tri, w, which, k, tol, eps)):
-            return FirstCycle(store, hess[:s, :s], tri, w, ref, matvecs, omega.full_count)
+            return FirstCycle(store, hess[:s, :s], w, ref, matvecs)
         q, beta = normalize_or_restart(store, w, ref, rng)
         if beta == 0.0:  # a fresh direction, orthogonal to the basis by a full pass
             omega.reset(j)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _xp
 from ._orth import Basis, project_out
-from ._partial import Omega
+from ._partial import Omega, recurrence_step
 from .operator import LinearOperator
 
 Array = Any
@@ -58,16 +58,10 @@ def lanczos_tridiagonal(
         w = op.matvec(q)
         if omega is None:
             w, coef = project_out(store, w)
-            alpha = float(coef[-1])
+            alphas.append(float(coef[-1]))
+            beta = float(xp.linalg.vector_norm(w))
         else:
-            if step > 0:
-                w = w - betas[-1] * store.column(step - 1)
-            alpha = float(q @ w)  # (array-API vecdot is 20x slower on torch)
-            w = w - alpha * q
-        alphas.append(alpha)
-        if omega is not None and omega.needs_full(alphas, betas, float(xp.linalg.vector_norm(w))):
-            w, _ = project_out(store, w)
-        beta = float(xp.linalg.vector_norm(w))
+            w, beta, _ = recurrence_step(store, w, alphas, betas, omega)
         scale = max(abs(a) for a in alphas) + (max(betas) if betas else 0.0)
         if step == num_steps - 1 or beta <= 1e3 * eps * max(scale, 1e-300):
             break
