@@ -97,11 +97,13 @@ def finish(
     """The wanted Ritz pairs ``(θ, V c)`` in output order, and the runner-up Ritz vector."""
     want = order(theta, which, k)
     out = want[output_order(theta[want], which)]
-    basis = store.matrix
-    vectors = basis @ _xp.from_host(coeffs[:, out], basis) if want_vectors else None
-    runner_up = None
-    if want_vectors and theta.size > k:
-        runner_up = basis @ _xp.from_host(coeffs[:, order(theta, which, k + 1)[k]], basis)
+    vectors = runner_up = None
+    if want_vectors:  # the wanted vectors and the runner-up in one pass over the basis
+        basis = store.matrix
+        extra = [int(order(theta, which, k + 1)[k])] if theta.size > k else []
+        both = basis @ _xp.from_host(coeffs[:, [*out.tolist(), *extra]], basis)
+        vectors = _xp.contiguous(both[:, : out.size])  # as a product of its own would be
+        runner_up = _xp.contiguous(both[:, out.size]) if extra else None
     return Run(
         theta[out],
         vectors,
