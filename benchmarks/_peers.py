@@ -23,8 +23,20 @@ def curvlinops_hessian(net: Any, x: Any, y: Any = None) -> Any:
     )
 
 
-def arpack_top5(hop: Any, tol: float = 1e-3, k: int = 5) -> tuple[Any, int]:
-    """Top-``k`` eigenvalues of a float32 torch operator by ARPACK at ``tol``, and its products."""
+def arpack_top5(
+    hop: Any, tol: float = 1e-3, k: int = 5, one_thread: bool = False
+) -> tuple[Any, int]:
+    """Top-``k`` eigenvalues of a float32 torch operator by ARPACK at ``tol``, and its products.
+
+    ``one_thread``: with NumPy's/SciPy's BLAS limited to one thread (``threadpoolctl``), so that
+    ARPACK's basis updates stop contending with PyTorch's threads for the cores (docs:
+    numerical guarantees, host threads).
+    """
+    if one_thread:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            return arpack_top5(hop, tol, k)
     import numpy as np
     import scipy.sparse.linalg as sla
     import torch

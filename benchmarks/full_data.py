@@ -65,14 +65,7 @@ def _pyhessian(net, loader, tol):
 
 
 def _curvlinops(net, loader, one_thread=False):
-    """ARPACK as scipy runs it, or with NumPy's/SciPy's BLAS on one thread (its basis updates
-    then stop contending with PyTorch's threads; docs: numerical guarantees, host threads)."""
-    if not one_thread:
-        return arpack_top5(curvlinops_hessian(net, loader))
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1, user_api="blas"):
-        return arpack_top5(curvlinops_hessian(net, loader))
+    return arpack_top5(curvlinops_hessian(net, loader), one_thread=one_thread)
 
 
 def _timed(fn):

@@ -52,7 +52,6 @@ CHILD = textwrap.dedent(
         res = si.linalg.eigsh(op, 5, which="LA", tol=tol, seed=0, verify=verify)
         values, matvecs = np.sort(np.asarray(res.values))[::-1], res.num_matvecs
     else:
-        import scipy.sparse.linalg as sla
         from curvlinops import GGNLinearOperator, HessianLinearOperator
 
         class Logits(torch.nn.Module):
@@ -66,22 +65,9 @@ CHILD = textwrap.dedent(
         params = [p for p in net.parameters() if p.requires_grad]
         lop = cls(Logits(net), torch.nn.CrossEntropyLoss(), params, [(x, y.reshape(-1))],
                   check_deterministic=False, batch_size_fn=lambda ids: ids.shape[0])
-        count = [0]
-        def mv(v):
-            count[0] += 1
-            return (lop @ torch.as_tensor(np.asarray(v, dtype=np.float32).ravel())).numpy()
-        n = sum(p.numel() for p in params)
-        sop = sla.LinearOperator((n, n), matvec=mv, dtype=np.float32)
-        v0 = np.random.default_rng(0).standard_normal(n).astype(np.float32)
-        import contextlib
-        limit = contextlib.nullcontext()
-        if library == "curvlinops-1":  # NumPy's/SciPy's BLAS on one thread beside torch's
-            from threadpoolctl import threadpool_limits
-            limit = threadpool_limits(1, user_api="blas")
-        with limit:
-            values = np.sort(sla.eigsh(sop, 5, which="LA", tol=tol, v0=v0,
-                                       return_eigenvectors=False))[::-1]
-        matvecs = count[0]
+        from benchmarks._peers import arpack_top5
+        values, matvecs = arpack_top5(lop, tol, 5, one_thread=library == "curvlinops-1")
+        values = np.sort(values)[::-1]
     seconds = time.perf_counter() - t0
     print(json.dumps({"values": [float(v) for v in values], "matvecs": matvecs,
                       "seconds": seconds,
