@@ -61,14 +61,20 @@ class _Bar:
 
 
 def counting(
-    op: LinearOperator, desc: str, expected: int | None = None, *, enabled: bool = True
+    op: LinearOperator,
+    desc: str,
+    expected: int | None = None,
+    *,
+    enabled: bool = True,
+    bar: _Bar | None = None,
 ) -> tuple[LinearOperator, _Bar]:
     """``op`` behind a progress bar: ``(wrapped, bar)``; call ``bar.close()`` when done.
 
     ``expected`` is the number of products the run will probably take (the bar's total and the
-    time estimate); ``None`` for a run whose length is not known in advance.
+    time estimate); ``None`` for a run whose length is not known in advance. ``bar`` continues
+    an open bar (several operators counted as one run) instead of starting one.
     """
-    bar = _Bar(desc, expected, enabled)
+    bar = _Bar(desc, expected, enabled) if bar is None else bar
     if not enabled:
         return op, bar
 

@@ -42,13 +42,20 @@ def entropy_from_values(lam: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class EntropyEstimate:
-    """An SLQ entropy: ``value``, its ``stderr`` and ``quadrature`` error, probes, products."""
+    """An SLQ entropy: ``value``, its ``stderr`` and ``quadrature`` error, probes, products.
+
+    ``trace_abs`` is the ``T = tr |A|`` it used — the one given, or the probes' mean (for a
+    positive semi-definite ``A`` each probe's Gauss rule gives Hutchinson's ``zᵀAz`` exactly) —
+    and ``trace_stderr`` that mean's standard error (0 when given).
+    """
 
     value: float
     stderr: float
     num_probes: int
     num_matvecs: int
     quadrature: float = math.nan
+    trace_abs: float = math.nan
+    trace_stderr: float = math.nan
 
     @property
     def error(self) -> float:
@@ -109,7 +116,18 @@ def slq_entropy(
     value, per_probe = _entropy_of_rules(n, full_rules, trace_abs)
     half, _ = _entropy_of_rules(n, half_rules, trace_abs)
     stderr = float(np.std(per_probe, ddof=1) / math.sqrt(probes)) if probes > 1 else math.nan
-    return EntropyEstimate(value, stderr, probes, matvecs, abs(value - half))
+    if trace_abs is None:
+        t = _traces(n, full_rules)
+        t_mean = float(np.mean(t))
+        t_err = float(np.std(t, ddof=1) / math.sqrt(probes)) if probes > 1 else math.nan
+    else:
+        t_mean, t_err = float(trace_abs), 0.0
+    return EntropyEstimate(value, stderr, probes, matvecs, abs(value - half), t_mean, t_err)
+
+
+def _traces(n: int, rules: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Each probe's estimate ``n Σ w |θ|`` of ``tr |A|``."""
+    return np.asarray([n * float(np.sum(w * np.abs(x))) for x, w in rules])
 
 
 def _entropy_of_rules(
@@ -117,7 +135,7 @@ def _entropy_of_rules(
 ) -> tuple[float, np.ndarray]:
     """``H = log T − S/T`` from the probes' Gauss rules, and the per-probe values."""
     s = np.asarray([n * float(np.sum(w * _xlogx(x))) for x, w in rules])
-    t = np.asarray([n * float(np.sum(w * np.abs(x))) for x, w in rules])
+    t = _traces(n, rules)
     if trace_abs is not None:
         t = np.full(len(rules), float(trace_abs))
     if not np.mean(t) > 0:

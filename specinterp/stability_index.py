@@ -29,6 +29,7 @@ from .stability_index_routes import (
     jacobian_part,
     ntk_from_matrix,
     ntk_matrix_free,
+    ntk_singular_level,
     small_ntk,
 )
 
@@ -50,11 +51,17 @@ class GMSIResult:
     binding : str
         Name of the largest component.
     typical : dict
-        ``{"forward": t_J = mean_i ‖J_i‖_F/√d, "ntk": (tr K / (N·NC))^½ ...}``.
+        ``{"forward": t_J = mean_i ‖J_i‖_F/√d, "ntk": (tr K / (N·NC))^½ ...}``; ``tr K`` is
+        exact except above ``dense_limit`` with more than 256 outputs per sample (a language
+        model), where it is the SLQ probes' estimate, its standard error in
+        ``details["ntk_trace_error"]`` (0 when exact).
     entropies, effective_ranks : dict
         ``H`` and ``exp H`` of ``J`` (mean over samples), ``K`` and ``H``.
     ntk_condition_number : float
-        ``κ(K) = λ_max / λ_min`` (``inf`` if singular).
+        ``κ(K) = λ_max / λ_min``; ``inf`` when ``K`` is singular in the model's precision:
+        ``N·C > p`` (``rank K ≤ p``) or ``λ_min ≤ √(N·C) · eps · λ_max`` with the model dtype's
+        ``eps``, the most rounding entries of that precision can move an eigenvalue by (float32
+        resolves ``κ`` up to about ``1/(√(N·C) · 1.2e-7)``).
     hessian_condition_number : float
         ``κ_+(H) = λ_max / λ_min^+`` over the computed positive eigenvalues: all of them on the
         dense route, the six largest on the matrix-free one (then a lower bound on the dense
@@ -230,9 +237,11 @@ def gmsi(
     s_k = math.sqrt(max(ntk_part.k_max, 0.0) / n)
     s_h = math.sqrt(max(hess_part.h_max, 0.0) / beta) if beta > 0 else 0.0
     components = {"forward": s_j, "parameter": ntk_part.s_theta, "ntk": s_k, "curvature": s_h}
-    # singular (κ = ∞) when λ_min ≤ size · eps · λ_max, as condition_number's default rtol
+    # singular (κ = ∞) when rank K ≤ p < N·C, or λ_min ≤ √(N·C) · eps · λ_max in the model's
+    # precision (ntk_singular_level)
     k_max, k_min = ntk_part.k_max, ntk_part.k_min
-    singular = k_min <= n * c * float(np.finfo(float).eps) * max(k_max, 0.0)
+    eps = _xp.eps(model.xp, model.dtype)
+    singular = n * c > p or k_min <= ntk_singular_level(n, c, k_max, eps)
     kappa_h, kappa_scope = hessian_condition(hess_part)
     h_k, h_h = ntk_part.entropy, hess_part.entropy
     return GMSIResult(
@@ -253,5 +262,6 @@ def gmsi(
             "ntk": ntk_part.details,
             "hessian": hess_part.details,
             "entropy_error": {"ntk": ntk_part.entropy_error, "hessian": hess_part.entropy_error},
+            "ntk_trace_error": ntk_part.trace_error,
         },
     )

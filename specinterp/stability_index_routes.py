@@ -40,6 +40,7 @@ __all__ = [
     "jacobian_part",
     "ntk_from_matrix",
     "ntk_matrix_free",
+    "ntk_singular_level",
     "slq_entropy_with",
     "small_ntk",
 ]
@@ -56,6 +57,7 @@ class NTKPart:
     s_theta: float
     details: Any = None
     entropy_error: float = 0.0  # 0: exact (dense eigenvalues)
+    trace_error: float = 0.0  # 0: exact (Σ_i tr K_ii from the blocks)
 
 
 @dataclass(frozen=True)
@@ -136,27 +138,87 @@ def small_ntk(model: Any, x: Array, n: int, c: int) -> NTKPart:
     return ntk_from_matrix(k, n, c, f"dense ({path})")
 
 
+def ntk_singular_level(n: int, c: int, k_max: float, eps: float) -> float:
+    """``√(N·C) · eps · λ_max``: an NTK whose ``λ_min`` lies at or below it is singular (κ = ∞).
+
+    ``eps`` is the model dtype's. ``K`` is formed (or applied) in that precision: entries
+    rounded relatively by ``eps`` perturb it by ``‖δK‖₂ ≤ ‖δK‖_F ≤ eps ‖K‖_F ≤ eps √(N·C) λ_max``,
+    and by Weyl's inequality every eigenvalue moves by at most that — a ``λ_min`` below it
+    cannot be told from zero. (NumPy's ``matrix_rank`` takes ``N·C · eps``, a worst case that
+    in float32 would call a 4000 × 4000 NTK with κ = 4 000 singular, although its ``λ_min``
+    agrees with float64's to 1e-3 · eps · λ_max.)
+    """
+    return math.sqrt(n * c) * eps * max(k_max, 0.0)
+
+
 def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) -> NTKPart:
-    """Lanczos for ``λ_max`` / ``λ_min``, per-sample ``C × C`` blocks, SLQ for the entropy."""
+    """Lanczos for ``λ_max`` / ``λ_min``, per-sample ``C × C`` blocks, SLQ for the entropy.
+
+    ``λ_min`` is skipped where ``N·C > p`` (``rank K ≤ p``: it is 0), and its Lanczos run stops
+    as soon as a Ritz value — an upper bound on ``λ_min`` — reaches :func:`ntk_singular_level`:
+    ``K`` is then singular in the model's precision, and the bottom of a large float32 NTK
+    (a language model's, with ``C = T·V``) need not be resolved below its own rounding.
+
+    Up to :data:`DENSE_BLOCK_MAX_C` outputs per sample, ``s_θ`` and the exact trace come from
+    the dense blocks ``K_ii`` (:func:`block_eigenvalues`); above it forming a block costs ``C``
+    backward passes per sample (a language model: ``C = T·V``), so ``λ_max(K_ii)`` comes from
+    Lanczos on each sample's own NTK operator and ``tr K`` from the SLQ probes (Hutchinson's
+    estimate, its standard error in ``trace_error``).
+    """
     kop = ntk_operator(model, x)
-    blocks = block_eigenvalues(model, x, n, c)
-    tr_k = float(np.sum(blocks))
+    if c <= DENSE_BLOCK_MAX_C:
+        blocks = block_eigenvalues(model, x, n, c)
+        tr_k, s_theta2 = float(np.sum(blocks)), float(np.max(blocks[:, -1]))
+    else:
+        tr_k, s_theta2 = None, block_tops(model, x, n, opts)
     top = eigsh_with_bar(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
-    # the bottom of an NTK spectrum is a cluster near zero: a longer thick-restart basis (of
-    # N·C-long vectors, cheap) loses less at each restart — 2920 -> 1213 products for λ_min of
-    # a 4000 × 4000 MLP NTK in float32 at ncv 20 -> 80
-    ncv = min(n * c, BOTTOM_NCV)
-    bottom = eigsh_with_bar(kop, 1, "SA", opts, "NTK λ_min (Lanczos)", ncv=ncv)
+    k_max = float(_xp.to_numpy(top.values)[0])
+    if n * c > model.num_params:
+        bottom, k_min = f"rank K ≤ p = {model.num_params} < N·C = {n * c}: λ_min = 0", 0.0
+    else:
+        # the bottom of an NTK spectrum is a cluster near zero: a longer thick-restart basis
+        # (of N·C-long vectors, cheap) loses less at each restart — 2920 -> 1213 products for
+        # λ_min of a 4000 × 4000 MLP NTK in float32 at ncv 20 -> 80
+        ncv = min(n * c, BOTTOM_NCV)
+        level = ntk_singular_level(n, c, k_max, _xp.eps(model.xp, model.dtype))
+        bottom = eigsh_with_bar(
+            kop, 1, "SA", opts, "NTK λ_min (Lanczos)", ncv=ncv, stop_below=level
+        )
+        k_min = float(_xp.to_numpy(bottom.values)[0])
     entropy = slq_entropy_with(kop, opts, tr_k)
     return NTKPart(
-        k_max=float(_xp.to_numpy(top.values)[0]),
-        k_min=float(_xp.to_numpy(bottom.values)[0]),
-        trace=tr_k,
+        k_max=k_max,
+        k_min=k_min,
+        trace=entropy.trace_abs,
         entropy=entropy.value,
-        s_theta=math.sqrt(max(0.0, float(np.max(blocks[:, -1])))),
+        s_theta=math.sqrt(max(0.0, s_theta2)),
         details=(top, bottom),
         entropy_error=entropy.error,
+        trace_error=entropy.trace_stderr,
     )
+
+
+#: Outputs per sample up to which ``s_θ`` and ``tr K`` come from the dense per-sample blocks
+DENSE_BLOCK_MAX_C = 256
+
+
+def block_tops(model: Any, x: Array, n: int, opts: dict[str, Any]) -> float:
+    """``max_i λ_max(K_ii)`` by Lanczos on each sample's NTK operator (``C`` large).
+
+    ``K_ii`` is the NTK of sample ``i`` alone; one progress bar counts every sample's products.
+    """
+    best, bar = -math.inf, None
+    try:
+        for i in range(n):
+            op = ntk_operator(model, x[i : i + 1, ...])
+            desc = f"gmsi: per-sample NTK λ_max ({n} samples)"
+            counted, bar = counting(op, desc, None, enabled=opts["progress"], bar=bar)
+            res = eigsh(counted, 1, which="LA", tol=opts["tol"], seed=opts["seed"])
+            best = max(best, float(_xp.to_numpy(res.values)[0]))
+    finally:
+        if bar is not None:
+            bar.close()
+    return best
 
 
 #: Krylov basis size for the NTK's smallest eigenvalue (the default 20 restarts too often there)
@@ -199,12 +261,26 @@ def block_eigenvalues(model: Any, x: Array, n: int, c: int) -> np.ndarray:
 
 
 def eigsh_with_bar(
-    op: Any, k: int, which: str, opts: dict[str, Any], desc: str, ncv: int | None = None
+    op: Any,
+    k: int,
+    which: str,
+    opts: dict[str, Any],
+    desc: str,
+    ncv: int | None = None,
+    stop_below: float | None = None,
 ) -> Any:
     """:func:`eigsh` at the GMSI's tolerance (``None``: the dtype's ``√eps``), with a bar."""
     counted, bar = counting(op, f"gmsi: {desc}", None, enabled=opts["progress"])
     try:
-        return eigsh(counted, k, which=which, tol=opts["tol"], seed=opts["seed"], ncv=ncv)
+        return eigsh(
+            counted,
+            k,
+            which=which,
+            tol=opts["tol"],
+            seed=opts["seed"],
+            ncv=ncv,
+            stop_below=stop_below,
+        )
     finally:
         bar.close()
 

@@ -309,7 +309,12 @@ def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework):
     streamed = gmsi(model, data=_split(framework, x, y), method="dense")
     scope = whole.details["hessian_condition_over"]
     assert scope.startswith("all ") and scope.endswith("eigenvalues above p·eps·λ_max")
-    assert streamed.details == {"samples": 35, "batches": 7, "hessian_condition_over": scope}
+    assert streamed.details == {
+        "samples": 35,
+        "batches": 7,
+        "hessian_condition_over": scope,
+        "ntk_trace_error": 0.0,
+    }
     for key in whole.components:
         assert streamed.components[key] == pytest.approx(whole.components[key], rel=1e-9)
     for attr in ("typical", "entropies"):

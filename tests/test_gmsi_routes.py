@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -184,3 +186,88 @@ def test_per_sample_ntk_blocks_equal_the_diagonal_of_the_full_ntk(monkeypatch, r
         assert path == route
     got = routes.block_eigenvalues(model, x, 7, 3)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def _tanh_mlp(d: int, h: int, c: int, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, c))
+
+
+def test_gmsi_float32_ntk_condition_above_the_dense_limit_equals_the_float64_dense_one():
+    net = _tanh_mlp(6, 32, 3)
+    x = torch.randn(20, 6)
+    y = torch.randint(0, 3, (20,))
+    free = si.gmsi(net, x, y, method="matrix-free", dense_limit=50, progress=False)
+    _, bottom = free.details["ntk"]  # the Lanczos runs: N·C = 60 > dense_limit
+    exact = si.ntk(copy.deepcopy(net).double(), x.double()).numpy()  # the float64 truth
+    lam = np.linalg.eigvalsh(exact)
+    kappa = lam[-1] / lam[0]
+    eps = float(np.finfo(np.float32).eps)
+    assert kappa < 0.1 / (np.sqrt(60) * eps)  # well inside what float32 resolves
+    assert bottom.converged
+    # float32 products resolve λ_min to about eps · λ_max: κ to about κ · eps relative
+    assert free.ntk_condition_number == pytest.approx(kappa, rel=4 * kappa * eps)
+
+
+def test_gmsi_float32_ntk_singular_in_its_precision_stops_the_bottom_run_early():
+    # each sample twice: K has 60 exact zero eigenvalues, which float32 products see as rounding
+    net = _tanh_mlp(6, 32, 3)
+    x = torch.randn(20, 6).repeat(2, 1)
+    y = torch.randint(0, 3, (40,))
+    free = si.gmsi(net, x, y, method="matrix-free", dense_limit=50, progress=False)
+    top, bottom = free.details["ntk"]
+    lam = np.linalg.eigvalsh(si.ntk(copy.deepcopy(net).double(), x.double()).numpy())
+    assert lam[0] <= 1e-12 * lam[-1]  # singular in float64 too
+    level = np.sqrt(120) * np.finfo(np.float32).eps * float(top.values[0])
+    assert free.ntk_condition_number == np.inf
+    assert float(bottom.values[0]) <= level and not bottom.converged
+    # without the level the same run resolves rounding noise at the bottom for far longer
+    kop = si.ntk_operator(si.as_model(net), x)
+    resolved = si.linalg.eigsh(kop, 1, which="SA", ncv=80, tol=float(np.sqrt(2**-23)))
+    assert bottom.num_matvecs < resolved.num_matvecs
+
+
+def test_gmsi_ntk_of_rank_at_most_p_below_n_c_is_singular_without_a_bottom_run():
+    net = _tanh_mlp(4, 3, 2).double()  # p = 23 < N·C = 40
+    x = torch.randn(20, 4, dtype=torch.float64)
+    y = torch.randint(0, 2, (20,))
+    free = si.gmsi(net, x, y, method="matrix-free", dense_limit=10, progress=False)
+    lam = np.linalg.eigvalsh(si.ntk(net, x).numpy())
+    assert np.sum(lam > 1e-10 * lam[-1]) <= 23  # the rank the shortcut relies on
+    assert free.ntk_condition_number == np.inf
+    assert "rank K ≤ p = 23 < N·C = 40" in free.details["ntk"][1]
+
+
+def test_many_outputs_per_sample_take_per_sample_lanczos_and_an_estimated_trace(monkeypatch):
+    from specinterp import stability_index_routes as routes
+
+    net = _tanh_mlp(5, 16, 4).double()
+    x = torch.randn(12, 5, dtype=torch.float64)
+    y = torch.randint(0, 4, (12,))
+    opts = dict(method="matrix-free", dense_limit=20, progress=False, tol=1e-10, num_probes=8)
+    exact = si.gmsi(net, x, y, **opts)  # C = 4: dense per-sample blocks, exact trace
+    monkeypatch.setattr(routes, "DENSE_BLOCK_MAX_C", 3)  # as if C were a language model's
+    blocks = routes.block_eigenvalues(si.as_model(net), x, 12, 4)
+    est = si.gmsi(net, x, y, **opts)
+    k = si.ntk(net, x).numpy()  # the independent reference
+    tops = [np.linalg.eigvalsh(k[4 * i : 4 * i + 4, 4 * i : 4 * i + 4])[-1] for i in range(12)]
+    assert exact.components["parameter"] == pytest.approx(np.sqrt(max(tops)), rel=1e-10)
+    assert est.components["parameter"] == pytest.approx(np.sqrt(max(tops)), rel=1e-8)
+    np.testing.assert_allclose(blocks[:, -1], tops, rtol=1e-10)
+    assert exact.details["ntk_trace_error"] == 0.0
+    err = est.details["ntk_trace_error"]
+    assert err > 0
+    # typical["ntk"] = (tr K / (N · N C))^½: the estimated trace within 3 standard errors
+    t_est = est.typical["ntk"] ** 2 * 12 * 48
+    assert abs(t_est - np.trace(k)) < 3 * err
+    assert exact.typical["ntk"] ** 2 * 12 * 48 == pytest.approx(np.trace(k), rel=1e-10)
+
+
+def test_slq_entropy_reports_the_trace_it_used():
+    lam = np.linspace(0.01, 2.0, 500)
+    op = _rotated(lam)
+    est = slq_entropy(op, num_probes=16, num_steps=20, seed=3)
+    assert 0 < est.trace_stderr < 0.1 * lam.sum()
+    assert abs(est.trace_abs - lam.sum()) < 3 * est.trace_stderr
+    given = slq_entropy(op, num_probes=4, num_steps=20, trace_abs=lam.sum())
+    assert given.trace_abs == lam.sum() and given.trace_stderr == 0.0

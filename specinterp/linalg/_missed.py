@@ -39,6 +39,7 @@ import numpy as np
 
 from .. import _xp
 from ._orth import Basis, project_out
+from ._ritz import threshold
 from .operator import LinearOperator
 
 Array = Any
@@ -242,8 +243,8 @@ def _side_ok(
 ) -> bool:
     """Whether no missed eigenvalue lies beyond ``node`` on the side ``sign`` (+1 above)."""
     i = int(np.argmax(sign * theta))
-    floor = eps ** (2 / 3) * float(np.max(np.abs(theta)))
-    if beta * abs(y[-1, i]) <= tol * max(abs(theta[i]), floor):
+    t_norm = float(np.max(np.abs(theta)))
+    if beta * abs(y[-1, i]) <= float(threshold(theta[i : i + 1], t_norm, tol, eps, theta.size)[0]):
         return True  # the extreme Ritz value converged on the near side of the threshold
     if sign * theta[i] >= sign * node:
         return False  # Radau needs its node beyond every Ritz value

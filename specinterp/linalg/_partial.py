@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import _xp
 from ._orth import Basis, normalize_or_restart, project_out
-from ._ritz import Run, early_converged, finish, order
+from ._ritz import Run, early_converged, finish, order, threshold
 from .operator import LinearOperator
 
 Array = Any
@@ -249,7 +249,7 @@ def finish_cycle(
     size = cycle.store.size
     t_norm = float(np.max(np.abs(rr.theta)))
     want = order(rr.theta, which, k)
-    thresh = tol * np.maximum(np.abs(rr.theta[want]), eps ** (2 / 3) * t_norm)
+    thresh = threshold(rr.theta[want], t_norm, tol, eps, size)
     converged = bool(np.all(rr.residuals[want] <= thresh)) or size == n
     res = rr.residuals + size * eps * t_norm  # the rounding in V and in eigh (T9 rigorous)
     if converged or max_iter == 0:

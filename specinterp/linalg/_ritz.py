@@ -17,7 +17,7 @@ from .. import _xp
 
 Array = Any
 
-__all__ = ["Run", "early_converged", "finish", "order", "output_order"]
+__all__ = ["Run", "early_converged", "finish", "order", "output_order", "threshold"]
 
 
 def order(theta: np.ndarray, which: str, k: int) -> np.ndarray:
@@ -49,6 +49,19 @@ def output_order(theta: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(theta, kind="stable")  # SA and BE: ascending
 
 
+def threshold(values: np.ndarray, t_norm: float, tol: float, eps: float, size: int) -> np.ndarray:
+    """The residual each wanted Ritz value must reach to count as converged.
+
+    ``tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule), but never below ``size · eps · ‖T‖``:
+    the rounding of a ``size``-vector basis, which every reported residual adds anyway (T9). A
+    residual below it cannot be resolved — in float32 the bottom of a spectrum clustered at
+    zero (an NTK's ``λ_min``) would otherwise take thousands of products to reach a threshold
+    under the products' own rounding (:ref:`theory-lanczos`).
+    """
+    relative = tol * np.maximum(np.abs(values), eps ** (2 / 3) * t_norm)
+    return np.maximum(relative, size * eps * t_norm)
+
+
 def early_converged(
     t_mat: np.ndarray, w: Array, which: str, k: int, tol: float, eps: float
 ) -> bool:
@@ -63,8 +76,8 @@ def early_converged(
     want = order(theta, which, k)
     norm_w = float(_xp.namespace(w).linalg.vector_norm(w))
     res = norm_w * np.abs(y[-1, want])
-    floor = eps ** (2 / 3) * float(np.max(np.abs(theta)))
-    return bool(np.all(res <= tol * np.maximum(np.abs(theta[want]), floor)))
+    t_norm = float(np.max(np.abs(theta)))
+    return bool(np.all(res <= threshold(theta[want], t_norm, tol, eps, theta.size)))
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 from .. import _xp
 from . import _missed
 from ._orth import Basis, normalize_or_restart, project_out
+from ._ritz import threshold
 from ._scaling import SelfScaling, unscale
 from .operator import LinearOperator, aslinearoperator
 from .results import SVDResult
@@ -209,7 +210,8 @@ def _gkl(op: LinearOperator, k: int, tol: float, max_iter: int, m: int, rng: Any
         y, sigma, xt = np.linalg.svd(mat)
         s_max = float(sigma[0]) if sigma.size else 0.0
         res = np.abs(f @ y) if v_store.size < r else np.zeros_like(sigma)
-        thresh = tol * np.maximum(sigma[:k], eps ** (2 / 3) * s_max)
+        # ARPACK's rule, but never below the rounding term the reported residual adds
+        thresh = threshold(sigma[:k], s_max, tol, eps, v_store.size)
         converged = bool(np.all(res[:k] <= thresh)) or v_store.size == r
         res = res + v_store.size * eps * s_max  # rounding: keeps the bound rigorous
         if converged or restart == max_iter:
