@@ -19,7 +19,8 @@ rows. Groups and the issue's cases they measure:
   contraction recipes (torch.func, JAX, arraynet; time, peak memory, equality), and the
   time-scaling table (NTK and Hessian top-5 vs batch and width)
 * ``user_models`` — 8 ``gmsi`` on a ResNet-style model with its defaults, 8b ``gmsi`` above
-  ``dense_limit`` (today's routes vs the previous ones), 9 JAX dense Hessian vs
+  ``dense_limit`` (today's routes vs the previous ones), 8c ``gmsi`` on a GPT-2-style language
+  model (and the exact per-sample blocks it no longer forms), 9 JAX dense Hessian vs
   ``jax.jit(jax.hessian)`` (first call included)
 * ``host_threads`` — Hessian top-5 / top-20 with and without one host BLAS thread for the
   solver's small problems, full vs partial reorthogonalisation, curvlinops + ARPACK

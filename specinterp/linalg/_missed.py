@@ -244,7 +244,7 @@ def _side_ok(
     """Whether no missed eigenvalue lies beyond ``node`` on the side ``sign`` (+1 above)."""
     i = int(np.argmax(sign * theta))
     t_norm = float(np.max(np.abs(theta)))
-    if beta * abs(y[-1, i]) <= float(threshold(theta[i : i + 1], t_norm, tol, eps, theta.size)[0]):
+    if beta * abs(y[-1, i]) <= float(threshold(theta[i : i + 1], t_norm, tol, eps)[0]):
         return True  # the extreme Ritz value converged on the near side of the threshold
     if sign * theta[i] >= sign * node:
         return False  # Radau needs its node beyond every Ritz value

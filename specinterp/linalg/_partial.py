@@ -249,7 +249,7 @@ def finish_cycle(
     size = cycle.store.size
     t_norm = float(np.max(np.abs(rr.theta)))
     want = order(rr.theta, which, k)
-    thresh = threshold(rr.theta[want], t_norm, tol, eps, size)
+    thresh = threshold(rr.theta[want], t_norm, tol, eps)
     converged = bool(np.all(rr.residuals[want] <= thresh)) or size == n
     res = rr.residuals + size * eps * t_norm  # the rounding in V and in eigh (T9 rigorous)
     if converged or max_iter == 0:

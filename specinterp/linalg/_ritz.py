@@ -49,17 +49,16 @@ def output_order(theta: np.ndarray, which: str) -> np.ndarray:
     return np.argsort(theta, kind="stable")  # SA and BE: ascending
 
 
-def threshold(values: np.ndarray, t_norm: float, tol: float, eps: float, size: int) -> np.ndarray:
+def threshold(values: np.ndarray, t_norm: float, tol: float, eps: float) -> np.ndarray:
     """The residual each wanted Ritz value must reach to count as converged.
 
-    ``tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule), but never below ``size · eps · ‖T‖``:
-    the rounding of a ``size``-vector basis, which every reported residual adds anyway (T9). A
-    residual below it cannot be resolved — in float32 the bottom of a spectrum clustered at
-    zero (an NTK's ``λ_min``) would otherwise take thousands of products to reach a threshold
-    under the products' own rounding (:ref:`theory-lanczos`).
+    ``tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule), but never below ``eps · ‖T‖``, the
+    rounding of one product: a computed residual below it is noise, and asking for it made a
+    float32 run for values near zero (an NTK's ``λ_min``) spend its restarts unconverged
+    (:ref:`theory-lanczos`).
     """
     relative = tol * np.maximum(np.abs(values), eps ** (2 / 3) * t_norm)
-    return np.maximum(relative, size * eps * t_norm)
+    return np.maximum(relative, eps * t_norm)
 
 
 def early_converged(
@@ -77,7 +76,7 @@ def early_converged(
     norm_w = float(_xp.namespace(w).linalg.vector_norm(w))
     res = norm_w * np.abs(y[-1, want])
     t_norm = float(np.max(np.abs(theta)))
-    return bool(np.all(res <= threshold(theta[want], t_norm, tol, eps, theta.size)))
+    return bool(np.all(res <= threshold(theta[want], t_norm, tol, eps)))
 
 
 @dataclass

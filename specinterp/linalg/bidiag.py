@@ -49,7 +49,8 @@ def svds(
     k : int
         ``1 ≤ k ≤ min(m, n)``.
     tol : float, optional
-        Converged when ``residual ≤ tol · max(σ_i, eps^{2/3} σ_1)``; default ``√eps``.
+        Converged when ``residual ≤ tol · max(σ_i, eps^{2/3} σ_1)`` or at most ``eps · σ_1``,
+        the rounding of one product; default ``√eps``.
     max_iter : int
         Maximum number of restarts.
     ncv : int, optional
@@ -210,8 +211,8 @@ def _gkl(op: LinearOperator, k: int, tol: float, max_iter: int, m: int, rng: Any
         y, sigma, xt = np.linalg.svd(mat)
         s_max = float(sigma[0]) if sigma.size else 0.0
         res = np.abs(f @ y) if v_store.size < r else np.zeros_like(sigma)
-        # ARPACK's rule, but never below the rounding term the reported residual adds
-        thresh = threshold(sigma[:k], s_max, tol, eps, v_store.size)
+        # ARPACK's rule, but never below the rounding of one product
+        thresh = threshold(sigma[:k], s_max, tol, eps)
         converged = bool(np.all(res[:k] <= thresh)) or v_store.size == r
         res = res + v_store.size * eps * s_max  # rounding: keeps the bound rigorous
         if converged or restart == max_iter:

@@ -73,7 +73,9 @@ def eigsh(
         Largest / smallest algebraic, largest magnitude, both ends (half from each end).
     tol : float, optional
         Relative residual tolerance: a pair is converged when
-        ``‖A x − θ x‖ ≤ tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule). Default ``√eps``.
+        ``‖A x − θ x‖ ≤ tol · max(|θ|, eps^{2/3} ‖T‖)`` (ARPACK's rule) or at most
+        ``eps · ‖T‖``, the rounding of one product (docs: theory, #theory-lanczos). Default
+        ``√eps``.
     max_iter : int
         Maximum number of restarts.
     ncv : int, optional
@@ -354,7 +356,7 @@ def _thick_restart(
             r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
             res = np.linalg.norm(r_small @ y[owners, :], axis=0)
         want = order(theta, which, k)
-        thresh = threshold(theta[want], t_norm, tol, eps, store.size)
+        thresh = threshold(theta[want], t_norm, tol, eps)
         converged = bool(np.all(res[want] <= thresh)) or store.size == n or early
         # the reported bound adds the rounding in V and in eigh, so that T9 stays rigorous
         res = res + store.size * eps * t_norm
