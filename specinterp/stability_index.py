@@ -154,12 +154,16 @@ def gmsi(
         ``N·C`` products — and all its eigenvalues (the smallest included, for ``κ(K)``) come
         from one dense solve; ``s_θ`` from its diagonal blocks ``K_ii = G_i G_iᵀ``
         (``σ_1(G_i)² = λ_max(K_ii)``). Above ``dense_limit``: Lanczos at both ends (with
-        an 80-vector basis at the bottom, where the spectrum clusters near zero), the
+        an 80-vector basis at the bottom, where the spectrum clusters near zero, stopped once
+        ``K`` is shown singular in the model's precision; none when ``N·C > p``), the
         per-sample ``C × C`` blocks for ``s_θ`` read off the NTKs of chunks of samples (by the
-        same routes), and SLQ for the entropy. ``H`` is dense
+        same routes; above 256 outputs per sample Lanczos on each sample's NTK, and ``tr K``
+        from the SLQ probes), and SLQ for the entropy. ``H`` is dense
         (``p`` products) under ``"dense"``, and under ``"auto"`` when ``p ≤ dense_limit``;
         otherwise Lanczos for its top six eigenvalues and SLQ for its entropy
-        (``"matrix-free"``; ``H`` is never formed).
+        (``"matrix-free"``; ``H`` is never formed). The input Jacobians are dense when they
+        fit the memory budget, else matrix-free (:mod:`specinterp.jacobian_estimates`:
+        Lanczos on ``JᵀJ`` for ``s_J``, batched SLQ for ``t_J`` and the entropy).
     aggregation : {"max", "log-mean"}
         ``max`` (the reference) or the geometric mean of the positive components.
     tol : float, optional
@@ -217,7 +221,8 @@ def gmsi(
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
     opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
     beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
-    s_j, t_j, h_j = jacobian_part(*input_space(model, x), given.jacobian)
+    jac = jacobian_part(*input_space(model, x), given.jacobian, opts)
+    s_j, t_j, h_j = jac.s_j, jac.t_j, jac.entropy
 
     if given.ntk is not None:
         ntk_part = ntk_from_matrix(given.ntk, n, c)
@@ -261,7 +266,11 @@ def gmsi(
             "hessian_condition_over": kappa_scope,
             "ntk": ntk_part.details,
             "hessian": hess_part.details,
-            "entropy_error": {"ntk": ntk_part.entropy_error, "hessian": hess_part.entropy_error},
+            "entropy_error": {
+                "ntk": ntk_part.entropy_error,
+                "hessian": hess_part.entropy_error,
+                "jacobian": jac.entropy_error,
+            },
             "ntk_trace_error": ntk_part.trace_error,
         },
     )

@@ -22,6 +22,7 @@ from ._progress import counting
 from .diagnostics import jacobian_spectra
 from .entropy_estimates import entropy_from_values, slq_entropy
 from .errors import MemoryBudgetError
+from .jacobian_estimates import JacobianEstimate, jacobian_estimate
 from .linalg import LinearOperator, eigsh
 from .losses import Loss
 from .operators import DEFAULT_MAX_BYTES, hessian_operator, ntk, ntk_operator
@@ -315,9 +316,23 @@ def hessian_matrix_free(model: Any, x: Array, y: Array, loss: Any, opts: dict) -
     return HessianPart(float(lam[0]), lam[lam > 0], entropy.value, top, entropy.error)
 
 
-def jacobian_part(model: Any, x: Array, given: Any) -> tuple[float, float, float]:
-    """``(s_J, t_J, mean H(J_i))`` from :func:`jacobian_spectra` (given, or computed)."""
-    js = jacobian_spectra(model, x) if given is None else given
-    s_j = float(np.max(_xp.to_numpy(js.operator_norm)))
-    t_j = float(np.mean(_xp.to_numpy(js.typical_gain)))  # ‖J_i‖_F / √d
-    return s_j, t_j, float(np.nanmean(_xp.to_numpy(js.entropy)))
+def jacobian_part(
+    model: Any, x: Array, given: Any, opts: dict[str, Any] | None = None
+) -> JacobianEstimate:
+    """``s_J``, ``t_J``, the mean ``H(J_i)`` from :func:`jacobian_spectra` (given, or computed).
+
+    Where the dense ``(N, C, d)`` Jacobians exceed the memory budget (a language model's
+    ``C = T·V``) and ``opts`` are given, they come matrix-free instead
+    (:func:`~specinterp.jacobian_estimates.jacobian_estimate`: Lanczos for ``s_J``, batched SLQ
+    for the rest, the entropy with its stated error).
+    """
+    if given is None:
+        try:
+            given = jacobian_spectra(model, x)
+        except MemoryBudgetError:
+            if opts is None:
+                raise
+            return jacobian_estimate(model, x, **opts)
+    s_j = float(np.max(_xp.to_numpy(given.operator_norm)))
+    t_j = float(np.mean(_xp.to_numpy(given.typical_gain)))  # ‖J_i‖_F / √d
+    return JacobianEstimate(s_j, t_j, float(np.nanmean(_xp.to_numpy(given.entropy))), 0.0, 0)

@@ -314,6 +314,7 @@ def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework):
         "batches": 7,
         "hessian_condition_over": scope,
         "ntk_trace_error": 0.0,
+        "entropy_error": {"ntk": 0.0, "hessian": 0.0, "jacobian": 0.0},
     }
     for key in whole.components:
         assert streamed.components[key] == pytest.approx(whole.components[key], rel=1e-9)

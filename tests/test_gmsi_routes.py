@@ -85,7 +85,7 @@ def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progres
     assert free.components["curvature"] == pytest.approx(dense.components["curvature"], rel=1e-7)
     err = free.details["entropy_error"]["hessian"]
     assert abs(free.entropies["hessian"] - dense.entropies["hessian"]) < 3 * err
-    assert dense.details["entropy_error"] == {"ntk": 0.0, "hessian": 0.0}
+    assert dense.details["entropy_error"] == {"ntk": 0.0, "hessian": 0.0, "jacobian": 0.0}
     assert capsys.readouterr().err == ""
 
 
