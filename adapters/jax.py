@@ -10,6 +10,7 @@ never flips it.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -140,6 +141,7 @@ class JaxModel(ModelBase):
             return f(t, xi[None])[0]
 
         self._jac_in = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0)))
+        self._jac_in_fwd = jax.jit(jax.vmap(jax.jacfwd(single, argnums=1), in_axes=(None, 0)))
         self._jac_p = jax.jit(jax.vmap(jax.jacrev(single, argnums=0), in_axes=(None, 0)))
 
     def __repr__(self) -> str:
@@ -237,8 +239,11 @@ class JaxModel(ModelBase):
         def single(t: jax.Array, ei: jax.Array, idi: jax.Array) -> jax.Array:
             return jnp.reshape(select(run(unravel(t), idi[None], ei[None])), (-1,))
 
-        jac = jax.jit(jax.vmap(jax.jacrev(single, argnums=1), in_axes=(None, 0, 0)))
-        view._jac_in = lambda t, ee: jac(t, ee, jnp.repeat(x, ee.shape[0] // x.shape[0], axis=0))
+        def bound(mode: Callable[..., Any]) -> Callable[[jax.Array, jax.Array], jax.Array]:
+            jac = jax.jit(jax.vmap(mode(single, argnums=1), in_axes=(None, 0, 0)))
+            return lambda t, ee: jac(t, ee, jnp.repeat(x, ee.shape[0] // x.shape[0], axis=0))
+
+        view._jac_in, view._jac_in_fwd = bound(jax.jacrev), bound(jax.jacfwd)
         return view, e
 
     def output_shape(self, x: jax.Array) -> tuple[int, ...]:
@@ -378,9 +383,10 @@ class JaxModel(ModelBase):
         return self._hvps[key](self.flat, x, y)
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:
-        """``(N, C, d)`` by ``vmap(jacrev)``."""
+        """``(N, C, d)`` by ``vmap(jacrev)`` (``jacfwd`` where ``d < C``)."""
         self.check_float_input(x, "input_jacobian")
-        jac = self._jac_in(self.flat, x)
+        wide = math.prod(x.shape[1:]) < math.prod(self.output_shape(x))
+        jac = (self._jac_in_fwd if wide else self._jac_in)(self.flat, x)
         return jnp.reshape(jac, (x.shape[0], jac.shape[1], -1))
 
     def ntk_gram(self, x: jax.Array) -> jax.Array:

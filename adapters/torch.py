@@ -18,7 +18,7 @@ from typing import Any
 
 import array_api_compat.torch as xp_torch
 import torch
-from torch.func import grad, jacrev, jvp, vjp, vmap
+from torch.func import grad, jacfwd, jacrev, jvp, vjp, vmap
 
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError
@@ -381,15 +381,20 @@ class TorchModel(ModelBase):
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, d)`` by ``vmap(jacrev)`` over samples (and their token ids, if embedded)."""
+        """``(N, C, d)`` by ``vmap(jacrev)`` over samples (and their token ids, if embedded).
+
+        ``jacfwd`` instead where the inputs are fewer than the outputs (``d < C``: ``d`` tangents
+        pushed forward instead of ``C`` cotangents pulled back).
+        """
         self.check_float_input(x, "input_jacobian")
         n = int(x.shape[0])
+        jac_mode = jacfwd if math.prod(x.shape[1:]) < math.prod(self.output_shape(x)) else jacrev
         if self._ids is None:
 
             def single(xi: torch.Tensor) -> torch.Tensor:
                 return self._flat(self.params, xi[None])[0]
 
-            jac = vmap(jacrev(single))(x)
+            jac = vmap(jac_mode(single))(x)
         else:
             ids = self._ids
             if n != int(ids.shape[0]):
@@ -398,7 +403,7 @@ class TorchModel(ModelBase):
             def single_e(ei: torch.Tensor, idi: torch.Tensor) -> torch.Tensor:
                 return self._f(self.params, ei[None], idi[None]).reshape(-1)
 
-            jac = vmap(jacrev(single_e))(x, ids)
+            jac = vmap(jac_mode(single_e))(x, ids)
         return jac.reshape(n, jac.shape[1], -1)
 
     def param_jacobian(self, x: torch.Tensor) -> torch.Tensor:

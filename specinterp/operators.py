@@ -108,7 +108,9 @@ def input_jacobian(
     """Per-sample input Jacobians ``J_i = ∂f/∂x(x_i)``, shape ``(N, C, d)`` (inputs flattened).
 
     At token ids the Jacobian is taken with respect to the token embeddings ``(N, T, d)``
-    (:func:`specinterp.model.input_space`). The derived path costs ``C`` batched VJPs.
+    (:func:`specinterp.model.input_space`). The derived path costs ``min(C, d)`` batched
+    products: ``C`` VJPs (rows), or ``d`` JVPs (columns) where the inputs are fewer than the
+    outputs — a language model's next-token logits (``C = V``) at ``d = T·n_embd``.
     """
     model, x = input_space(model, x)
     xp = model.xp
@@ -120,6 +122,12 @@ def input_jacobian(
             return use(model, NativeInputJacobian, x)
         except NotImplementedError:
             pass
+    if d < c:
+        flat = xp.reshape(x, (n, d))
+        cols = [
+            model.jvp_input(x, xp.reshape(output_unit(flat, k), tuple(x.shape))) for k in range(d)
+        ]
+        return xp.stack([xp.reshape(col, (n, c)) for col in cols], axis=2)
     z = model.apply(x)
     rows = [xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d)) for a in range(c)]
     return xp.stack(rows, axis=1)

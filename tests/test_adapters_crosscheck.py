@@ -191,3 +191,25 @@ def test_ntk_of_a_large_batch_is_the_blocked_gram(xp_eager, trace):
     got = xp_eager.to_numpy(operators.ntk(net, x, trace=trace))
     np.testing.assert_allclose(got, expected, rtol=xp_eager.rtol, atol=xp_eager.rtol * 10)
     np.testing.assert_array_equal(got, got.T)
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_input_jacobian_with_fewer_inputs_than_outputs_takes_columns(name):
+    # d = 2 < C = 9: the native paths push d tangents forward (jacfwd) and the derived one
+    # takes d JVPs instead of C VJPs; both against central finite differences
+    import torch
+
+    torch.manual_seed(3)
+    tnet = torch.nn.Sequential(
+        torch.nn.Linear(2, 7), torch.nn.Tanh(), torch.nn.Linear(7, 9)
+    ).double()
+    m = three_models(tnet)[name]
+    x = np.random.default_rng(2).standard_normal((4, 2))
+    fd = np.zeros((4, 9, 2))
+    for j in range(2):
+        e = np.zeros_like(x)
+        e[:, j] = H
+        up, dn = _np(m.apply(convert(name, x + e))), _np(m.apply(convert(name, x - e)))
+        fd[:, :, j] = (up - dn) / (2 * H)
+    _close(_np(operators.input_jacobian(m, convert(name, x))), fd, 1e-6)
+    _close(_np(operators.input_jacobian(m, convert(name, x), native=False)), fd, 1e-6)
