@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from .linalg.operator import LinearOperator
 
-__all__ = ["counting"]
+__all__ = ["counted_range", "counting"]
 
 #: seconds before a bar is shown
 DELAY = 2.0
@@ -99,3 +100,14 @@ def counting(
         positive_semidefinite=getattr(op, "positive_semidefinite", False),
     )
     return wrapped, bar
+
+
+def counted_range(desc: str, count: int, *, enabled: bool = True) -> Iterator[int]:
+    """``range(count)`` for a loop of one product per step, behind a bar and a time estimate."""
+    bar = _Bar(desc, count, enabled)
+    try:
+        for k in range(count):
+            yield k
+            bar.advance(1)
+    finally:
+        bar.close()

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import _xp
 from ._guards import finite_result
+from ._progress import counted_range
 from .capabilities import (
     NativeHessian,
     NativeInputJacobian,
@@ -125,11 +126,15 @@ def input_jacobian(
     if d < c:
         flat = xp.reshape(x, (n, d))
         cols = [
-            model.jvp_input(x, xp.reshape(output_unit(flat, k), tuple(x.shape))) for k in range(d)
+            xp.reshape(model.jvp_input(x, xp.reshape(output_unit(flat, k), tuple(x.shape))), (n, c))
+            for k in counted_range(f"input Jacobian: {d} forward products", d)
         ]
-        return xp.stack([xp.reshape(col, (n, c)) for col in cols], axis=2)
+        return xp.stack(cols, axis=2)
     z = model.apply(x)
-    rows = [xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d)) for a in range(c)]
+    rows = [
+        xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d))
+        for a in counted_range(f"input Jacobian: {c} backward products", c)
+    ]
     return xp.stack(rows, axis=1)
 
 

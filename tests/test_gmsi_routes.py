@@ -271,3 +271,13 @@ def test_slq_entropy_reports_the_trace_it_used():
     assert abs(est.trace_abs - lam.sum()) < 3 * est.trace_stderr
     given = slq_entropy(op, num_probes=4, num_steps=20, trace_abs=lam.sum())
     assert given.trace_abs == lam.sum() and given.trace_stderr == 0.0
+
+
+def test_a_long_derived_input_jacobian_announces_its_time(capsys, monkeypatch):
+    monkeypatch.setattr(_progress, "ESTIMATE_AFTER", -1.0)  # announce any run
+    net = _tanh_mlp(2, 5, 9).double()  # d = 2 < C = 9: two forward products
+    x = torch.randn(3, 2, dtype=torch.float64)
+    jac = si.input_jacobian(net, x, native=False)
+    ref = torch.func.vmap(torch.func.jacrev(net))(x)  # independent: torch.func's own Jacobian
+    torch.testing.assert_close(jac, ref, rtol=1e-12, atol=1e-12)
+    assert "input Jacobian: 2 forward products: about 2 products" in capsys.readouterr().err
