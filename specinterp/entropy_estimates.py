@@ -27,7 +27,7 @@ import numpy as np
 from ._progress import counting
 from .linalg.density import slq_rules
 
-__all__ = ["EntropyEstimate", "entropy_from_values", "slq_entropy"]
+__all__ = ["EntropyEstimate", "entropy_from_values", "entropy_of_rules", "slq_entropy"]
 
 
 def entropy_from_values(lam: np.ndarray) -> float:
@@ -113,8 +113,8 @@ def slq_entropy(
             half_rules.append((half_nodes, half_weights))
     finally:
         bar.close()
-    value, per_probe = _entropy_of_rules(n, full_rules, trace_abs)
-    half, _ = _entropy_of_rules(n, half_rules, trace_abs)
+    value, per_probe = entropy_of_rules(n, full_rules, trace_abs)
+    half, _ = entropy_of_rules(n, half_rules, trace_abs)
     stderr = float(np.std(per_probe, ddof=1) / math.sqrt(probes)) if probes > 1 else math.nan
     if trace_abs is None:
         t = _traces(n, full_rules)
@@ -130,7 +130,7 @@ def _traces(n: int, rules: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     return np.asarray([n * float(np.sum(w * np.abs(x))) for x, w in rules])
 
 
-def _entropy_of_rules(
+def entropy_of_rules(
     n: int, rules: list[tuple[np.ndarray, np.ndarray]], trace_abs: float | None
 ) -> tuple[float, np.ndarray]:
     """``H = log T − S/T`` from the probes' Gauss rules, and the per-probe values."""

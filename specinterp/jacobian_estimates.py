@@ -28,7 +28,7 @@ import numpy as np
 
 from . import _xp
 from ._progress import counting
-from .entropy_estimates import _entropy_of_rules
+from .entropy_estimates import entropy_of_rules
 from .linalg import LinearOperator, eigsh
 from .matrix_free import input_jacobian_operator
 
@@ -147,8 +147,8 @@ def jacobian_estimate(
         bar.close()
     traces, entropies, stderrs, biases = [], [], [], []
     for i in range(n):
-        value, per_probe = _entropy_of_rules(d, full[i], None)
-        short, _ = _entropy_of_rules(d, half[i], None)
+        value, per_probe = entropy_of_rules(d, full[i], None)
+        short, _ = entropy_of_rules(d, half[i], None)
         traces.append(np.mean([d * float(np.sum(w * t)) for t, w in full[i]]))
         entropies.append(value)
         probes = len(full[i])
