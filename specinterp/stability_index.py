@@ -73,6 +73,12 @@ class GMSIResult:
     method : str
         ``"dense"`` or ``"matrix-free"``.
     aggregation : str
+    details : dict
+        How each part was computed: ``"ntk"`` (the dense route's name, or the Lanczos results
+        for ``λ_max`` and ``λ_min`` — the latter a sentence where ``rank K ≤ p < N·C`` made it
+        0), ``"hessian"``, ``"hessian_condition_over"``, ``"entropy_error"`` (the stated error
+        of each SLQ entropy: ``"ntk"``, ``"hessian"``, ``"jacobian"``; 0 where exact) and
+        ``"ntk_trace_error"``.
 
     """
 
