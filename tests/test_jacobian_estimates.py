@@ -81,3 +81,15 @@ def test_gmsi_takes_the_matrix_free_jacobian_route_when_the_jacobians_do_not_fit
     # with no room for the matrix-free route (a caller without options) the error stands
     with pytest.raises(MemoryBudgetError):
         routes.jacobian_part(si.as_model(net), x, None)
+
+
+@pytest.mark.parametrize("name", ["torch", "arraynet", "jax"])
+def test_jacobian_estimate_on_every_adapter(name):
+    from .nets import convert, three_models, torch_mlp
+
+    model = three_models(torch_mlp(2))[name]  # 5 → … → 3, float64
+    x = convert(name, np.random.default_rng(4).standard_normal((5, 5)))
+    js = si.jacobian_spectra(model, x)
+    est = jacobian_estimate(model, x, tol=1e-10, seed=1, num_probes=20, num_steps=5, progress=False)
+    assert est.s_j == pytest.approx(float(np.max(np.asarray(js.operator_norm))), rel=1e-9)
+    assert abs(est.entropy - float(np.mean(np.asarray(js.entropy)))) < 3 * est.entropy_error
