@@ -209,10 +209,12 @@ def embedded_call(
     return run
 
 
-def module_call(module: torch.nn.Module, buffers: dict) -> Callable[[dict, torch.Tensor], Any]:
-    """``(params, x) ↦ module(x)`` through ``functional_call``."""
+def module_call(
+    module: torch.nn.Module, buffers: dict, **kwargs: Any
+) -> Callable[[dict, torch.Tensor], Any]:
+    """``(params, x) ↦ module(x, **kwargs)`` through ``functional_call``."""
 
     def call(p: dict, x: torch.Tensor) -> Any:
-        return functional_call(module, (p, buffers), (x,))
+        return functional_call(module, (p, buffers), (x,), kwargs or None)
 
     return call

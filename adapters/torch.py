@@ -12,6 +12,7 @@ stochastic or batch-coupled function is not what the framework analyses.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -378,6 +379,22 @@ class TorchModel(ModelBase):
             raise NotImplementedError("the product form is known for an nn.Sequential module")
         with torch.no_grad():
             return sequential_factors(self._module, {**self._fixed, **self.params}, x)
+
+    def last_position_model(self) -> TorchModel:
+        """The model computing only its last position, for a Hugging Face causal LM.
+
+        Its ``forward`` takes ``logits_to_keep``: with 1 the head maps only the last hidden
+        state of each sequence — the same logits as the last position of the full outputs.
+        """
+        module = self._module
+        if module is None or self._run is not None:
+            raise NotImplementedError("only a module on token ids can drop positions")
+        if "logits_to_keep" not in inspect.signature(module.forward).parameters:
+            raise NotImplementedError("the module's forward takes no logits_to_keep")
+        last = copy.copy(self)
+        last._call = module_call(module, self._buffers, logits_to_keep=1)
+        last._seen_shapes = None
+        return last
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:

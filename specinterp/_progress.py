@@ -102,12 +102,15 @@ def counting(
     return wrapped, bar
 
 
-def counted_range(desc: str, count: int, *, enabled: bool = True) -> Iterator[int]:
-    """``range(count)`` for a loop of one product per step, behind a bar and a time estimate."""
+def counted_range(desc: str, count: int, step: int = 1, *, enabled: bool = True) -> Iterator[int]:
+    """``range(0, count, step)`` behind a bar and a time estimate.
+
+    For a loop of ``step`` products per pass (the last pass may do fewer).
+    """
     bar = _Bar(desc, count, enabled)
     try:
-        for k in range(count):
+        for k in range(0, count, step):
             yield k
-            bar.advance(1)
+            bar.advance(min(step, count - k))
     finally:
         bar.close()

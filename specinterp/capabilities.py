@@ -17,6 +17,7 @@ capability                    method                                      used b
 :class:`TokenEmbedding`       ``embedded(x) -> (model_e, e)``             inputs that are ids
 :class:`WeightMatrices`       ``weight_matrices() -> [(name, W)]``        layer spectra, RMT
 :class:`ConvKernels`          ``conv_kernels() -> [ConvKernel]``          conv spectra, RMT
+:class:`LastPosition`         ``last_position_model() -> model``          next-token views
 ============================  ==========================================  =====================
 
 **One signal.** A capability that a model lacks, or that does not apply to this particular
@@ -38,6 +39,7 @@ __all__ = [
     "ConvKernel",
     "ConvKernels",
     "JacobianFactor",
+    "LastPosition",
     "NativeHessian",
     "NativeInputJacobian",
     "NativeNTK",
@@ -139,6 +141,20 @@ class WeightMatrices(Protocol):
 
     def weight_matrices(self) -> list[tuple[str, Array]]:
         """``[(name, W)]`` with ``W`` 2-d."""
+        ...
+
+
+@runtime_checkable
+class LastPosition(Protocol):
+    """A sequence model that can compute its outputs at the last position alone.
+
+    A causal language model's head then maps one hidden state per sequence instead of ``T``
+    (Hugging Face's ``logits_to_keep=1``): the same function of the inputs as the last
+    position of the full outputs, for a ``T``-th of the head's work.
+    """
+
+    def last_position_model(self) -> Any:
+        """The same model with outputs ``(N, 1, *out[1:])``: those at the last position."""
         ...
 
 

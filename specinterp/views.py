@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _xp
-from .capabilities import ReusableHVP, TokenEmbedding, WeightMatrices, offers, use
+from .capabilities import (
+    LastPosition,
+    ReusableHVP,
+    TokenEmbedding,
+    WeightMatrices,
+    offers,
+    use,
+)
 from .errors import ShapeError
 from .losses import Loss, get_loss
 from .model import ModelBase, as_model
@@ -74,6 +81,8 @@ class OutputPosition(ModelBase):
         out = tuple(base.output_shape(x))
         if not out:
             raise ShapeError("the model's outputs have no position axis to select from")
+        if index % out[0] == out[0] - 1 and out[0] > 1:
+            base, out = _last_position_only(base, x, out)
         self.base = base
         self.index = index % out[0]
         self._out = out
@@ -155,6 +164,18 @@ class OutputPosition(ModelBase):
     def _embedded(self, x: Array) -> tuple[OutputPosition, Array]:
         model_e, e = self.base.embedded(x)
         return OutputPosition(model_e, e, self.index), e
+
+
+def _last_position_only(base: Any, x: Array, out: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
+    """``base`` computing only its last position (:class:`LastPosition`), where it can."""
+    try:
+        last = use(base, LastPosition)
+    except NotImplementedError:
+        return base, out
+    last_out = tuple(last.output_shape(x))
+    if last_out != (1, *out[1:]):  # pragma: no cover - an adapter's programming error
+        raise ShapeError(f"the last-position model gives outputs {last_out}, not (1, *{out[1:]})")
+    return last, last_out
 
 
 def output_position(model: Any, x: Array, index: int = -1) -> OutputPosition:

@@ -183,6 +183,32 @@ def test_gpt2_last_token_ntk_through_an_output_selector():
     assert "GPT2LMHeadModel" in repr(last) and "p=" in repr(last)
 
 
+def test_gpt2_next_token_view_computes_the_last_position_alone():
+    # vocabulary 40 > d = 6·4: the derived input Jacobian takes columns (chunked JVPs)
+    net = _gpt2(vocab=40)
+    x = torch.randint(0, 40, (3, 6))
+    full = si.as_model(net)
+    view = si.views.output_position(full, x)
+    assert "index=0 of 1" in repr(view)  # logits_to_keep=1: the head maps one position
+    with torch.no_grad():
+        logits = net(x).logits
+    torch.testing.assert_close(view.apply(x), logits[:, -1], rtol=0, atol=1e-12)
+    e_ref = net.get_input_embeddings().weight.detach()[x]
+    with _math_kernels():
+        j_ref = torch.autograd.functional.jacobian(
+            lambda e: net(inputs_embeds=e).logits[:, -1], e_ref
+        )  # (N, V, N, T, d): block-diagonal in samples
+    j_ref = torch.stack([j_ref[i, :, i].reshape(40, 24) for i in range(3)])
+    model_e, e = si.model.input_space(view, x)
+    torch.testing.assert_close(si.input_jacobian(view, x), j_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        si.input_jacobian(model_e, e, native=False), j_ref, rtol=0, atol=1e-12
+    )
+    rows = torch.arange(5 * 40, 6 * 40)
+    idx = torch.cat([i * 6 * 40 + rows for i in range(3)])
+    torch.testing.assert_close(si.ntk(view, x), si.ntk(full, x)[idx][:, idx], rtol=0, atol=1e-10)
+
+
 def test_per_token_loss_with_ignore_index_hessian():
     net = _gpt2()
     x = torch.randint(0, 16, (2, 6))
