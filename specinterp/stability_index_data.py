@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
+from . import stability_index_routes as routes
 from .batches import Batches, as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .entropy_estimates import entropy_from_values
@@ -85,8 +86,9 @@ def gmsi_over_data(
     if method not in ("dense", "matrix-free"):
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
     opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
-    s_j = s_theta2 = beta = tr_k = 0.0
+    s_j = s_theta2 = beta = tr_k = tr_err = 0.0
     t_sum = h_sum = h_err = 0.0
+    exact_trace = True
     n = c = 0
     for x, y in batches:  # the per-sample components, one batch at a time
         model.check_input(x)
@@ -97,12 +99,15 @@ def gmsi_over_data(
         z = natural_outputs(model, x)
         beta = max(beta, curvature_max(lf, z, y, seed=seed))
         c = math.prod(z.shape[1:])
-        eye = model.xp.eye(c, dtype=model.dtype, device=_xp.device(x))
-        for i in range(nb):
-            block = np.linalg.eigvalsh(
-                _xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye))
-            )
-            s_theta2, tr_k = max(s_theta2, float(block[-1])), tr_k + float(np.sum(block))
+        if c > routes.DENSE_BLOCK_MAX_C:  # a block costs C products: Lanczos, trace below
+            s_theta2, exact_trace = max(s_theta2, routes.block_tops(model, x, nb, opts)), False
+        else:
+            eye = model.xp.eye(c, dtype=model.dtype, device=_xp.device(x))
+            for i in range(nb):
+                block = np.linalg.eigvalsh(
+                    _xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye))
+                )
+                s_theta2, tr_k = max(s_theta2, float(block[-1])), tr_k + float(np.sum(block))
         n += nb
     xp, dev = model.xp, getattr(model, "device", None)
 
@@ -117,13 +122,15 @@ def gmsi_over_data(
     if method == "dense":
         lam_m = _dense(gram)
         m_max, entropy_k = float(lam_m[-1]), entropy_from_values(np.clip(lam_m, 0.0, None))
+        tr_k = n * float(np.sum(lam_m))  # tr K = N tr M: exact from the dense Gram
         if n * c <= p:
             k_min = n * float(lam_m[::-1][n * c - 1])
         hess = hessian_from_values(_dense(hop), p)
     else:
         m_max = float(_xp.to_numpy(eigsh_with_bar(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
-        k_entropy = slq_entropy_with(gram, opts, tr_k / n)
+        k_entropy = slq_entropy_with(gram, opts, tr_k / n if exact_trace else None)
         entropy_k, k_entropy_error = k_entropy.value, k_entropy.error
+        tr_k, tr_err = n * k_entropy.trace_abs, n * k_entropy.trace_stderr
         top = eigsh_with_bar(hop, min(6, p), "LA", opts, "Hessian top eigenvalues (Lanczos)")
         lam_h = np.asarray(_xp.to_numpy(top.values), dtype=float)
         h_entropy = slq_entropy_with(hop, opts, None)
@@ -162,7 +169,7 @@ def gmsi_over_data(
             "samples": n,
             "batches": len(batches.sizes or []),
             "hessian_condition_over": kappa_scope,
-            "ntk_trace_error": 0.0,  # Σ_i ‖G_i‖_F² summed exactly over the batches
+            "ntk_trace_error": tr_err,  # 0: Σ_i ‖G_i‖_F² exact, else the SLQ probes' estimate
             "entropy_error": {
                 "ntk": k_entropy_error,
                 "hessian": hess.entropy_error,

@@ -93,3 +93,32 @@ def test_jacobian_estimate_on_every_adapter(name):
     est = jacobian_estimate(model, x, tol=1e-10, seed=1, num_probes=20, num_steps=5, progress=False)
     assert est.s_j == pytest.approx(float(np.max(np.asarray(js.operator_norm))), rel=1e-9)
     assert abs(est.entropy - float(np.mean(np.asarray(js.entropy)))) < 3 * est.entropy_error
+
+
+@pytest.mark.parametrize("method", ["dense", "matrix-free"])
+def test_gmsi_over_data_with_many_outputs_per_sample(monkeypatch, method):
+    # above DENSE_BLOCK_MAX_C outputs per sample the data path no longer forms C × C blocks
+    # from C products each: s_θ by Lanczos per sample, tr K from the Gram (dense: exact) or the
+    # SLQ probes (matrix-free: within 3 standard errors)
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(5, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4)
+    ).double()
+    x = torch.randn(9, 5, dtype=torch.float64)
+    y = torch.randint(0, 4, (9,))
+    data = [(x[:4], y[:4]), (x[4:], y[4:])]
+    opts = dict(method=method, progress=False, tol=1e-10, num_probes=12, num_steps=12)
+    exact = si.gmsi(net, data=data, **opts)
+    monkeypatch.setattr(routes, "DENSE_BLOCK_MAX_C", 3)
+    large = si.gmsi(net, data=data, **opts)
+    k = si.ntk(net, x).numpy()  # the independent reference
+    tops = [np.linalg.eigvalsh(k[4 * i : 4 * i + 4, 4 * i : 4 * i + 4])[-1] for i in range(9)]
+    assert large.components["parameter"] == pytest.approx(np.sqrt(max(tops)), rel=1e-8)
+    assert exact.components["parameter"] == pytest.approx(np.sqrt(max(tops)), rel=1e-10)
+    t_large = large.typical["ntk"] ** 2 * 9 * 36
+    err = large.details["ntk_trace_error"]
+    if method == "dense":
+        assert err == 0.0 and t_large == pytest.approx(np.trace(k), rel=1e-10)
+    else:
+        assert err > 0 and abs(t_large - np.trace(k)) < 3 * err
+    assert exact.details["ntk_trace_error"] == 0.0
