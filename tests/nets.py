@@ -112,3 +112,9 @@ def convert(name: str, a: np.ndarray):
     if name == "jax":
         return jnp.asarray(a)
     return np.asarray(a)
+
+
+def tanh_mlp(d: int, h: int, c: int, seed: int = 0) -> torch.nn.Sequential:
+    """``Linear(d, h) – Tanh – Linear(h, c)`` in float32, seeded."""
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, c))

@@ -13,6 +13,8 @@ from specinterp import _progress
 from specinterp.entropy_estimates import entropy_from_values, slq_entropy
 from specinterp.linalg import LinearOperator, slq_nodes
 
+from .nets import tanh_mlp
+
 
 def _diag_operator(lam: np.ndarray) -> LinearOperator:
     return LinearOperator((lam.size, lam.size), lambda v: lam * v, symmetric=True)
@@ -71,10 +73,7 @@ def test_counting_operator_counts_products_and_estimates_time(capsys, monkeypatc
 
 
 def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progress(capsys):
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(20, 64), torch.nn.Tanh(), torch.nn.Linear(64, 3)
-    ).double()
+    net = tanh_mlp(20, 64, 3).double()
     x = torch.randn(8, 20, dtype=torch.float64)
     y = torch.randint(0, 3, (8,))
     free = si.gmsi(net, x, y, method="matrix-free", progress=False, num_probes=6)
@@ -188,13 +187,8 @@ def test_per_sample_ntk_blocks_equal_the_diagonal_of_the_full_ntk(monkeypatch, r
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-def _tanh_mlp(d: int, h: int, c: int, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Linear(d, h), torch.nn.Tanh(), torch.nn.Linear(h, c))
-
-
 def test_gmsi_float32_ntk_condition_above_the_dense_limit_equals_the_float64_dense_one():
-    net = _tanh_mlp(6, 32, 3)
+    net = tanh_mlp(6, 32, 3)
     x = torch.randn(20, 6)
     y = torch.randint(0, 3, (20,))
     free = si.gmsi(net, x, y, method="matrix-free", dense_limit=50, progress=False)
@@ -211,7 +205,7 @@ def test_gmsi_float32_ntk_condition_above_the_dense_limit_equals_the_float64_den
 
 def test_gmsi_float32_ntk_singular_in_its_precision_stops_the_bottom_run_early():
     # each sample twice: K has 60 exact zero eigenvalues, which float32 products see as rounding
-    net = _tanh_mlp(6, 32, 3)
+    net = tanh_mlp(6, 32, 3)
     x = torch.randn(20, 6).repeat(2, 1)
     y = torch.randint(0, 3, (40,))
     free = si.gmsi(net, x, y, method="matrix-free", dense_limit=50, progress=False)
@@ -228,7 +222,7 @@ def test_gmsi_float32_ntk_singular_in_its_precision_stops_the_bottom_run_early()
 
 
 def test_gmsi_ntk_of_rank_at_most_p_below_n_c_is_singular_without_a_bottom_run():
-    net = _tanh_mlp(4, 3, 2).double()  # p = 23 < N·C = 40
+    net = tanh_mlp(4, 3, 2).double()  # p = 23 < N·C = 40
     x = torch.randn(20, 4, dtype=torch.float64)
     y = torch.randint(0, 2, (20,))
     free = si.gmsi(net, x, y, method="matrix-free", dense_limit=10, progress=False)
@@ -241,7 +235,7 @@ def test_gmsi_ntk_of_rank_at_most_p_below_n_c_is_singular_without_a_bottom_run()
 def test_many_outputs_per_sample_take_per_sample_lanczos_and_an_estimated_trace(monkeypatch):
     from specinterp import stability_index_routes as routes
 
-    net = _tanh_mlp(5, 16, 4).double()
+    net = tanh_mlp(5, 16, 4).double()
     x = torch.randn(12, 5, dtype=torch.float64)
     y = torch.randint(0, 4, (12,))
     opts = dict(method="matrix-free", dense_limit=20, progress=False, tol=1e-10, num_probes=8)
@@ -275,7 +269,7 @@ def test_slq_entropy_reports_the_trace_it_used():
 
 def test_a_long_derived_input_jacobian_announces_its_time(capsys, monkeypatch):
     monkeypatch.setattr(_progress, "ESTIMATE_AFTER", -1.0)  # announce any run
-    net = _tanh_mlp(2, 5, 9).double()  # d = 2 < C = 9: two forward products
+    net = tanh_mlp(2, 5, 9).double()  # d = 2 < C = 9: two forward products
     x = torch.randn(3, 2, dtype=torch.float64)
     jac = si.input_jacobian(net, x, native=False)
     ref = torch.func.vmap(torch.func.jacrev(net))(x)  # independent: torch.func's own Jacobian

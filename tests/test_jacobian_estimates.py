@@ -12,6 +12,8 @@ from specinterp.errors import MemoryBudgetError
 from specinterp.jacobian_estimates import batched_lanczos, jacobian_estimate
 from specinterp.linalg import aslinearoperator, lanczos_tridiagonal
 
+from .nets import tanh_mlp
+
 
 def test_batched_lanczos_runs_each_block_as_its_own_lanczos():
     rng = np.random.default_rng(0)
@@ -37,10 +39,7 @@ def test_batched_lanczos_runs_each_block_as_its_own_lanczos():
 
 
 def _net_and_inputs():
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(8, 24), torch.nn.Tanh(), torch.nn.Linear(24, 20)
-    ).double()
+    net = tanh_mlp(8, 24, 20).double()
     return net, torch.randn(6, 8, dtype=torch.float64)
 
 
@@ -100,10 +99,7 @@ def test_gmsi_over_data_with_many_outputs_per_sample(monkeypatch, method):
     # above DENSE_BLOCK_MAX_C outputs per sample the data path no longer forms C × C blocks
     # from C products each: s_θ by Lanczos per sample, tr K from the Gram (dense: exact) or the
     # SLQ probes (matrix-free: within 3 standard errors)
-    torch.manual_seed(1)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(5, 12), torch.nn.Tanh(), torch.nn.Linear(12, 4)
-    ).double()
+    net = tanh_mlp(5, 12, 4, seed=1).double()
     x = torch.randn(9, 5, dtype=torch.float64)
     y = torch.randint(0, 4, (9,))
     data = [(x[:4], y[:4]), (x[4:], y[4:])]
