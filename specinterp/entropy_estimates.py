@@ -27,7 +27,13 @@ import numpy as np
 from ._progress import counting
 from .linalg.density import slq_rules
 
-__all__ = ["EntropyEstimate", "entropy_from_values", "entropy_of_rules", "slq_entropy"]
+__all__ = [
+    "EntropyEstimate",
+    "entropy_from_values",
+    "entropy_of_rules",
+    "estimate_from_rules",
+    "slq_entropy",
+]
 
 
 def entropy_from_values(lam: np.ndarray) -> float:
@@ -113,6 +119,18 @@ def slq_entropy(
             half_rules.append((half_nodes, half_weights))
     finally:
         bar.close()
+    return estimate_from_rules(n, full_rules, half_rules, matvecs, trace_abs)
+
+
+def estimate_from_rules(
+    n: int,
+    full_rules: list[tuple[np.ndarray, np.ndarray]],
+    half_rules: list[tuple[np.ndarray, np.ndarray]],
+    matvecs: int,
+    trace_abs: float | None = None,
+) -> EntropyEstimate:
+    """The :class:`EntropyEstimate` of the probes' Gauss rules and their half-length rules."""
+    probes = len(full_rules)
     value, per_probe = entropy_of_rules(n, full_rules, trace_abs)
     half, _ = entropy_of_rules(n, half_rules, trace_abs)
     stderr = float(np.std(per_probe, ddof=1) / math.sqrt(probes)) if probes > 1 else math.nan

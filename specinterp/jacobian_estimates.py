@@ -28,8 +28,9 @@ import numpy as np
 
 from . import _xp
 from ._progress import counting
-from .entropy_estimates import entropy_of_rules
+from .entropy_estimates import estimate_from_rules
 from .linalg import LinearOperator, eigsh
+from .linalg.density import gauss_rule
 from .matrix_free import input_jacobian_operator
 
 Array = Any
@@ -90,12 +91,6 @@ def batched_lanczos(
     return alpha, beta, used
 
 
-def _rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
-    theta, y = np.linalg.eigh(t)
-    return np.abs(theta), y[0, :] ** 2  # JᵀJ ⪰ 0: negative nodes are rounding
-
-
 def jacobian_estimate(
     model: Any,
     x: Array,
@@ -140,25 +135,22 @@ def jacobian_estimate(
             products += int(used.max())
             for i in range(n):
                 s = int(used[i])
-                full[i].append(_rule(alpha[i, :s], beta[i, : s - 1]))
+                full[i].append(gauss_rule(alpha[i, :s], beta[i, : s - 1]))
                 h = (s + 1) // 2
-                half[i].append(_rule(alpha[i, :h], beta[i, : h - 1]))
+                half[i].append(gauss_rule(alpha[i, :h], beta[i, : h - 1]))
     finally:
         bar.close()
-    traces, entropies, stderrs, biases = [], [], [], []
-    for i in range(n):
-        value, per_probe = entropy_of_rules(d, full[i], None)
-        short, _ = entropy_of_rules(d, half[i], None)
-        traces.append(np.mean([d * float(np.sum(w * t)) for t, w in full[i]]))
-        entropies.append(value)
-        probes = len(full[i])
-        stderrs.append(float(np.std(per_probe, ddof=1) / math.sqrt(probes)) if probes > 1 else 0.0)
-        biases.append(abs(value - short))
+    per_sample = [estimate_from_rules(d, full[i], half[i], products) for i in range(n)]
+    traces = [e.trace_abs for e in per_sample]
+    entropies = [e.value for e in per_sample]
+    # one probe has no spread to state
+    stderrs = np.asarray([e.stderr if e.num_probes > 1 else 0.0 for e in per_sample])
+    biases = np.asarray([e.quadrature for e in per_sample])
     ok = np.isfinite(entropies)  # a zero Jacobian has no entropy (the dense route's NaN)
     count = max(int(ok.sum()), 1)
     error = math.hypot(
-        math.sqrt(float(np.sum(np.square(np.asarray(stderrs)[ok])))) / count,
-        float(np.mean(np.asarray(biases)[ok])) if ok.any() else 0.0,
+        math.sqrt(float(np.sum(np.square(stderrs[ok])))) / count,
+        float(np.mean(biases[ok])) if ok.any() else 0.0,
     )
     return JacobianEstimate(
         s_j=math.sqrt(max(float(_xp.to_numpy(top.values)[0]), 0.0)),

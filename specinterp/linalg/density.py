@@ -26,7 +26,7 @@ from .tridiagonal import lanczos_tridiagonal
 Array = Any
 Reorthogonalize = Literal["full", "partial"]
 
-__all__ = ["slq_nodes", "slq_rules", "spectral_density", "trace_function"]
+__all__ = ["gauss_rule", "slq_nodes", "slq_rules", "spectral_density", "trace_function"]
 
 _FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "log": np.log,
@@ -65,7 +65,7 @@ def slq_rules(
     while True:
         v = rng.rademacher((n,), dtype=op.dtype)
         alpha, beta, used = lanczos_tridiagonal(scaled, v, steps, reorthogonalize=reorthogonalize)
-        theta, w = _gauss_rule(alpha, beta)
+        theta, w = gauss_rule(alpha, beta)
         nodes, weights = np.full(steps, theta[-1]), np.zeros(steps)
         nodes[:used], weights[:used] = theta, w
         c = unscale(scaled.scale)
@@ -73,11 +73,11 @@ def slq_rules(
             yield nodes * c, weights, used
             continue
         h = (used + 1) // 2
-        half_nodes, half_weights = _gauss_rule(alpha[:h], beta[: h - 1])
+        half_nodes, half_weights = gauss_rule(alpha[:h], beta[: h - 1])
         yield nodes * c, weights, used, half_nodes * c, half_weights
 
 
-def _gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nodes and weights of the Gauss rule of the tridiagonal ``(α, β)``."""
     t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
     theta, y = np.linalg.eigh(t)
