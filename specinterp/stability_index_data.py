@@ -26,17 +26,16 @@ from typing import Any, Literal
 import numpy as np
 
 from . import _xp
-from . import stability_index_routes as routes
 from .batches import Batches, as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .entropy_estimates import entropy_from_values
 from .losses import get_loss
 from .model import as_model, input_space
 from .model_operators import natural_outputs
-from .operators import ntk_operator
 from .stability_index import GMSIResult, _aggregate
 from .stability_index_routes import (
     HessianPart,
+    block_summary,
     curvature_max,
     eigsh_with_bar,
     hessian_condition,
@@ -99,15 +98,12 @@ def gmsi_over_data(
         z = natural_outputs(model, x)
         beta = max(beta, curvature_max(lf, z, y, seed=seed))
         c = math.prod(z.shape[1:])
-        if c > routes.DENSE_BLOCK_MAX_C:  # a block costs C products: Lanczos, trace below
-            s_theta2, exact_trace = max(s_theta2, routes.block_tops(model, x, nb, opts)), False
+        top, trace = block_summary(model, x, nb, c, opts)  # no trace: estimated below
+        s_theta2 = max(s_theta2, top)
+        if trace is None:
+            exact_trace = False
         else:
-            eye = model.xp.eye(c, dtype=model.dtype, device=_xp.device(x))
-            for i in range(nb):
-                block = np.linalg.eigvalsh(
-                    _xp.to_numpy(ntk_operator(model, x[i : i + 1, ...]).matmat(eye))
-                )
-                s_theta2, tr_k = max(s_theta2, float(block[-1])), tr_k + float(np.sum(block))
+            tr_k += trace
         n += nb
     xp, dev = model.xp, getattr(model, "device", None)
 

@@ -33,6 +33,8 @@ __all__ = [
     "HessianPart",
     "NTKPart",
     "block_eigenvalues",
+    "block_summary",
+    "block_tops",
     "curvature_max",
     "eigsh_with_bar",
     "hessian_condition",
@@ -167,11 +169,7 @@ def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) 
     estimate, its standard error in ``trace_error``).
     """
     kop = ntk_operator(model, x)
-    if c <= DENSE_BLOCK_MAX_C:
-        blocks = block_eigenvalues(model, x, n, c)
-        tr_k, s_theta2 = float(np.sum(blocks)), float(np.max(blocks[:, -1]))
-    else:
-        tr_k, s_theta2 = None, block_tops(model, x, n, opts)
+    s_theta2, tr_k = block_summary(model, x, n, c, opts)
     top = eigsh_with_bar(kop, 1, "LA", opts, "NTK λ_max (Lanczos)")
     k_max = float(_xp.to_numpy(top.values)[0])
     if n * c > model.num_params:
@@ -201,6 +199,20 @@ def ntk_matrix_free(model: Any, x: Array, n: int, c: int, opts: dict[str, Any]) 
 
 #: Outputs per sample up to which ``s_θ`` and ``tr K`` come from the dense per-sample blocks
 DENSE_BLOCK_MAX_C = 256
+
+
+def block_summary(
+    model: Any, x: Array, n: int, c: int, opts: dict[str, Any]
+) -> tuple[float, float | None]:
+    """``(max_i λ_max(K_ii), Σ_i tr K_ii)`` of the per-sample NTK blocks; the trace ``None``.
+
+    From the dense blocks (:func:`block_eigenvalues`) up to :data:`DENSE_BLOCK_MAX_C` outputs
+    per sample; above it from :func:`block_tops`, without the trace (estimate it elsewhere).
+    """
+    if c <= DENSE_BLOCK_MAX_C:
+        blocks = block_eigenvalues(model, x, n, c)
+        return float(np.max(blocks[:, -1])), float(np.sum(blocks))
+    return block_tops(model, x, n, opts), None
 
 
 def block_tops(model: Any, x: Array, n: int, opts: dict[str, Any]) -> float:
