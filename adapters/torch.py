@@ -37,6 +37,7 @@ from ._torch_embedding import (
     module_call,
     obvious_embedding,
 )
+from ._torch_hvp import gradient_graph_hvp
 from ._torch_mlp import sequential_factors
 from ._torch_regions import region_boundaries
 
@@ -319,42 +320,11 @@ class TorchModel(ModelBase):
 
         The loss gradient is built once with ``create_graph=True``; each product is then a
         single backward pass through it — the Pearlmutter trick PyHessian uses — instead of a
-        fresh forward-over-reverse evaluation.
+        fresh forward-over-reverse evaluation (:mod:`._torch_hvp`).
         """
         self.check_input(x)
         lf = get_loss(loss)
-        leaves = {k: v.detach().requires_grad_(True) for k, v in self.params.items()}
-        with torch.enable_grad():
-            value = lf.value(self._f(leaves, x), y)
-            grads = torch.autograd.grad(
-                value, list(leaves.values()), create_graph=True, allow_unused=True
-            )
-        grads = [
-            torch.zeros_like(p) if g is None else g
-            for g, p in zip(grads, leaves.values(), strict=True)
-        ]
-        used = [g.requires_grad for g in grads]
-
-        def hvp(v: torch.Tensor) -> torch.Tensor:
-            parts = self.unflatten(v)
-            outs = [g for g, u in zip(grads, used, strict=True) if u]
-            cots = [parts[k] for k, u in zip(leaves, used, strict=True) if u]
-            with torch.enable_grad():
-                hv = torch.autograd.grad(
-                    outs,
-                    list(leaves.values()),
-                    grad_outputs=cots,
-                    retain_graph=True,
-                    allow_unused=True,
-                )
-            return torch.cat(
-                [
-                    (torch.zeros_like(p) if h is None else h).reshape(-1)
-                    for h, p in zip(hv, leaves.values(), strict=True)
-                ]
-            ).detach()
-
-        return hvp
+        return gradient_graph_hvp(lambda p: lf.value(self._f(p, x), y), self.params, self.unflatten)
 
     # ------------------------------------------------------------------ capabilities
     def region_boundaries(self, x: torch.Tensor, max_bytes: int) -> Iterator[list[tuple]]:
