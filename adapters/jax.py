@@ -26,6 +26,7 @@ from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._jax_conv import jax_conv_kernels
+from ._jax_equinox import equinox_parts
 from ._outputs import output_selector
 from .jax_regularizers import (  # noqa: F401 - importable from here, as before the split
     jacobian_entropy,
@@ -167,29 +168,17 @@ class JaxModel(ModelBase):
         ``batched=True``. At token ids the per-sample module's ``eqx.nn.Embedding`` (found when
         it has one, or named by its dotted path, ``embedding=``) gives the embedded view.
         """
-        import equinox as eqx
-
-        from ._flax_embedding import EqxEmbedder
-
-        params, static = eqx.partition(module, eqx.is_inexact_array)
-
-        def apply(p: Any, x: jax.Array) -> jax.Array:
-            m = eqx.combine(p, static)
-            return m(x) if batched else jax.vmap(m)(x)
-
+        apply, params, embedder, factors = equinox_parts(module, batched, embedding)
         model = cls(
             apply,
             params,
             input_shape=input_shape,
             output=output,
-            embedder=None if batched else EqxEmbedder(static, embedding),
+            embedder=embedder,
             kind=f"equinox {type(module).__name__}",
         )
-        if isinstance(module, eqx.nn.MLP) and not batched:
-            from ._jax_mlp import mlp_factors
-
-            unravel = model._unravel
-            model._factors = lambda theta, xx: mlp_factors(eqx.combine(unravel(theta), static), xx)
+        if factors is not None:
+            model._factors = factors(model._unravel)
         return model
 
     # ------------------------------------------------------------------ token inputs
