@@ -37,6 +37,7 @@ from ._torch_embedding import (
     module_call,
     obvious_embedding,
 )
+from ._torch_head import head_factor, output_head
 from ._torch_hvp import gradient_graph_hvp
 from ._torch_mlp import sequential_factors
 from ._torch_regions import region_boundaries
@@ -99,8 +100,10 @@ class TorchModel(ModelBase):
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             self._module = model
             self._call = module_call(model, self._buffers)
+            self._head = output_head(model)
         elif callable(model) and isinstance(params, dict):
             self._module = None
+            self._head = None
             all_params = {k: v.detach() for k, v in params.items()}
             self._buffers = {}
             self._call = model
@@ -365,6 +368,18 @@ class TorchModel(ModelBase):
         last._call = module_call(module, self._buffers, logits_to_keep=1)
         last._seen_shapes = None
         return last
+
+    def input_jacobian_factor(self, x: torch.Tensor) -> torch.Tensor:
+        """``B_i`` ``(N, P·r, d)`` with ``σ(B_i) = σ(J_i)``, for outputs that are a linear head.
+
+        A Hugging Face model's logits through its output embedding (``get_output_embeddings``,
+        width ``r``, checked on every call): ``P·r`` backward passes instead of a Jacobian with
+        ``P·V`` rows (:mod:`._torch_head`).
+        """
+        self.check_float_input(x, "input_jacobian_factor")
+        if self._head is None:
+            raise NotImplementedError("no linear output head (get_output_embeddings)")
+        return head_factor(lambda e: self._f(self.params, e), self._head, x)
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:

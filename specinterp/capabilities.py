@@ -104,7 +104,7 @@ class JacobianFactor(Protocol):
     """Small per-sample matrices with exactly the nonzero singular values of ``J_i``."""
 
     def input_jacobian_factor(self, x: Array) -> Array:
-        """``B_i`` ``(N, C, k)`` with ``σ(B_i) = σ(J_i)`` (nonzero part), ``k ≤ d``."""
+        """``B_i`` ``(N, a, b)``, ``min(a, b) ≤ min(C, d)``: ``σ(B_i) = σ(J_i)`` (nonzero part)."""
         ...
 
 

@@ -21,12 +21,11 @@ import numpy as np
 
 from . import _xp
 from ._guards import finite_result
+from ._progress import counted_range
 from .capabilities import JacobianFactor, ProductForm, use
 from .errors import ModelError
 from .model import as_model, input_space
-from .operators import (
-    input_jacobian,
-)
+from .operators import DEFAULT_MAX_BYTES, input_jacobian
 from .radius import partial_products
 from .spectra import Spectrum
 
@@ -75,11 +74,12 @@ def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> J
     Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model that offers
     ``input_jacobian_factor`` hands over small matrices with the singular values of the
     ``C × d`` Jacobians — ``C × n_1`` from an arraynet MLP's product form, the ``C × C``
-    R factors of ``J_iᵀ = Q_i R_i`` from an arraynet CNN on NumPy — so the ``(N, C, d)``
-    tensor is not formed and the per-sample SVDs are smaller; otherwise the Jacobians are
-    formed (within ``max_bytes``).
+    R factors of ``J_iᵀ = Q_i R_i`` from an arraynet CNN on NumPy, ``(P·r) × d`` from a torch
+    language model's linear head of width ``r`` — so the ``(N, C, d)`` tensor is not formed
+    and the per-sample SVDs are smaller; otherwise the Jacobians are formed within
+    ``max_bytes``, a chunk of samples at a time where all of them would not fit.
     """
-    s = _jacobian_spectrum(*input_space(model, x), max_bytes)
+    s = _jacobian_spectrum(as_model(model), x, max_bytes)
     if _xp.backend_name(_xp.namespace(s.values)) == "jax":  # eight statistics, one program
         stats = _jax_statistics(s.shape)(s.values, s._relative)
     else:
@@ -113,16 +113,48 @@ def _jax_statistics(shape: tuple[int, int]) -> Any:
 
 
 def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
+    view, inputs = input_space(model, x)
     try:
-        b = use(model, JacobianFactor, x)
+        b = use(view, JacobianFactor, inputs)
     except NotImplementedError:
-        return Spectrum.from_matrix(input_jacobian(model, x, max_bytes=max_bytes))
-    xp, (n, c, k), d = model.xp, (int(t) for t in b.shape), math.prod(x.shape[1:])
-    values = Spectrum.from_matrix(b).values  # min(C, k) values, descending
-    if k < min(c, d):  # rank ≤ k < min(C, d): the remaining singular values are 0
-        zeros = xp.zeros((n, min(c, d) - k), dtype=values.dtype, device=_xp.device(b))
+        return _dense_spectrum(model, x, view, inputs, max_bytes)
+    xp, n = view.xp, int(b.shape[0])
+    c, d = math.prod(view.output_shape(inputs)), math.prod(inputs.shape[1:])
+    values = Spectrum.from_matrix(b).values  # min(b.shape[1:]) values, descending
+    rank = int(values.shape[1])
+    if rank < min(c, d):  # rank J_i ≤ rank < min(C, d): the remaining singular values are 0
+        zeros = xp.zeros((n, min(c, d) - rank), dtype=values.dtype, device=_xp.device(b))
         values = xp.concat([values, zeros], axis=1)
     return Spectrum.from_singular_values(values, shape=(c, d), sort=False)
+
+
+def _dense_spectrum(
+    model: Any, x: Array, view: Any, inputs: Array, max_bytes: int | None
+) -> Spectrum:
+    """Spectra of the dense Jacobians, a chunk of samples at a time where all do not fit.
+
+    The statistics are per sample, so the ``(N, C, d)`` tensor need not exist at once: each
+    chunk's ``(m, C, d)`` stays within the budget (one array, as :func:`input_jacobian`
+    checks), and only a single sample over it raises :class:`~specinterp.errors.
+    MemoryBudgetError`. Token ids are chunked before they are embedded (an embedded view is
+    bound to its ids).
+    """
+    n, d = int(inputs.shape[0]), math.prod(inputs.shape[1:])
+    c = math.prod(view.output_shape(inputs))
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    per = max(1, limit // max(1, c * d * (view.xp.finfo(view.dtype).bits // 8)))
+    if per >= n:
+        return Spectrum.from_matrix(input_jacobian(view, inputs, max_bytes=max_bytes))
+    parts = [
+        Spectrum.from_matrix(input_jacobian(model, x[i : i + per, ...], max_bytes=max_bytes))
+        for i in counted_range(f"Jacobian spectra: {n} samples, {per} at a time", n, per)
+    ]
+    xp = view.xp
+    return Spectrum(
+        values=xp.concat([s.values for s in parts], axis=0),
+        shape=(c, d),
+        _relative=xp.concat([s._relative for s in parts], axis=0),
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -167,9 +167,11 @@ def gmsi(
         from the SLQ probes), and SLQ for the entropy. ``H`` is dense
         (``p`` products) under ``"dense"``, and under ``"auto"`` when ``p ≤ dense_limit``;
         otherwise Lanczos for its top six eigenvalues and SLQ for its entropy
-        (``"matrix-free"``; ``H`` is never formed). The input Jacobians are dense when they
-        fit the memory budget, else matrix-free (:mod:`specinterp.jacobian_estimates`:
-        Lanczos on ``JᵀJ`` for ``s_J``, batched SLQ for ``t_J`` and the entropy).
+        (``"matrix-free"``; ``H`` is never formed). The input Jacobians' spectra are exact
+        (:func:`~specinterp.jacobian_spectra`: a product-form or linear-head factor, else the
+        dense Jacobians a chunk of samples at a time) when one sample's Jacobian fits the
+        memory budget, else matrix-free (:mod:`specinterp.jacobian_estimates`: Lanczos on
+        ``JᵀJ`` for ``s_J``, batched SLQ for ``t_J`` and the entropy).
     aggregation : {"max", "log-mean"}
         ``max`` (the reference) or the geometric mean of the positive components.
     tol : float, optional

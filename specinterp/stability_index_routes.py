@@ -333,8 +333,9 @@ def jacobian_part(
 ) -> JacobianEstimate:
     """``s_J``, ``t_J``, the mean ``H(J_i)`` from :func:`jacobian_spectra` (given, or computed).
 
-    Where the dense ``(N, C, d)`` Jacobians exceed the memory budget (a language model's
-    ``C = T·V``) and ``opts`` are given, they come matrix-free instead
+    Where even one sample's dense ``C × d`` Jacobian exceeds the memory budget (a language
+    model's ``C = T·V`` without a linear-head factor) and ``opts`` are given, they come
+    matrix-free instead
     (:func:`~specinterp.jacobian_estimates.jacobian_estimate`: Lanczos for ``s_J``, batched SLQ
     for the rest, the entropy with its stated error).
     """

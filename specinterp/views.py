@@ -16,6 +16,7 @@ from typing import Any
 
 from . import _xp
 from .capabilities import (
+    JacobianFactor,
     LastPosition,
     ReusableHVP,
     TokenEmbedding,
@@ -94,6 +95,8 @@ class OutputPosition(ModelBase):
         self._lo, self._hi = self.index * inner, (self.index + 1) * inner
         if offers(base, TokenEmbedding):
             self.embedded = self._embedded
+        if out[0] == 1 and offers(base, JacobianFactor):  # one position: the base's J
+            self.input_jacobian_factor = self._factor
         if offers(base, WeightMatrices):
             self.weight_matrices = base.weight_matrices
 
@@ -160,6 +163,11 @@ class OutputPosition(ModelBase):
             return use(self.base, ReusableHVP, x, y, at)
         except NotImplementedError:
             return lambda v: self.base.hvp(x, y, v, at)
+
+    def _factor(self, x: Array) -> Array:
+        """The base model's Jacobian factor: with one position its ``J`` is the view's."""
+        self.check_input(x)
+        return self.base.input_jacobian_factor(x)
 
     def _embedded(self, x: Array) -> tuple[OutputPosition, Array]:
         model_e, e = self.base.embedded(x)

@@ -209,6 +209,102 @@ def test_gpt2_next_token_view_computes_the_last_position_alone():
     torch.testing.assert_close(si.ntk(view, x), si.ntk(full, x)[idx][:, idx], rtol=0, atol=1e-10)
 
 
+def test_jacobian_spectra_over_the_budget_go_a_chunk_of_samples_at_a_time(tiny_lm):
+    # each J_i is T·V × T·D = 28 × 16 (3.5 KiB in float64): a budget of 8 KiB holds two
+    # samples, so the batch runs as chunks of two token sequences (each its own embedded view)
+    net, x, _ = tiny_lm
+    model = si.as_model(net)  # TinyLM has no get_output_embeddings: no head factor
+    e_ref = net.tok_emb.weight.detach()[x]
+    with _math_kernels():
+        j_ref = torch.autograd.functional.jacobian(
+            lambda e: net.from_embeddings(e).reshape(x.shape[0], -1), e_ref
+        )
+    j_ref = torch.stack([j_ref[i, :, i].reshape(T * V, T * D) for i in range(x.shape[0])])
+    s_ref = torch.linalg.svdvals(j_ref)
+    assert x.shape[0] > 2
+    with pytest.raises(si.errors.MemoryBudgetError, match="budget"):
+        si.input_jacobian(model, x, max_bytes=2**13)
+    got = si.jacobian_spectra(model, x, max_bytes=2**13)
+    torch.testing.assert_close(got.singular_values, s_ref, rtol=1e-10, atol=1e-12)
+    p = s_ref**2 / (s_ref**2).sum(dim=1, keepdim=True)
+    torch.testing.assert_close(got.entropy, -(p * torch.log(p)).sum(dim=1), rtol=1e-8, atol=0)
+    # one sample over the budget: nothing to chunk, the error says what to do
+    with pytest.raises(si.errors.MemoryBudgetError, match="matrix-free"):
+        si.jacobian_spectra(model, x, max_bytes=2**11)
+
+
+@pytest.mark.parametrize("last", [True, False])
+def test_gpt2_jacobian_spectra_through_its_linear_head(last):
+    # J_i = (I ⊗ W) ∂h/∂e with W the 40 × 4 output embedding: σ(J_i) from 4 (next token) or
+    # 6·4 (every position) rows instead of 40 or 240, equal to the SVD of autodiff's J_i
+    net = _gpt2(vocab=40)
+    x = torch.randint(0, 40, (3, 6))
+    model = si.as_model(net)
+    if last:
+        model = si.views.output_position(model, x)
+    e_ref = net.get_input_embeddings().weight.detach()[x]
+    with _math_kernels():
+        j_ref = torch.autograd.functional.jacobian(
+            lambda e: net(inputs_embeds=e).logits[:, -1] if last else net(inputs_embeds=e).logits,
+            e_ref,
+        )
+    c = 40 if last else 6 * 40
+    j_ref = torch.stack([j_ref[i, ..., i, :, :].reshape(c, 24) for i in range(3)])
+    view, e = input_space(model, x)
+    b = view.input_jacobian_factor(e)
+    assert tuple(b.shape) == (3, 4 if last else 24, 24)
+    s_ref = torch.linalg.svdvals(j_ref)  # 24 values, rank ≤ 4 or 24
+    got = si.jacobian_spectra(model, x)
+    torch.testing.assert_close(got.singular_values, s_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(got.stable_rank, (s_ref**2).sum(1) / s_ref[:, 0] ** 2)
+    # logits that are not the head's linear map (scaled) take the dense route, still right
+    scaled = si.as_model(net, output=lambda out: 2.0 * out.logits)
+    if last:
+        scaled = si.views.output_position(scaled, x)
+    view, e = input_space(scaled, x)
+    with pytest.raises(NotImplementedError, match="not a linear map"):
+        view.input_jacobian_factor(e)
+    got = si.jacobian_spectra(scaled, x)
+    torch.testing.assert_close(got.singular_values, 2.0 * s_ref, rtol=0, atol=1e-12)
+
+
+def test_linear_head_with_bias_and_positions_kept_by_the_selector():
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(30, 3)
+            self.mix = torch.nn.Linear(3, 3)
+            self.out = torch.nn.Linear(3, 30)  # with a bias, which J does not see
+
+        def get_output_embeddings(self):
+            return self.out
+
+        def forward(self, ids):
+            return self.out(torch.tanh(self.mix(self.emb(ids))))
+
+    torch.manual_seed(0)
+    net = Head().double()
+    x = torch.randint(0, 30, (4, 5))
+    e_ref = net.emb.weight.detach()[x]
+    j_ref = torch.autograd.functional.jacobian(
+        lambda e: net.out(torch.tanh(net.mix(e))).reshape(4, -1), e_ref
+    )
+    j_ref = torch.stack([j_ref[i, :, i].reshape(150, 15) for i in range(4)])
+    got = si.jacobian_spectra(si.as_model(net), x)
+    torch.testing.assert_close(got.singular_values, torch.linalg.svdvals(j_ref), atol=1e-12, rtol=0)
+    # a selector that drops positions: outputs (N, V) against the head's (N, T, V) — dense route
+    first = si.as_model(net, output=lambda z: z[:, 0])
+    view, e = input_space(first, x)
+    with pytest.raises(NotImplementedError, match="not the head's"):
+        view.input_jacobian_factor(e)
+    torch.testing.assert_close(
+        si.jacobian_spectra(first, x).singular_values,
+        torch.linalg.svdvals(j_ref[:, :30, :]),
+        atol=1e-12,
+        rtol=0,
+    )
+
+
 def test_per_token_loss_with_ignore_index_hessian():
     net = _gpt2()
     x = torch.randint(0, 16, (2, 6))
