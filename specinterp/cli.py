@@ -24,6 +24,8 @@ HESSIAN_SAMPLES = 1536
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .report.curvature import DENSITY_SECONDS
+
     parser = argparse.ArgumentParser(
         prog="specinterp",
         description="Matrix-spectral stability and interpretability diagnostics "
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         default=HESSIAN_SAMPLES,
         help="samples in the loss whose Hessian is reported, in batches of 128 (default "
         f"{HESSIAN_SAMPLES}: every training digit of the built-in model)",
+    )
+    rep.add_argument(
+        "--density-seconds",
+        type=float,
+        default=DENSITY_SECONDS,
+        help="time the Hessian density may take: 4 SLQ probes × 60 steps, or fewer where "
+        f"those would take longer (default {DENSITY_SECONDS:g})",
     )
     rep.add_argument("--out", default="report", help="output folder (default: report)")
     rep.add_argument("--seed", type=int, default=0, help="seed of subsampling and estimators")
@@ -239,6 +248,8 @@ def _report(args: argparse.Namespace) -> int:
             seed=args.seed,
             step=progress.step,
             curvature_data=(xh, yh),
+            density_seconds=args.density_seconds,
+            progress=not args.quiet,
         )
         figs: dict[str, bytes] = {}
         if args.format == "html":
@@ -285,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    from ._allocator import keep_freed_memory
+
+    keep_freed_memory()  # a command that exits: large freed blocks may stay in the heap
     try:
         return _checkpoints(args) if args.command == "checkpoints" else _report(args)
     except KeyboardInterrupt:

@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
-from ..data_operators import DataHessianOperator
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
-from ..linalg import eigsh, spectral_density
+from ..linalg import eigsh
 from ..model import input_space
-from ..operators import hessian_operator, ntk, ntk_operator
+from ..operators import ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics
 from ..stability_index import GMSIInputs, GMSIResult, gmsi
 from ..views import output_position
+from .curvature import DENSITY_SECONDS, curvature
 
 __all__ = ["ReportData", "analyse"]
 
@@ -46,6 +46,9 @@ class ReportData:
     hessian_batch_spread: np.ndarray
     density_grid: np.ndarray
     density: np.ndarray
+    #: the density's SLQ probes and Lanczos steps (fewer than 4 × 60 to fit its time budget)
+    density_probes: int
+    density_steps: int
     gmsi: GMSIResult
     attribution: dict[str, Any]
     examples: dict[str, np.ndarray]
@@ -70,12 +73,14 @@ def analyse(
     seed: int,
     step: Any,
     curvature_data: tuple[Any, Any] | None = None,
+    density_seconds: float = DENSITY_SECONDS,
+    progress: bool = True,
 ) -> ReportData:
     """Run every analysis; ``step(name)`` is a context manager that reports progress.
 
-    The Hessian is of the loss over ``curvature_data`` (default ``x, y``), in batches of 128;
-    the spread of its top eigenvalues across those batches is computed to a relative
-    tolerance of 1e-3 (it is a statistical spread, not a digit of the answer).
+    The Hessian is of the loss over ``curvature_data`` (default ``x, y``), in batches of 128
+    (:func:`.curvature.curvature`: its density is fitted to ``density_seconds``). ``progress``
+    shows bars and time estimates on the long runs.
     """
     n = int(x.shape[0])
     with step("predictions"):
@@ -119,26 +124,32 @@ def analyse(
     nc = int(xc.shape[0])
     hb = min(nc, 128)
     with step("Hessian top-k and density (all data, in batches)"):
-        # the loss of all the data in batches of 128, and each batch alone
+        # the loss of all the data in batches of 128 (the whole, per-token loss), each batch alone
         batches = [(xc[i : i + hb, ...], yc[i : i + hb, ...]) for i in range(0, nc, hb)]
-        hop = DataHessianOperator(full_model, batches, loss)  # the whole (per-token) loss
-        k = min(8, model.num_params)
-        top = eigsh(hop, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
-        dens = spectral_density(hop, num_probes=4, num_steps=min(60, model.num_params), seed=seed)
-        per_batch = np.stack(
-            [
-                _np(eigsh(hessian_operator(full_model, xb, yb, loss), k, tol=1e-3).values)
-                for xb, yb in batches
-            ]
+        curv = curvature(
+            full_model,
+            batches,
+            loss,
+            seed=seed,
+            density_seconds=density_seconds,
+            progress=progress,
         )
-        spread = np.std(per_batch, axis=0, ddof=1) if len(batches) > 1 else np.full(k, np.nan)
     with step("GMSI"):
         given = GMSIInputs(
             jacobian=JacobianSpectra(**{k: v[:small] for k, v in jac.__dict__.items()}),
             ntk=k_dense,
         )
         g = gmsi(
-            model, xs, ys, loss=loss, seed=seed, num_probes=5, num_steps=40, tol=1e-6, given=given
+            model,
+            xs,
+            ys,
+            loss=loss,
+            seed=seed,
+            num_probes=5,
+            num_steps=40,
+            tol=1e-6,
+            given=given,
+            progress=progress,
         )
     with step("attribution"):
         target = np.argmax(_np(z), axis=1)
@@ -200,15 +211,17 @@ def analyse(
         jacobian=jac,
         ntk_eigenvalues=ntk_eigs,
         ntk_samples=small,
-        hessian_values=_np(top.values),
-        hessian_residuals=_np(top.residuals),
-        hessian_converged=top.converged,
-        hessian_matvecs=top.num_matvecs,
-        hessian_samples=hop.num_samples,
-        hessian_batches=hop.num_batches,
-        hessian_batch_spread=spread,
-        density_grid=np.asarray(dens.grid),
-        density=np.asarray(dens.density),
+        hessian_values=_np(curv.top.values),
+        hessian_residuals=_np(curv.top.residuals),
+        hessian_converged=curv.top.converged,
+        hessian_matvecs=curv.top.num_matvecs,
+        hessian_samples=curv.num_samples,
+        hessian_batches=curv.num_batches,
+        hessian_batch_spread=curv.spread,
+        density_grid=np.asarray(curv.density.grid),
+        density=np.asarray(curv.density.density),
+        density_probes=curv.probes,
+        density_steps=curv.steps,
         gmsi=g,
         attribution=attr_numbers,
         examples=examples,

@@ -98,16 +98,16 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
     axes[0].set_title(f"NTK eigenvalues ({rep.ntk_samples} samples)", fontsize=9)
     axes[0].set_xlabel("index")
     idx = np.arange(1, rep.hessian_values.size + 1)
-    spread = np.nan_to_num(rep.hessian_batch_spread, nan=0.0)
-    axes[1].errorbar(
-        idx,
-        rep.hessian_values,
-        yerr=spread,
-        fmt="none",
-        capsize=3,
-        color="#999999",
-        label="± sd of one batch's value",
-    )
+    if rep.hessian_batches > 1:  # one batch has no spread to show
+        axes[1].errorbar(
+            idx,
+            rep.hessian_values,
+            yerr=np.nan_to_num(rep.hessian_batch_spread, nan=0.0),
+            fmt="none",
+            capsize=3,
+            color="#999999",
+            label="± sd of one batch's value",
+        )
     axes[1].errorbar(
         idx,
         rep.hessian_values,
@@ -119,13 +119,17 @@ def make_figures(rep: ReportData) -> dict[str, bytes]:
     )
     axes[1].legend(fontsize=7)
     axes[1].set_title(
-        f"Hessian top-k: {rep.hessian_samples} samples, {rep.hessian_batches} batches",
+        f"Hessian top-k: {rep.hessian_samples} samples, "
+        + ("one batch" if rep.hessian_batches == 1 else f"{rep.hessian_batches} batches"),
         fontsize=9,
     )
     axes[2].plot(rep.density_grid, rep.density, color="#4c72b0")
     axes[2].set_yscale("log")
     axes[2].set_ylim(bottom=max(1e-6, rep.density.max() * 1e-8))
-    axes[2].set_title("Hessian spectral density (SLQ)", fontsize=9)
+    axes[2].set_title(
+        f"Hessian spectral density (SLQ, {rep.density_probes} probes × {rep.density_steps} steps)",
+        fontsize=9,
+    )
     axes[2].set_xlabel("eigenvalue")
     figs["curvature"] = _png(fig)
     fig, ax = plt.subplots(figsize=(5, 3.0))

@@ -127,6 +127,8 @@ HESSIAN = (
     Field("residuals", "residual bounds (T9)", "numbers"),
     Field("converged", "Lanczos converged", "boolean"),
     Field("num_matvecs", "Hessian-vector products", "integer"),
+    Field("density_probes", "density: SLQ probes", "integer"),
+    Field("density_steps", "density: Lanczos steps per probe", "integer"),
 )
 
 #: JSON schema of ``metrics.json`` (``null`` stands for an infinite or undefined number).
@@ -146,7 +148,7 @@ METRICS_SCHEMA: dict[str, Any] = {
         "missing",
     ],
     "properties": {
-        "schema_version": {"const": 2},
+        "schema_version": {"const": 3},
         **{f.key: f.json_schema() for f in SUMMARY},
         "layers": {"type": "array", "items": _section(LAYER)},
         "jacobian": {"type": "object", "additionalProperties": _KINDS["stats"]},
@@ -240,7 +242,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
         )
     g = rep.gmsi
     return {
-        "schema_version": 2,
+        "schema_version": 3,
         **{f.key: getattr(rep, f.key) for f in SUMMARY},
         "layers": [
             {
@@ -273,6 +275,8 @@ def metrics(rep: ReportData) -> dict[str, Any]:
             "residuals": [_num(v) for v in rep.hessian_residuals],
             "converged": bool(rep.hessian_converged),
             "num_matvecs": int(rep.hessian_matvecs),
+            "density_probes": int(rep.density_probes),
+            "density_steps": int(rep.density_steps),
         },
         "gmsi": {f.key: _json(getattr(g, f.key)) for f in GMSI},
         "attribution": {

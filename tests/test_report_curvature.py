@@ -1,0 +1,65 @@
+"""The report's Hessian step: top-k and spread against dense Hessians, and the density's plan."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from specinterp.adapters import arraynet as an
+
+import specinterp as si
+from specinterp.report.curvature import (
+    DENSITY_PROBES,
+    DENSITY_STEPS,
+    MIN_PROBES,
+    MIN_STEPS,
+    curvature,
+    density_plan,
+)
+
+
+@pytest.mark.parametrize(
+    ("per", "seconds", "params", "want"),
+    [
+        (0.01, 120.0, 10_000, (DENSITY_PROBES, DENSITY_STEPS)),  # 2.4 s: fits
+        (1.0, 120.0, 10_000, (2, 60)),  # 120 products: probes first
+        (1.28, 120.0, 10_000, (2, 46)),  # 93 products: then steps
+        (10.0, 120.0, 10_000, (MIN_PROBES, MIN_STEPS)),  # never below the minimum
+        (0.01, 120.0, 30, (DENSITY_PROBES, 30)),  # no more steps than parameters
+        (0.0, 1.0, 10_000, (DENSITY_PROBES, DENSITY_STEPS)),  # an unmeasurably fast product
+    ],
+)
+def test_density_plan(per, seconds, params, want):
+    probes, steps = density_plan(per, seconds, params)
+    assert (probes, steps) == want
+    if want not in ((MIN_PROBES, MIN_STEPS), (DENSITY_PROBES, min(DENSITY_STEPS, params))):
+        assert probes * steps * per <= seconds
+
+
+def _problem(rng, n=40):
+    net = an.init_mlp([5, 6, 3], an.Tanh(), seed=1)  # float64, p = 57
+    x = rng.standard_normal((n, 5))
+    y = rng.integers(0, 3, n)
+    return si.as_model(net), x, y
+
+
+def test_curvature_against_dense_hessians(rng):
+    model, x, y = _problem(rng)
+    batches = [(x[:20], y[:20]), (x[20:], y[20:])]
+    got = curvature(model, batches, "cross_entropy", seed=0, progress=False)
+    # the whole loss is the mean over the batches' samples (equal sizes: the mean of Hessians)
+    dense = [np.linalg.eigvalsh(si.hessian(model, xb, yb, "cross_entropy")) for xb, yb in batches]
+    whole = np.linalg.eigvalsh(si.hessian(model, x, y, "cross_entropy"))[::-1][:8]
+    np.testing.assert_allclose(got.top.values, whole, rtol=1e-8, atol=1e-12)
+    tops = np.stack([d[::-1][:8] for d in dense])
+    np.testing.assert_allclose(got.spread, np.std(tops, axis=0, ddof=1), rtol=1e-4, atol=1e-8)
+    assert (got.num_batches, got.num_samples) == (2, 40)
+    assert (got.probes, got.steps) == (DENSITY_PROBES, min(DENSITY_STEPS, model.num_params))
+    # one batch: no spread to compute
+    one = curvature(model, [(x, y)], "cross_entropy", seed=0, progress=False)
+    assert np.isnan(one.spread).all()
+    np.testing.assert_allclose(one.top.values, whole, rtol=1e-8, atol=1e-12)
+    # no time for the density: the least plan, and the density still integrates to one
+    brief = curvature(model, [(x, y)], "cross_entropy", seed=0, density_seconds=0.0, progress=False)
+    assert (brief.probes, brief.steps) == (MIN_PROBES, MIN_STEPS)
+    mass = np.trapezoid(brief.density.density, brief.density.grid)
+    assert mass == pytest.approx(1.0, abs=0.05)
