@@ -200,6 +200,28 @@ def test_wrong_per_sample_shape_without_input_shape():
         si.jacobian_spectra(model, torch.ones(2, 5, dtype=torch.float64))
 
 
+def test_flax_conv_fed_channels_first_names_the_layout():
+    jnp = pytest.importorskip("jax.numpy")
+    nnx = pytest.importorskip("flax.nnx")
+
+    class CNN(nnx.Module):
+        def __init__(self, rngs):
+            self.conv = nnx.Conv(3, 4, (3, 3), rngs=rngs)
+
+        def __call__(self, x):
+            return self.conv(x).reshape(x.shape[0], -1)
+
+    model = si.as_model(CNN(nnx.Rngs(0)))
+    nhwc = jnp.ones((2, 6, 6, 3), dtype=jnp.float32)
+    assert model.apply(nhwc).shape == (2, 6 * 6 * 4)
+    nchw = jnp.ones((2, 3, 6, 6), dtype=jnp.float32)
+    for call in (model.apply, lambda x: si.jacobian_spectra(model, x)):
+        with pytest.raises(ModelError, match=r"per-sample shape \(3, 6, 6\).*NHWC") as info:
+            call(nchw)
+        assert "conv_general_dilated" in str(info.value)  # JAX's own first line, kept
+        assert isinstance(info.value.__cause__, TypeError | ValueError)
+
+
 def test_jax_function_with_numpy_parameters():
     with pytest.raises(ModelError, match=r"jax\.tree\.map"):
         si.as_model(lambda p, x: x @ p["w"], {"w": np.ones((4, 3))})
