@@ -217,9 +217,13 @@ def _alpha_figure(plt: Any, rep: ReportData) -> Any:
             ax.annotate(fit.status, (i, 0), rotation=90, fontsize=7, ha="center", va="bottom")
             continue
         ok = tail_supported(fit, diag)
+        ax.bar(i, fit.alpha, color="#4c72b0" if ok else "#bbbbbb")
         lo, hi = fit.alpha_ci
-        err = None if math.isnan(lo) else [[fit.alpha - lo], [hi - fit.alpha]]
-        ax.bar(i, fit.alpha, color="#4c72b0" if ok else "#bbbbbb", yerr=err, capsize=3)
+        if not math.isnan(lo):
+            # the percentile interval as it is: with x_min refitted on every resample it need
+            # not contain the estimate (an error bar around the estimate would be negative)
+            ax.vlines(i, lo, hi, color="black", linewidth=1)
+            ax.hlines([lo, hi], i - 0.12, i + 0.12, color="black", linewidth=1)
     ax.set_xticks(range(len(fits)))
     ax.set_xticklabels(
         [n if len(n) <= 16 else "…" + n[-15:] for (n, _, _), _ in fits],

@@ -1,4 +1,4 @@
-"""The report's Hessian step: top-k and spread against dense Hessians, and the density's plan."""
+"""Parts of the report: the Hessian step against dense Hessians, the density's plan, figures."""
 
 from __future__ import annotations
 
@@ -63,3 +63,28 @@ def test_curvature_against_dense_hessians(rng):
     assert (brief.probes, brief.steps) == (MIN_PROBES, MIN_STEPS)
     mass = np.trapezoid(brief.density.density, brief.density.grid)
     assert mass == pytest.approx(1.0, abs=0.05)
+
+
+def test_alpha_figure_draws_an_interval_that_excludes_the_estimate(rng):
+    # a percentile bootstrap with x_min refitted per resample may exclude the point estimate
+    # (a BERT layer: α = 8.35 in [1.95, 8.09]); the figure draws the interval as it is
+    import dataclasses
+    from types import SimpleNamespace
+
+    plt = pytest.importorskip("matplotlib.pyplot")
+    from specinterp.report.figures import _alpha_figure
+
+    w = rng.standard_t(3, size=(300, 200))
+    diag = si.rmt.layer_diagnostics(w)
+    fit = si.heavy_tails.power_law_fit(diag.eigenvalues, num_bootstrap=0, seed=0)
+    assert fit.status == "ok"
+    lo, hi = fit.alpha - 3.0, fit.alpha - 0.5
+    odd = dataclasses.replace(fit, alpha_ci=(lo, hi))
+    fig = _alpha_figure(plt, SimpleNamespace(layers=[("w", diag, None)] * 2, tails=[fit, odd]))
+    ax = fig.axes[0]
+    vertical = [seg for c in ax.collections for seg in c.get_segments() if seg[0][0] == seg[1][0]]
+    assert len(vertical) == 1  # the resample-free fit has no interval to draw
+    np.testing.assert_allclose(sorted([vertical[0][0][1], vertical[0][1][1]]), [lo, hi])
+    heights = [bar.get_height() for bar in ax.patches]
+    np.testing.assert_allclose(heights, [fit.alpha, fit.alpha])
+    plt.close(fig)
