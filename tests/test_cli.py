@@ -158,6 +158,7 @@ def _run(args, tmp_path):
             ],
             "cannot be applied",
         ),
+        (["--data", "unpaired.npz"], "x has shape (5, 3) and y (4,): they must pair up"),
         (["--out", "/proc/specinterp-report"], "cannot write the report"),
         (["--samples", "0"], "--samples"),
     ],
@@ -166,6 +167,7 @@ def test_bad_input_is_one_line_error_and_no_report(tmp_path, args, message):
     if "torch" in " ".join(args):
         pytest.importorskip("torch")
     np.savez(tmp_path / "bad.npz", x=np.ones((5, 3)), y=np.arange(5))
+    np.savez(tmp_path / "unpaired.npz", x=np.ones((5, 3)), y=np.arange(4))
     proc = _run(args if "--samples" in args else [*args, "--samples", "10"], tmp_path)
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()

@@ -66,6 +66,11 @@ def load_model(spec: str) -> Any:
 def _host_pair(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
     """Host arrays; integer inputs (token ids) stay integer, others become float64."""
     x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ReportInputError(
+            f"x has shape {x.shape} and y {y.shape}: they must pair up along their first axis, "
+            "one target (or target sequence) per sample"
+        )
     return (x if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64)), y
 
 
