@@ -18,6 +18,7 @@ in the model itself.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -210,11 +211,43 @@ def embedded_call(
 
 
 def module_call(
-    module: torch.nn.Module, buffers: dict, **kwargs: Any
+    module: torch.nn.Module, buffers: dict, pad_token_id: int | None = None, **kwargs: Any
 ) -> Callable[[dict, torch.Tensor], Any]:
-    """``(params, x) ↦ module(x, **kwargs)`` through ``functional_call``."""
+    """``(params, x) ↦ module(x, **kwargs)`` through ``functional_call``.
+
+    With ``pad_token_id``, token ids also get ``attention_mask = (x != pad_token_id)``: a
+    function of the ids, so it follows them wherever the samples are chunked, repeated or
+    mapped one by one.
+    """
 
     def call(p: dict, x: torch.Tensor) -> Any:
-        return functional_call(module, (p, buffers), (x,), kwargs or None)
+        kw = kwargs
+        if pad_token_id is not None and not x.is_floating_point():
+            kw = {**kwargs, "attention_mask": (x != pad_token_id).to(torch.long)}
+        return functional_call(module, (p, buffers), (x,), kw or None)
 
     return call
+
+
+def checked_pad(module: torch.nn.Module, pad_token_id: int | None) -> int | None:
+    """``pad_token_id`` if the module's ``forward`` takes an ``attention_mask``."""
+    if pad_token_id is None:
+        return None
+    if "attention_mask" not in inspect.signature(module.forward).parameters:
+        raise ModelError(
+            f"pad_token_id= passes attention_mask to the module, and "
+            f"{type(module).__name__}.forward takes none; mask the padding in the module"
+        )
+    return int(pad_token_id)
+
+
+def pad_warning(module: torch.nn.Module | None, x: torch.Tensor) -> str | None:
+    """The warning for ids holding the model's configured pad token when nothing masks it."""
+    pad = getattr(getattr(module, "config", None), "pad_token_id", None)
+    if not isinstance(pad, int) or not bool(torch.any(x == pad)):
+        return None
+    return (
+        f"the token ids contain the model's pad_token_id {pad} and no attention mask is "
+        "applied, so padding positions are attended to; pass "
+        f"as_model(model, pad_token_id={pad}) to mask them"
+    )

@@ -14,12 +14,13 @@ from __future__ import annotations
 import copy
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import array_api_compat.torch as xp_torch
 import torch
-from torch.func import grad, jacfwd, jacrev, jvp, vjp, vmap
+from torch.func import grad, jvp, vjp
 
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError
@@ -28,14 +29,17 @@ from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
 from ._torch_conv import torch_conv_kernels
+from ._torch_dense import vmap_input_jacobian, vmap_param_jacobian
 from ._torch_embedding import (
     capture_output,
     check_ids,
+    checked_pad,
     differentiable_kernels,
     embedded_call,
     find_embedding,
     module_call,
     obvious_embedding,
+    pad_warning,
 )
 from ._torch_head import head_factor, output_head
 from ._torch_hvp import gradient_graph_hvp
@@ -68,6 +72,10 @@ class TorchModel(ModelBase):
     embedding : str, optional
         Name of the token embedding submodule, for integer inputs (found automatically when
         unambiguous).
+    pad_token_id : int, optional
+        Token id of padding: the module (whose ``forward`` takes ``attention_mask``, as Hugging
+        Face models) is called with ``attention_mask = (ids != pad_token_id)``. Ids holding
+        the model's configured ``pad_token_id`` without this option give a warning.
 
     """
 
@@ -82,11 +90,13 @@ class TorchModel(ModelBase):
         input_shape: Sequence[int] | None = None,
         output: str | Callable[[Any], torch.Tensor] | None = None,
         embedding: str | None = None,
+        pad_token_id: int | None = None,
     ) -> None:
         self.xp = xp_torch
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self._select: OutputSelector = output_selector(output)
         self._embedding_name = embedding
+        self._pad_warned = False
         self._embedding: tuple[str, torch.nn.Module] | None = None
         self._ids: torch.Tensor | None = None  # the token ids of an embedded view
         self._run: Callable[..., Any] | None = None  # (params, ids, e) ↦ outputs, embedded view
@@ -99,10 +109,17 @@ class TorchModel(ModelBase):
             all_params = {k: v.detach() for k, v in model.named_parameters()}
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             self._module = model
-            self._call = module_call(model, self._buffers)
+            self._pad = checked_pad(model, pad_token_id)
+            self._call = module_call(model, self._buffers, self._pad)
             self._head = output_head(model)
         elif callable(model) and isinstance(params, dict):
+            if pad_token_id is not None:
+                raise ModelError(
+                    "pad_token_id= masks padding through a module's attention_mask; a function "
+                    "of (params, x) should apply its mask itself"
+                )
             self._module = None
+            self._pad = None
             self._head = None
             all_params = {k: v.detach() for k, v in params.items()}
             self._buffers = {}
@@ -170,6 +187,11 @@ class TorchModel(ModelBase):
         """Token ids must index rows of the embedding table (an ``nn.Embedding``)."""
         if self._module is not None:
             check_ids(self._token_table(x), x, what)
+            if self._pad is None and not self._pad_warned:
+                message = pad_warning(self._module, x)
+                if message is not None:
+                    self._pad_warned = True
+                    warnings.warn(message, UserWarning, stacklevel=3)
 
     def _token_table(self, x: torch.Tensor) -> torch.nn.Module:
         """The embedding layer, without a probing forward pass when it is unambiguous."""
@@ -365,7 +387,7 @@ class TorchModel(ModelBase):
         if "logits_to_keep" not in inspect.signature(module.forward).parameters:
             raise NotImplementedError("the module's forward takes no logits_to_keep")
         last = copy.copy(self)
-        last._call = module_call(module, self._buffers, logits_to_keep=1)
+        last._call = module_call(module, self._buffers, self._pad, logits_to_keep=1)
         last._seen_shapes = None
         return last
 
@@ -383,38 +405,11 @@ class TorchModel(ModelBase):
 
     # ------------------------------------------------------------------ native dense paths
     def input_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, d)`` by ``vmap(jacrev)`` over samples (and their token ids, if embedded).
-
-        ``jacfwd`` instead where the inputs are fewer than the outputs (``d < C``: ``d`` tangents
-        pushed forward instead of ``C`` cotangents pulled back).
-        """
+        """``(N, C, d)`` by ``vmap`` over samples of ``jacrev``, or ``jacfwd`` where ``d < C``."""
         self.check_float_input(x, "input_jacobian")
-        n = int(x.shape[0])
-        jac_mode = jacfwd if math.prod(x.shape[1:]) < math.prod(self.output_shape(x)) else jacrev
-        if self._ids is None:
-
-            def single(xi: torch.Tensor) -> torch.Tensor:
-                return self._flat(self.params, xi[None])[0]
-
-            jac = vmap(jac_mode(single))(x)
-        else:
-            ids = self._ids
-            if n != int(ids.shape[0]):
-                ids = torch.repeat_interleave(ids, n // int(ids.shape[0]), dim=0)
-
-            def single_e(ei: torch.Tensor, idi: torch.Tensor) -> torch.Tensor:
-                return self._f(self.params, ei[None], idi[None]).reshape(-1)
-
-            jac = vmap(jac_mode(single_e))(x, ids)
-        return jac.reshape(n, jac.shape[1], -1)
+        return vmap_input_jacobian(self, x)
 
     def param_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, p)`` by ``vmap(jacrev)`` over samples."""
         self.check_input(x)
-
-        def single(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-            return self._flat(p, xi[None])[0]
-
-        jac = vmap(jacrev(single), in_dims=(None, 0))(self.params, x)
-        n, c = x.shape[0], next(iter(jac.values())).shape[1]
-        return torch.cat([jac[k].reshape(n, c, -1) for k in self.params], dim=2)
+        return vmap_param_jacobian(self, x)

@@ -238,8 +238,9 @@ def as_model(obj: Any, params: Any = None, **options: Any) -> Model:
     **options
         Passed to the adapter: ``output=`` (a key or callable selecting the array to analyse
         from a dict / dataclass output, default ``"logits"``), ``embedding=`` (the token
-        embedding layer's name, for integer inputs), ``param_names=`` (a torch parameter
-        subset), ``input_shape=``.
+        embedding layer's name, for integer inputs), ``pad_token_id=`` (torch modules that
+        take an ``attention_mask``: the mask ``ids != pad_token_id``), ``param_names=`` (a
+        torch parameter subset), ``input_shape=``.
 
     Raises
     ------

@@ -305,6 +305,78 @@ def test_linear_head_with_bias_and_positions_kept_by_the_selector():
     )
 
 
+def _bert(vocab=30):
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)
+    cfg = transformers.BertConfig(
+        vocab_size=vocab, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=16, max_position_embeddings=16, num_labels=3, pad_token_id=0,
+        attn_implementation="eager", initializer_range=0.5,  # weights that make the mask matter
+    )  # fmt: skip
+    return transformers.BertForSequenceClassification(cfg).double().eval()
+
+
+def test_padded_batches_are_masked_with_pad_token_id():
+    net = _bert()
+    x = torch.randint(1, 30, (3, 7))
+    x[0, 4:] = 0  # padding at the end of two sequences
+    x[2, 6:] = 0
+    mask = (x != 0).long()
+    y = torch.tensor([0, 2, 1])
+    model = si.as_model(net, pad_token_id=0)
+    with torch.no_grad():
+        want = net(x, attention_mask=mask).logits
+        unmasked = net(x).logits
+    torch.testing.assert_close(model.apply(x), want, rtol=0, atol=1e-12)
+    assert (want - unmasked).abs().max() > 1e-2 * want.abs().max()  # the mask matters here
+    flat, unflatten = _flat_params(net)
+
+    def logits(theta, ids, m):
+        return torch.func.functional_call(
+            net, unflatten(theta), (ids,), {"attention_mask": m}
+        ).logits
+
+    g_ref = torch.autograd.functional.jacobian(lambda t: logits(t, x, mask), flat)  # (N, C, p)
+    g_ref = g_ref.reshape(9, -1)
+    torch.testing.assert_close(si.ntk(model, x), g_ref @ g_ref.T, rtol=0, atol=1e-10)
+    v = torch.randn(model.num_params, dtype=torch.float64)
+    hv_ref = torch.autograd.functional.hvp(
+        lambda t: F.cross_entropy(logits(t, x, mask), y), flat, v
+    )[1]
+    torch.testing.assert_close(
+        si.hessian_operator(model, x, y, "cross_entropy").matvec(v), hv_ref, rtol=0, atol=1e-10
+    )
+    # input side: with respect to the token embeddings, the mask following the ids
+    e_ref = net.get_input_embeddings().weight.detach()[x]
+    j_ref = torch.autograd.functional.jacobian(
+        lambda e: net(inputs_embeds=e, attention_mask=mask).logits, e_ref
+    )
+    j_ref = torch.stack([j_ref[i, :, i].reshape(3, 7 * 8) for i in range(3)])
+    torch.testing.assert_close(si.input_jacobian(model, x), j_ref, rtol=0, atol=1e-12)
+    view, e = input_space(model, x)
+    torch.testing.assert_close(si.input_jacobian(view, e, native=False), j_ref, rtol=0, atol=1e-12)
+
+
+def test_pad_token_without_a_mask_warns_once_and_bad_pad_options():
+    net = _bert()
+    x = torch.randint(1, 30, (2, 5))
+    x[0, 3:] = 0
+    model = si.as_model(net)
+    with pytest.warns(UserWarning, match=r"pad_token_id 0.*as_model\(model, pad_token_id=0\)"):
+        model.apply(x)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.apply(x)  # once per model
+        si.as_model(net).apply(torch.randint(1, 30, (2, 5)))  # no padding: no warning
+    with pytest.raises(ModelError, match="takes none"):
+        si.as_model(TinyLM().eval(), pad_token_id=0)
+    with pytest.raises(ModelError, match="apply its mask itself"):
+        si.as_model(lambda p, ids: p["w"][ids], {"w": torch.ones(3, 2)}, pad_token_id=0)
+
+
 def test_per_token_loss_with_ignore_index_hessian():
     net = _gpt2()
     x = torch.randint(0, 16, (2, 6))
