@@ -249,3 +249,38 @@ def test_language_model_report(tmp_path, monkeypatch):
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
     assert data["jacobian"]["operator_norm"]["max"] == pytest.approx(max(norms), rel=1e-4)
+
+
+def test_language_model_report_with_padded_targets(tmp_path, monkeypatch):
+    """Targets labelled -100 (PyTorch's padding) are left out of the loss and the accuracy."""
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("CHAR_TRANSFORMER_STEPS", "20")
+    spec = ROOT / "examples" / "char_transformer.py"
+    (tmp_path / "padded.py").write_text(
+        "import importlib.util\n"
+        f"s = importlib.util.spec_from_file_location('ct_padded', {str(spec)!r})\n"
+        "ct = importlib.util.module_from_spec(s); s.loader.exec_module(ct)\n"
+        "model = ct.model\n"
+        "def data():\n"
+        "    x, y = ct.data()\n"
+        "    y = y.copy(); y[:, :5] = -100\n"
+        "    return x, y\n"
+    )
+    out = tmp_path / "lm"
+    mod = str(tmp_path / "padded.py")
+    args = ["report", "--model", f"{mod}:model", "--data", f"{mod}:data", "--samples", "6"]
+    assert main([*args, "--hessian-samples", "6", "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    import importlib.util
+
+    s = importlib.util.spec_from_file_location("ct_padded_check", str(tmp_path / "padded.py"))
+    padded = importlib.util.module_from_spec(s)
+    s.loader.exec_module(padded)
+    x, y = padded.data()
+    idx = np.sort(np.random.default_rng(0).choice(len(y), size=6, replace=False))
+    with torch.no_grad():
+        pred = np.argmax(padded.model()(torch.as_tensor(x[idx])).numpy(), -1)
+    kept = y[idx] != -100
+    assert data["accuracy"] == pytest.approx(np.mean(pred[kept] == y[idx][kept]))
+    assert np.isfinite(data["hessian"]["top_eigenvalues"]).all()

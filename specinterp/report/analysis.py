@@ -12,6 +12,7 @@ from .. import _xp, attribution
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh
+from ..losses import cross_entropy
 from ..model import input_space
 from ..operators import ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics
@@ -20,6 +21,9 @@ from ..views import output_position
 from .curvature import DENSITY_SECONDS, curvature
 
 __all__ = ["ReportData", "analyse"]
+
+#: targets with this label (PyTorch's ``ignore_index`` default: padding) are left out
+IGNORE_INDEX = -100
 
 
 @dataclass
@@ -90,8 +94,14 @@ def analyse(
         classify = np.issubdtype(y_np.dtype, np.integer)
         logits = _np(z).reshape(n, *out_shape)
         sequence = classify and len(out_shape) >= 2 and y_np.shape == (n, *out_shape[:-1])
-        loss = "cross_entropy" if classify else "mse"
-        accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_np)) if classify else None
+        loss: Any = "cross_entropy" if classify else "mse"
+        accuracy = None
+        if classify:
+            kept = y_np != IGNORE_INDEX  # PyTorch's padding label: out of the loss and accuracy
+            if not kept.all():
+                loss = cross_entropy(ignore_index=IGNORE_INDEX)
+            hits = np.argmax(logits, axis=-1) == y_np
+            accuracy = float(np.mean(hits[kept])) if kept.any() else None
     full_model, y_full = model, y
     if sequence:  # per-sample analyses look at the next-token outputs at the last position
         model, y = output_position(full_model, x), y[:, -1, ...]
@@ -205,7 +215,7 @@ def analyse(
         data=data_name,
         seed=seed,
         num_samples=n,
-        loss=loss,
+        loss="cross_entropy" if classify else "mse",
         accuracy=accuracy,
         layers=layers,
         jacobian=jac,
