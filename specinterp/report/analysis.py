@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
+from .._progress import counting
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh
@@ -128,7 +129,11 @@ def analyse(
             k_dense = _np(ntk(model, xs))
             ntk_eigs = np.sort(np.linalg.eigvalsh(k_dense))[::-1]
         else:
-            res = eigsh(ntk_operator(model, xs), min(20, small * c), tol=1e-6, seed=seed)
+            op, bar = counting(ntk_operator(model, xs), "report: NTK top-k", None, enabled=progress)
+            try:
+                res = eigsh(op, min(20, small * c), tol=1e-6, seed=seed)
+            finally:
+                bar.close()
             ntk_eigs = _np(res.values)
     xc, yc = (x, y_full) if curvature_data is None else curvature_data
     nc = int(xc.shape[0])
