@@ -24,8 +24,15 @@ ESTIMATE_AFTER = 10.0
 
 
 class _Bar:
-    def __init__(self, desc: str, expected: int | None, enabled: bool) -> None:
+    def __init__(
+        self,
+        desc: str,
+        expected: int | None,
+        enabled: bool,
+        typical: tuple[int, int] | None = None,
+    ) -> None:
         self.desc, self.expected, self.enabled = desc, expected, enabled
+        self.typical = typical
         self.count, self.started, self._bar = 0, time.perf_counter(), None
         if enabled:
             try:
@@ -46,13 +53,19 @@ class _Bar:
         self.count += products
         if self._bar is not None:
             self._bar.update(products)
-        if self.enabled and self.count == products and self.expected:
+        if self.enabled and self.count == products and (self.expected or self.typical):
             per = (time.perf_counter() - self.started) / products
-            total = per * self.expected
-            if total > ESTIMATE_AFTER:
+            if self.expected:
+                count, total = f"{self.expected}", f"{per * self.expected:.0f}"
+                longest = per * self.expected
+            else:
+                lo, hi = self.typical
+                count, total = f"{lo}–{hi} (typically)", f"{per * lo:.0f}–{per * hi:.0f}"
+                longest = per * hi
+            if longest > ESTIMATE_AFTER:
                 print(
-                    f"specinterp: {self.desc}: about {self.expected} products at {per:.3g} s "
-                    f"each, ≈ {total:.0f} s",
+                    f"specinterp: {self.desc}: about {count} products at {per:.3g} s each, "
+                    f"≈ {total} s",
                     file=sys.stderr,
                 )
 
@@ -68,14 +81,16 @@ def counting(
     *,
     enabled: bool = True,
     bar: _Bar | None = None,
+    typical: tuple[int, int] | None = None,
 ) -> tuple[LinearOperator, _Bar]:
     """``op`` behind a progress bar: ``(wrapped, bar)``; call ``bar.close()`` when done.
 
     ``expected`` is the number of products the run will probably take (the bar's total and the
-    time estimate); ``None`` for a run whose length is not known in advance. ``bar`` continues
-    an open bar (several operators counted as one run) instead of starting one.
+    time estimate); ``None`` for a run whose length is not known in advance, which may give the
+    ``typical`` range of its product count for the estimate instead. ``bar`` continues an open
+    bar (several operators counted as one run) instead of starting one.
     """
-    bar = _Bar(desc, expected, enabled) if bar is None else bar
+    bar = _Bar(desc, expected, enabled, typical) if bar is None else bar
     if not enabled:
         return op, bar
 

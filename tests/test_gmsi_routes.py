@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import re
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +68,18 @@ def test_counting_operator_counts_products_and_estimates_time(capsys, monkeypatc
     bar.close()
     assert bar.count == 4
     assert "demo: about 30 products" in capsys.readouterr().err
+    # a run of unknown length with a typical range: the range and the times it implies
+    run, run_bar = _progress.counting(_diag_operator(lam), "run", None, typical=(40, 200))
+    run.matvec(v)
+    run_bar.close()
+    per = time.perf_counter() - run_bar.started  # bounds the one product's time
+    err = capsys.readouterr().err
+    match = re.search(
+        r"run: about 40–200 \(typically\) products at ([0-9.e-]+) s each, ≈ (\d+)–(\d+) s", err
+    )
+    assert match, err
+    each = float(match.group(1))
+    assert 0 < each <= per and int(match.group(3)) <= round(200 * per) + 1
     quiet, quiet_bar = _progress.counting(_diag_operator(lam), "demo", 30, enabled=False)
     quiet.matvec(v)
     quiet_bar.advance(1)

@@ -78,7 +78,8 @@ def curvature(
     """
     hop = DataHessianOperator(model, batches, loss)
     k = min(8, model.num_params)
-    counted, bar = counting(hop, "report: Hessian top-k", None, enabled=progress)
+    typical = (5 * k, 25 * k)  # 8 clustered values of a float32 model: 150–170 products
+    counted, bar = counting(hop, "report: Hessian top-k", None, enabled=progress, typical=typical)
     start = time.perf_counter()
     try:
         top = eigsh(counted, k, which="LA", tol=1e-6, seed=seed, max_iter=100)
