@@ -14,6 +14,7 @@ from specinterp.report.curvature import (
     MIN_STEPS,
     curvature,
     density_plan,
+    report_tol,
 )
 
 
@@ -63,6 +64,26 @@ def test_curvature_against_dense_hessians(rng):
     assert (brief.probes, brief.steps) == (MIN_PROBES, MIN_STEPS)
     mass = np.trapezoid(brief.density.density, brief.density.grid)
     assert mass == pytest.approx(1.0, abs=0.05)
+
+
+def test_curvature_of_a_float32_model_at_its_resolution(rng):
+    # tol = √eps32 = 3.5e-4: residuals within it, eigenvalues to float32's own precision
+    torch = pytest.importorskip("torch")
+    from .nets import tanh_mlp
+
+    net = tanh_mlp(6, 12, 3, seed=2)
+    x = torch.as_tensor(rng.standard_normal((30, 6)), dtype=torch.float32)
+    y = torch.as_tensor(rng.integers(0, 3, 30))
+    model = si.as_model(net)
+    assert report_tol(model) == pytest.approx(np.sqrt(np.finfo(np.float32).eps))
+    assert report_tol(si.as_model(an.init_mlp([2, 3], an.Tanh()))) == 1e-6  # float64: 1e-6
+    got = curvature(model, [(x, y)], "cross_entropy", seed=0, progress=False)
+    h64 = si.hessian(si.as_model(net.double()), x.double(), y, "cross_entropy").numpy()
+    want = np.linalg.eigvalsh(h64)[::-1][:8]
+    top = got.top.values.numpy()
+    assert got.top.converged
+    assert np.all(got.top.residuals.numpy() <= report_tol(model) * abs(top) + 1e-6 * want[0])
+    np.testing.assert_allclose(top, want, rtol=0, atol=1e-5 * want[0])
 
 
 def test_alpha_figure_draws_an_interval_that_excludes_the_estimate(rng):

@@ -19,7 +19,7 @@ from ..operators import ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics
 from ..stability_index import GMSIInputs, GMSIResult, gmsi
 from ..views import output_position
-from .curvature import DENSITY_SECONDS, curvature
+from .curvature import DENSITY_SECONDS, curvature, report_tol
 
 __all__ = ["ReportData", "analyse"]
 
@@ -131,7 +131,7 @@ def analyse(
         else:
             op, bar = counting(ntk_operator(model, xs), "report: NTK top-k", None, enabled=progress)
             try:
-                res = eigsh(op, min(20, small * c), tol=1e-6, seed=seed)
+                res = eigsh(op, min(20, small * c), tol=report_tol(model), seed=seed)
             finally:
                 bar.close()
             ntk_eigs = _np(res.values)
@@ -162,7 +162,7 @@ def analyse(
             seed=seed,
             num_probes=5,
             num_steps=40,
-            tol=1e-6,
+            tol=report_tol(model),
             given=given,
             progress=progress,
         )
