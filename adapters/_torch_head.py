@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.func import vjp, vmap
 
+from specinterp.operators import DEFAULT_MAX_BYTES
+
 __all__ = ["head_factor", "output_head"]
 
 #: one-hot cotangents pulled back together (``vmap`` chunk)
@@ -41,8 +43,9 @@ def head_factor(
     """``B`` ``(N, P·r, d)`` with ``σ(B_i) = σ(J_i)`` for ``J_i = ∂f(e)_i/∂e_i``.
 
     ``f`` maps the batch ``e`` to outputs ``(N, P, V)`` through ``head``. Raises
-    ``NotImplementedError`` where the outputs are not ``head``'s linear map of its input, or
-    the head is no narrower than its outputs (nothing to gain).
+    ``NotImplementedError`` where the outputs are not ``head``'s linear map of its input, the
+    head is no narrower than its outputs (nothing to gain), or ``B`` would exceed
+    :data:`~specinterp.operators.DEFAULT_MAX_BYTES` (callers chunk the samples).
     """
     seen: dict[str, torch.Tensor] = {}
 
@@ -71,6 +74,11 @@ def head_factor(
     h = h.detach()
     _check_linear(out, h, w, b)
     rows = h[0].numel()  # P·r
+    need = n * rows * e[0].numel() * e.element_size()
+    if need > DEFAULT_MAX_BYTES:
+        raise NotImplementedError(
+            f"the head's factor ({n}, {rows}, {e[0].numel()}) would need {need / 2**30:.3g} GiB"
+        )
     cots = torch.eye(rows, dtype=h.dtype, device=h.device).reshape(rows, 1, *h.shape[1:])
     cots = cots.expand(rows, *h.shape)
     (k,) = vmap(pull, chunk_size=CHUNK)(cots)  # (P·r, N, *e[1:])

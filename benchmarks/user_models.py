@@ -230,8 +230,7 @@ def _next_token_jacobian_rows() -> list[dict[str, object]]:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     import specinterp as si
-    from specinterp.diagnostics import _dense_spectrum
-    from specinterp.model import input_space
+    from specinterp.spectrum import Spectrum
 
     transformers.logging.set_verbosity_error()
     torch.manual_seed(0)
@@ -256,7 +255,7 @@ def _next_token_jacobian_rows() -> list[dict[str, object]]:
         if method == "recipe":
             values[method] = recipe()
         elif "dense" in method:  # the route taken where the factor does not apply
-            values[method] = _dense_spectrum(view, ids, *input_space(view, ids), None).values
+            values[method] = Spectrum.from_matrix(si.input_jacobian(view, ids)).values
         else:
             values[method] = si.jacobian_spectra(view, ids).singular_values
         rows.append({"method": method, "seconds": time.perf_counter() - t0})

@@ -113,48 +113,54 @@ def _jax_statistics(shape: tuple[int, int]) -> Any:
 
 
 def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
-    view, inputs = input_space(model, x)
-    try:
-        b = use(view, JacobianFactor, inputs)
-    except NotImplementedError:
-        return _dense_spectrum(model, x, view, inputs, max_bytes)
-    xp, n = view.xp, int(b.shape[0])
+    """Per-sample spectra from the model's Jacobian factor or the dense Jacobians.
+
+    The statistics are per sample, so the batch may go a chunk of samples at a time: each
+    chunk's factor ``(m, a, b)`` or dense ``(m, C, d)`` stays within the budget (one array, as
+    :func:`input_jacobian` checks), and only a single sample over it raises
+    :class:`~specinterp.errors.MemoryBudgetError`. Token ids are chunked before they are
+    embedded (an embedded view is bound to its ids).
+    """
+    n = int(x.shape[0])
+    view, inputs = input_space(model, x[:1, ...])
     c, d = math.prod(view.output_shape(inputs)), math.prod(inputs.shape[1:])
+    try:
+        size = math.prod(use(view, JacobianFactor, inputs).shape)  # one sample's factor
+    except NotImplementedError:
+        size = None
+    limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
+    itemsize = view.xp.finfo(view.dtype).bits // 8
+    per = max(1, limit // (itemsize * (c * d if size is None else size)))
+    starts = range(0, n, per) if per >= n else counted_range(
+        f"Jacobian spectra: {n} samples, {per} at a time", n, per
+    )  # fmt: skip
+    parts = []
+    for i in starts:
+        view, inputs = input_space(model, x[i : i + per, ...])
+        if size is None:
+            parts.append(Spectrum.from_matrix(input_jacobian(view, inputs, max_bytes=max_bytes)))
+        else:
+            parts.append(_factor_spectrum(use(view, JacobianFactor, inputs), c, d))
+    if len(parts) == 1:
+        return parts[0]
+    xp = view.xp
+    relative = None if parts[0]._relative is None else [s._relative for s in parts]
+    return Spectrum(
+        values=xp.concat([s.values for s in parts], axis=0),
+        shape=(c, d),
+        _relative=None if relative is None else xp.concat(relative, axis=0),
+    )
+
+
+def _factor_spectrum(b: Array, c: int, d: int) -> Spectrum:
+    """The spectra of ``J_i`` from factors ``B_i`` with the same nonzero singular values."""
+    xp, n = _xp.namespace(b), int(b.shape[0])
     values = Spectrum.from_matrix(b).values  # min(b.shape[1:]) values, descending
     rank = int(values.shape[1])
     if rank < min(c, d):  # rank J_i ≤ rank < min(C, d): the remaining singular values are 0
         zeros = xp.zeros((n, min(c, d) - rank), dtype=values.dtype, device=_xp.device(b))
         values = xp.concat([values, zeros], axis=1)
     return Spectrum.from_singular_values(values, shape=(c, d), sort=False)
-
-
-def _dense_spectrum(
-    model: Any, x: Array, view: Any, inputs: Array, max_bytes: int | None
-) -> Spectrum:
-    """Spectra of the dense Jacobians, a chunk of samples at a time where all do not fit.
-
-    The statistics are per sample, so the ``(N, C, d)`` tensor need not exist at once: each
-    chunk's ``(m, C, d)`` stays within the budget (one array, as :func:`input_jacobian`
-    checks), and only a single sample over it raises :class:`~specinterp.errors.
-    MemoryBudgetError`. Token ids are chunked before they are embedded (an embedded view is
-    bound to its ids).
-    """
-    n, d = int(inputs.shape[0]), math.prod(inputs.shape[1:])
-    c = math.prod(view.output_shape(inputs))
-    limit = DEFAULT_MAX_BYTES if max_bytes is None else int(max_bytes)
-    per = max(1, limit // max(1, c * d * (view.xp.finfo(view.dtype).bits // 8)))
-    if per >= n:
-        return Spectrum.from_matrix(input_jacobian(view, inputs, max_bytes=max_bytes))
-    parts = [
-        Spectrum.from_matrix(input_jacobian(model, x[i : i + per, ...], max_bytes=max_bytes))
-        for i in counted_range(f"Jacobian spectra: {n} samples, {per} at a time", n, per)
-    ]
-    xp = view.xp
-    return Spectrum(
-        values=xp.concat([s.values for s in parts], axis=0),
-        shape=(c, d),
-        _relative=xp.concat([s._relative for s in parts], axis=0),
-    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -257,6 +257,11 @@ def test_gpt2_jacobian_spectra_through_its_linear_head(last):
     got = si.jacobian_spectra(model, x)
     torch.testing.assert_close(got.singular_values, s_ref, rtol=0, atol=1e-12)
     torch.testing.assert_close(got.stable_rank, (s_ref**2).sum(1) / s_ref[:, 0] ** 2)
+    # a budget of two samples' factors (one dense J_i would not fit): chunks of 2 and 1
+    two = 2 * math.prod(b.shape[1:]) * 8
+    assert two < c * 24 * 8
+    chunked = si.jacobian_spectra(model, x, max_bytes=two)
+    torch.testing.assert_close(chunked.singular_values, s_ref, rtol=0, atol=1e-12)
     # logits that are not the head's linear map (scaled) take the dense route, still right
     scaled = si.as_model(net, output=lambda out: 2.0 * out.logits)
     if last:
@@ -266,6 +271,17 @@ def test_gpt2_jacobian_spectra_through_its_linear_head(last):
         view.input_jacobian_factor(e)
     got = si.jacobian_spectra(scaled, x)
     torch.testing.assert_close(got.singular_values, 2.0 * s_ref, rtol=0, atol=1e-12)
+
+
+def test_linear_head_factor_over_the_default_budget_steps_aside(monkeypatch):
+    from specinterp.adapters import _torch_head
+
+    net = _gpt2(vocab=40)
+    x = torch.randint(0, 40, (3, 6))
+    view, e = input_space(si.views.output_position(si.as_model(net), x), x)
+    monkeypatch.setattr(_torch_head, "DEFAULT_MAX_BYTES", 1000)  # B is 3·4·24·8 = 2304 bytes
+    with pytest.raises(NotImplementedError, match="would need"):
+        view.input_jacobian_factor(e)
 
 
 def test_linear_head_with_bias_and_positions_kept_by_the_selector():
