@@ -8,6 +8,7 @@ framework. :func:`specinterp.as_model` calls it.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Any
 
@@ -27,27 +28,27 @@ def wrap(obj: Any, params: Any = None, **options: Any) -> Model:
     if any(m.startswith("specinterp.adapters.arraynet") for m in modules):
         from .arraynet import ArrayNetModel
 
-        return ArrayNetModel(obj, **options)
+        return _checked(ArrayNetModel, "arraynet", options)(obj, **options)
     if any(m.startswith("sklearn") for m in modules):
         from .sklearn import from_sklearn
 
-        return from_sklearn(obj, **options)
+        return _checked(from_sklearn, "scikit-learn", options)(obj, **options)
     if any(m.startswith("torch") for m in modules) or _leaves_from(params, "torch"):
         from .torch import TorchModel
 
-        return TorchModel(obj, params=params, **options)
+        return _checked(TorchModel, "torch", options)(obj, params=params, **options)
     if any(m.startswith("equinox") for m in modules):
         from .jax import JaxModel
 
-        return JaxModel.from_equinox(obj, **options)
+        return _checked(JaxModel.from_equinox, "Equinox", options)(obj, **options)
     if any(m.startswith("flax.nnx") for m in modules):
         from .flax_nnx import from_nnx
 
-        return from_nnx(obj, **options)
+        return _checked(from_nnx, "Flax NNX", options)(obj, **options)
     if any(m.startswith("flax") for m in modules) or _leaves_from(params, "jax"):
         from .jax import JaxModel
 
-        return JaxModel(obj, params=params, **options)
+        return _checked(JaxModel, "JAX", options)(obj, params=params, **options)
     if params is not None:
         kinds = sorted(_leaf_libraries(params))
         raise ModelError(
@@ -61,6 +62,21 @@ def wrap(obj: Any, params: Any = None, **options: Any) -> Model:
         "module with params=, a Flax NNX or Equinox module, a fitted scikit-learn MLP, or a "
         "specinterp.adapters.arraynet.Sequential"
     )
+
+
+def _checked(build: Any, kind: str, options: dict[str, Any]) -> Any:
+    """``build``, once every option is one of its keyword parameters (else a ModelError)."""
+    _, *rest = inspect.signature(build).parameters.values()  # the first takes the model
+    internal = {"params", "embedder", "kind"}  # passed by as_model or the adapters themselves
+    taken = [p.name for p in rest if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    unknown = sorted(set(options) - set(taken) - {"params"})
+    if unknown:
+        listed = ", ".join(f"{t}=" for t in taken if t not in internal) or "none"
+        raise ModelError(
+            f"as_model: the {kind} adapter takes no option {', '.join(unknown)}; its options "
+            f"are {listed}"
+        )
+    return build
 
 
 def _leaf_libraries(params: Any) -> set[str]:

@@ -225,3 +225,14 @@ def test_flax_conv_fed_channels_first_names_the_layout():
 def test_jax_function_with_numpy_parameters():
     with pytest.raises(ModelError, match=r"jax\.tree\.map"):
         si.as_model(lambda p, x: x @ p["w"], {"w": np.ones((4, 3))})
+
+
+def test_unknown_as_model_options_name_the_adapters_options():
+    with pytest.raises(ModelError, match=r"torch adapter takes no option bogus;.*pad_token_id="):
+        si.as_model(_torch_net(), bogus=1)
+    with pytest.raises(ModelError, match=r"arraynet adapter takes no option output; .*shape="):
+        si.as_model(an.init_mlp([2, 3], an.Tanh()), output=0)
+    nnx = pytest.importorskip("flax.nnx")
+    with pytest.raises(ModelError, match=r"Flax NNX adapter takes no option pad_token_id") as info:
+        si.as_model(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), pad_token_id=0)
+    assert "embedder" not in str(info.value) and "embedding=" in str(info.value)
