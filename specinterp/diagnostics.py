@@ -121,6 +121,7 @@ def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
     :class:`~specinterp.errors.MemoryBudgetError`. Token ids are chunked before they are
     embedded (an embedded view is bound to its ids).
     """
+    model.check_input(x)  # before any indexing: a scalar or an empty batch gets its message
     n = int(x.shape[0])
     view, inputs = input_space(model, x[:1, ...])
     c, d = math.prod(view.output_shape(inputs)), math.prod(inputs.shape[1:])

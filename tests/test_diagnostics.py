@@ -229,6 +229,15 @@ def test_gmsi_bad_arguments(rng):
         bounds.ntk_label_noise_bound(np.eye(2), np.eye(2), np.ones(2), ridge=-1.0)
 
 
+def test_jacobian_spectra_of_a_scalar_or_an_empty_batch():
+    # the fuzz suite's case: a 0-d input reached the chunking's x.shape[0] (a raw IndexError)
+    net = an.init_mlp([3, 2], seed=0)
+    with pytest.raises(si.errors.ShapeError, match="batch"):
+        si.jacobian_spectra(net, np.float64(0.1257))
+    with pytest.raises(si.errors.EmptyInputError, match="empty batch"):
+        si.jacobian_spectra(net, np.zeros((0, 3)))
+
+
 def test_layer_gains_match_numpy(rng):
     net = an.init_mlp([5, 7, 6, 3], an.LeakyReLU(0.2), seed=4)
     x = rng.standard_normal((4, 5))
