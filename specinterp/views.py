@@ -18,6 +18,7 @@ from . import _xp
 from .capabilities import (
     JacobianFactor,
     LastPosition,
+    NativeInputJacobian,
     ReusableHVP,
     TokenEmbedding,
     WeightMatrices,
@@ -95,8 +96,11 @@ class OutputPosition(ModelBase):
         self._lo, self._hi = self.index * inner, (self.index + 1) * inner
         if offers(base, TokenEmbedding):
             self.embedded = self._embedded
-        if out[0] == 1 and offers(base, JacobianFactor):  # one position: the base's J
-            self.input_jacobian_factor = self._factor
+        if out[0] == 1:  # one position: the base's J is the view's
+            if offers(base, JacobianFactor):
+                self.input_jacobian_factor = self._factor
+            if offers(base, NativeInputJacobian):
+                self.input_jacobian = self._native_input_jacobian
         if offers(base, WeightMatrices):
             self.weight_matrices = base.weight_matrices
 
@@ -163,6 +167,11 @@ class OutputPosition(ModelBase):
             return use(self.base, ReusableHVP, x, y, at)
         except NotImplementedError:
             return lambda v: self.base.hvp(x, y, v, at)
+
+    def _native_input_jacobian(self, x: Array) -> Array:
+        """The base model's own dense ``J`` (``vmap(jacfwd)`` in torch and JAX)."""
+        self.check_input(x)
+        return self.base.input_jacobian(x)
 
     def _factor(self, x: Array) -> Array:
         """The base model's Jacobian factor: with one position its ``J`` is the view's."""
