@@ -1,6 +1,7 @@
 """Progress bars and time estimates for long Krylov and SLQ runs.
 
-:func:`counting` wraps an operator so that every product it applies advances a bar (tqdm when
+:func:`counting` (or :func:`counted`, in a ``with`` block) wraps an operator so that every
+product it applies advances a bar (tqdm when
 installed, nothing otherwise). A bar appears only once a run has lasted ``DELAY`` seconds, so
 short runs print nothing; after the first product the expected time of the run is printed when
 it exceeds ``ESTIMATE_AFTER`` seconds. ``enabled=False`` is silent.
@@ -8,6 +9,7 @@ it exceeds ``ESTIMATE_AFTER`` seconds. ``enabled=False`` is silent.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from typing import Any
 
 from .linalg.operator import LinearOperator
 
-__all__ = ["counted_range", "counting"]
+__all__ = ["counted", "counted_range", "counting"]
 
 #: seconds before a bar is shown
 DELAY = 2.0
@@ -115,6 +117,23 @@ def counting(
         positive_semidefinite=getattr(op, "positive_semidefinite", False),
     )
     return wrapped, bar
+
+
+@contextlib.contextmanager
+def counted(
+    op: LinearOperator,
+    desc: str,
+    expected: int | None = None,
+    *,
+    enabled: bool = True,
+    typical: tuple[int, int] | None = None,
+) -> Iterator[LinearOperator]:
+    """:func:`counting` for a ``with`` block: yields the counted operator, closes its bar."""
+    wrapped, bar = counting(op, desc, expected, enabled=enabled, typical=typical)
+    try:
+        yield wrapped
+    finally:
+        bar.close()
 
 
 def counted_range(desc: str, count: int, step: int = 1, *, enabled: bool = True) -> Iterator[int]:

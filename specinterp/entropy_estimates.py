@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._progress import counting
+from ._progress import counted
 from .linalg.density import slq_rules
 
 __all__ = [
@@ -105,20 +105,17 @@ def slq_entropy(
     n = op.shape[0]
     probes = max(int(num_probes), 1)
     expected = probes * min(num_steps, n)
-    counted, bar = counting(op, "spectral entropy (SLQ)", expected, enabled=progress)
     full_rules, half_rules, matvecs = [], [], 0
-    try:
+    with counted(op, "spectral entropy (SLQ)", expected, enabled=progress) as wrapped:
         for nodes, weights, used, half_nodes, half_weights in itertools.islice(
             slq_rules(
-                counted, num_steps, seed=seed, reorthogonalize=reorthogonalize, with_half=True
+                wrapped, num_steps, seed=seed, reorthogonalize=reorthogonalize, with_half=True
             ),
             probes,
         ):
             matvecs += used
             full_rules.append((nodes, weights))
             half_rules.append((half_nodes, half_weights))
-    finally:
-        bar.close()
     return estimate_from_rules(n, full_rules, half_rules, matvecs, trace_abs)
 
 

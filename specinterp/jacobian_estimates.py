@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import _xp
-from ._progress import counting
+from ._progress import counted
 from .entropy_estimates import estimate_from_rules
 from .linalg import LinearOperator, eigsh
 from .linalg.density import gauss_rule
@@ -118,12 +118,11 @@ def jacobian_estimate(
         device=jop.device,
         symmetric=True,
     )
-    counted, bar = counting(gram, "gmsi: input Jacobians (matrix-free)", None, enabled=progress)
-    try:
-        top = eigsh(counted, 1, which="LA", tol=tol, seed=seed)
+    with counted(gram, "gmsi: input Jacobians (matrix-free)", enabled=progress) as wrapped:
+        top = eigsh(wrapped, 1, which="LA", tol=tol, seed=seed)
 
         def apply(rows: Array) -> Array:
-            return xp.reshape(counted.matvec(xp.reshape(rows, (n * d,))), (n, d))
+            return xp.reshape(wrapped.matvec(xp.reshape(rows, (n * d,))), (n, d))
 
         rng = _xp.as_generator(seed, xp, jop.device)
         full: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(n)]
@@ -138,8 +137,6 @@ def jacobian_estimate(
                 full[i].append(gauss_rule(alpha[i, :s], beta[i, : s - 1]))
                 h = (s + 1) // 2
                 half[i].append(gauss_rule(alpha[i, :h], beta[i, : h - 1]))
-    finally:
-        bar.close()
     per_sample = [estimate_from_rules(d, full[i], half[i], products) for i in range(n)]
     traces = [e.trace_abs for e in per_sample]
     entropies = [e.value for e in per_sample]

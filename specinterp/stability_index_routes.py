@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import _xp
-from ._progress import counting
+from ._progress import counted, counting
 from .diagnostics import jacobian_spectra
 from .entropy_estimates import entropy_from_values, slq_entropy
 from .errors import MemoryBudgetError
@@ -283,10 +283,9 @@ def eigsh_with_bar(
     stop_below: float | None = None,
 ) -> Any:
     """:func:`eigsh` at the GMSI's tolerance (``None``: the dtype's ``√eps``), with a bar."""
-    counted, bar = counting(op, f"gmsi: {desc}", None, enabled=opts["progress"])
-    try:
+    with counted(op, f"gmsi: {desc}", enabled=opts["progress"]) as wrapped:
         return eigsh(
-            counted,
+            wrapped,
             k,
             which=which,
             tol=opts["tol"],
@@ -294,8 +293,6 @@ def eigsh_with_bar(
             ncv=ncv,
             stop_below=stop_below,
         )
-    finally:
-        bar.close()
 
 
 def slq_entropy_with(op: Any, opts: dict[str, Any], trace_abs: float | None) -> Any:

@@ -11,6 +11,7 @@ only the base model's protocol products, and keeps its token-embedding view.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,9 +99,9 @@ class OutputPosition(ModelBase):
             self.embedded = self._embedded
         if out[0] == 1:  # one position: the base's J is the view's
             if offers(base, JacobianFactor):
-                self.input_jacobian_factor = self._factor
+                self.input_jacobian_factor = self._of_base("input_jacobian_factor")
             if offers(base, NativeInputJacobian):
-                self.input_jacobian = self._native_input_jacobian
+                self.input_jacobian = self._of_base("input_jacobian")
         if offers(base, WeightMatrices):
             self.weight_matrices = base.weight_matrices
 
@@ -168,15 +169,19 @@ class OutputPosition(ModelBase):
         except NotImplementedError:
             return lambda v: self.base.hvp(x, y, v, at)
 
-    def _native_input_jacobian(self, x: Array) -> Array:
-        """The base model's own dense ``J`` (``vmap(jacfwd)`` in torch and JAX)."""
-        self.check_input(x)
-        return self.base.input_jacobian(x)
+    def _of_base(self, name: str) -> Callable[[Array], Array]:
+        """The base model's input-side method ``name`` behind the view's input checks.
 
-    def _factor(self, x: Array) -> Array:
-        """The base model's Jacobian factor: with one position its ``J`` is the view's."""
-        self.check_input(x)
-        return self.base.input_jacobian_factor(x)
+        With one position the base's ``J`` is the view's, so its own dense Jacobian
+        (``vmap(jacfwd)`` in torch and JAX) and its Jacobian factor serve the view as they are.
+        """
+        method = getattr(self.base, name)
+
+        def call(x: Array) -> Array:
+            self.check_input(x)
+            return method(x)
+
+        return call
 
     def _embedded(self, x: Array) -> tuple[OutputPosition, Array]:
         model_e, e = self.base.embedded(x)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp, attribution
-from .._progress import counting
+from .._progress import counted
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh
@@ -95,7 +95,8 @@ def analyse(
         classify = np.issubdtype(y_np.dtype, np.integer)
         logits = _np(z).reshape(n, *out_shape)
         sequence = classify and len(out_shape) >= 2 and y_np.shape == (n, *out_shape[:-1])
-        loss: Any = "cross_entropy" if classify else "mse"
+        loss_name = "cross_entropy" if classify else "mse"
+        loss: Any = loss_name
         accuracy = None
         if classify:
             kept = y_np != IGNORE_INDEX  # PyTorch's padding label: out of the loss and accuracy
@@ -129,11 +130,8 @@ def analyse(
             k_dense = _np(ntk(model, xs))
             ntk_eigs = np.sort(np.linalg.eigvalsh(k_dense))[::-1]
         else:
-            op, bar = counting(ntk_operator(model, xs), "report: NTK top-k", None, enabled=progress)
-            try:
+            with counted(ntk_operator(model, xs), "report: NTK top-k", enabled=progress) as op:
                 res = eigsh(op, min(20, small * c), tol=report_tol(model), seed=seed)
-            finally:
-                bar.close()
             ntk_eigs = _np(res.values)
     xc, yc = (x, y_full) if curvature_data is None else curvature_data
     nc = int(xc.shape[0])
@@ -220,7 +218,7 @@ def analyse(
         data=data_name,
         seed=seed,
         num_samples=n,
-        loss="cross_entropy" if classify else "mse",
+        loss=loss_name,
         accuracy=accuracy,
         layers=layers,
         jacobian=jac,

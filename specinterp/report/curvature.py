@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp
-from .._progress import counting
+from .._progress import counted
 from ..data_operators import DataHessianOperator
 from ..linalg import eigsh, spectral_density
 from ..linalg.results import Density, EigResult
@@ -90,31 +90,20 @@ def curvature(
     """
     hop = DataHessianOperator(model, batches, loss)
     k = min(8, model.num_params)
-    typical = (5 * k, 25 * k)  # 8 clustered values of a float32 model: 150–170 products
-    counted, bar = counting(hop, "report: Hessian top-k", None, enabled=progress, typical=typical)
+    typical = (5 * k, 25 * k)  # the float32 GPT-2's 8 clustered values: 81 products
     start = time.perf_counter()
-    try:
-        top = eigsh(counted, k, which="LA", tol=report_tol(model), seed=seed, max_iter=100)
-    finally:
-        bar.close()
+    with counted(hop, "report: Hessian top-k", enabled=progress, typical=typical) as op:
+        top = eigsh(op, k, which="LA", tol=report_tol(model), seed=seed, max_iter=100)
     per = (time.perf_counter() - start) / max(1, top.num_matvecs)
     probes, steps = density_plan(per, density_seconds, model.num_params)
-    counted, bar = counting(hop, "report: Hessian density (SLQ)", probes * steps, enabled=progress)
-    try:
-        dens = spectral_density(counted, num_probes=probes, num_steps=steps, seed=seed)
-    finally:
-        bar.close()
+    with counted(hop, "report: Hessian density (SLQ)", probes * steps, enabled=progress) as op:
+        dens = spectral_density(op, num_probes=probes, num_steps=steps, seed=seed)
     spread = np.full(k, np.nan)
     if len(batches) > 1:
         values = []
         for xb, yb in batches:
-            op, bar = counting(
-                hessian_operator(model, xb, yb, loss), "report: Hessian top-k per batch", None,
-                enabled=progress,
-            )  # fmt: skip
-            try:
+            batch_op = hessian_operator(model, xb, yb, loss)
+            with counted(batch_op, "report: Hessian top-k per batch", enabled=progress) as op:
                 values.append(_xp.to_numpy(eigsh(op, k, tol=1e-3).values))
-            finally:
-                bar.close()
         spread = np.std(np.stack(values), axis=0, ddof=1)
     return Curvature(top, dens, spread, probes, steps, hop.num_samples, hop.num_batches)
