@@ -25,6 +25,7 @@ from specinterp.gram import gram
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
+from ._jax_calls import is_linen, with_context
 from ._jax_conv import jax_conv_kernels
 from ._jax_equinox import equinox_parts
 from ._outputs import output_selector
@@ -35,37 +36,6 @@ from .jax_regularizers import (  # noqa: F401 - importable from here, as before 
 )
 
 __all__ = ["JaxModel"]  # the regularisers are documented in .jax_regularizers
-
-
-def _with_context(apply: Callable[..., Any]) -> Callable[..., Any]:
-    """``apply`` whose shape and type errors name the inputs and what to check.
-
-    JAX reports a wrong layout from deep inside the traced layers (``conv_general_dilated``
-    …); the first line of its message is kept and the inputs' per-sample shape added.
-    """
-
-    def run(p: Any, x: jax.Array) -> Any:
-        try:
-            return apply(p, x)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, ModelError):
-                raise
-            kind = (
-                "token ids"
-                if not jnp.issubdtype(x.dtype, jnp.floating)
-                else f"per-sample shape {tuple(x.shape[1:])}"
-            )
-            raise ModelError(
-                f"the model failed on inputs of {kind}: {str(exc).splitlines()[0]} — check that "
-                "x has the shape, layout (Flax convolutions take NHWC) and dtype the model "
-                "expects (input_shape= checks the shape before any call)"
-            ) from exc
-
-    return run
-
-
-def _is_linen(fn: Any) -> bool:
-    return any(getattr(c, "__module__", "").startswith("flax.linen") for c in type(fn).__mro__)
 
 
 class JaxModel(ModelBase):
@@ -107,8 +77,8 @@ class JaxModel(ModelBase):
             raise ModelError("a JAX model needs params= (the parameter pytree)")
         if not callable(fn) and not hasattr(fn, "apply"):
             raise ModelError("pass apply_fn(params, x) or a Flax linen module")
-        linen = _is_linen(fn)
-        apply = _with_context(fn.apply if linen else fn)
+        linen = is_linen(fn)
+        apply = with_context(fn.apply if linen else fn)
         if embedder is None and linen:
             from ._flax_embedding import LinenEmbedder
 
