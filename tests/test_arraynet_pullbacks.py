@@ -40,6 +40,11 @@ def _torch_pullback(fn, h: np.ndarray, g: np.ndarray) -> np.ndarray:
         (1, 3, 3, 3, 2, (5, 7)),
         (2, 2, 5, 3, 3, (4, 5)),  # taps whose first or last reads fall in the padding
         (1, 2, 2, 3, 2, (3, 3)),
+        # sizes the stride divides: the image is filled by residue classes of rows and columns
+        (3, 4, 3, 2, 1, (8, 6)),  # the benchmark CNNs' geometry: 4 assignments, 5 additions
+        (2, 3, 5, 3, 1, (6, 9)),
+        (2, 2, 3, 2, 2, (4, 6)),  # no tap covers a class whole: zeroed, then added
+        (2, 3, 1, 2, 0, (6, 4)),  # kernel below the stride: odd rows and columns read nothing
     ],
 )
 def test_conv_pullback_is_torch_conv_adjoint(c_in, c_out, k, stride, padding, size):

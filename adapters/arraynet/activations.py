@@ -75,7 +75,9 @@ class ReLU(Activation):
     piecewise_linear: bool = field(default=True, init=False)
 
     def f(self, z: Array) -> Array:
-        return _xp.namespace(z).where(z > 0, z, 0.0)
+        # maximum, not where(z > 0, z, 0): NumPy's where is ~8× slower here, and NaN stays NaN
+        xp = _xp.namespace(z)
+        return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=_xp.device(z)))
 
     def df(self, z: Array) -> Array:
         xp = _xp.namespace(z)

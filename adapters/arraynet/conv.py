@@ -76,27 +76,32 @@ class Conv2d(Layer):
         Tap ``(i, j)``'s ``(*lead, ho, wo, *trail)`` block belongs at rows ``i − p + s·t`` and
         columns ``j − p + s·u`` of the ``(*lead, H, W, *trail)`` image; the entries that fall
         into the zero padding are dropped (their range is clipped, so no padded image is formed
-        and the result is contiguous).
+        and the result is contiguous). On writeable arrays whose ``H`` and ``W`` the stride
+        divides, the image is filled one residue class of rows and columns at a time
+        (:func:`_taps_by_residue`); otherwise the taps are added into a zero image.
         """
         first = tap(0, 0)
         xp = _xp.namespace(first)
         kh, kw = int(self.weight.shape[2]), int(self.weight.shape[3])
         (hh, ww), p, s = size, self.padding, self.stride
         ho, wo = (int(first.shape[len(lead) + k]) for k in range(2))
-        out = xp.zeros((*lead, hh, ww, *trail), dtype=first.dtype, device=_xp.device(first))
+        shape = (*lead, hh, ww, *trail)
+        keep, tail = (slice(None),) * len(lead), (slice(None),) * len(trail)
+        rows = [_valid(i, p, s, ho, hh) for i in range(kh)]
+        cols = [_valid(j, p, s, wo, ww) for j in range(kw)]
+        if _xp.has_writeable_storage(first) and hh % s == 0 and ww % s == 0:
+            return _taps_by_residue(tap, xp, first, shape, (keep, tail), (rows, cols), p, s)
+        out = xp.zeros(shape, dtype=first.dtype, device=_xp.device(first))
         # a fresh buffer: add in place where the backend can (a copy per tap doubled the time)
         copy = False if _xp.has_writeable_storage(out) else None
-        keep, tail = (slice(None),) * len(lead), (slice(None),) * len(trail)
-        for i in range(kh):
-            t0, t1 = _valid(i, p, s, ho, hh)
-            for j in range(kw):
-                u0, u1 = _valid(j, p, s, wo, ww)
+        for i, (t0, t1) in enumerate(rows):
+            for j, (u0, u1) in enumerate(cols):
                 if t0 >= t1 or u0 >= u1:
                     continue
-                rows = slice(i - p + s * t0, i - p + s * (t1 - 1) + 1, s)
-                cols = slice(j - p + s * u0, j - p + s * (u1 - 1) + 1, s)
+                r = slice(i - p + s * t0, i - p + s * (t1 - 1) + 1, s)
+                c = slice(j - p + s * u0, j - p + s * (u1 - 1) + 1, s)
                 block = tap(i, j)[(*keep, slice(t0, t1), slice(u0, u1), *tail)]
-                out = xpx.at(out, (*keep, rows, cols, *tail)).add(block, copy=copy)
+                out = xpx.at(out, (*keep, r, c, *tail)).add(block, copy=copy)
         return out
 
     def input_pullback(self, cache: Any) -> Callable[[Array], Array]:
@@ -183,11 +188,12 @@ class Conv2d(Layer):
         """Per-sample weight gradients for all ``C`` cotangents as one batched product (NumPy).
 
         ``dW[i, a] = G_a[i] colsᵢᵀ`` with ``G_a[i]`` ``(c_out, ho·wo)``: stacked over ``a``, each
-        sample's ``(C·c_out, ho·wo) @ (ho·wo, c_in·kh·kw)`` is one GEMM.
+        sample's ``(C·c_out, ho·wo) @ (ho·wo, c_in·kh·kw)`` is one GEMM on a contiguous block
+        of ``cots`` ``(N, C, c_out, ho, wo)``.
         """
         _, cols = cache
-        c, c_out, n = int(cots.shape[0]), int(cots.shape[1]), int(cots.shape[-1])
-        g = np.transpose(np.reshape(cots, (c * c_out, -1, n)), (2, 0, 1))  # (N, C·c_out, P)
+        n, c, c_out = int(cots.shape[0]), int(cots.shape[1]), int(cots.shape[2])
+        g = np.reshape(cots, (n, c * c_out, -1))  # (N, C·c_out, ho·wo), a view
         k = int(cols.shape[1])
         dw = np.matmul(g, np.transpose(cols, (0, 2, 1)))  # (N, C·c_out, c_in·kh·kw)
         out[:, :, : c_out * k] = np.reshape(dw, (n, c, c_out * k))
@@ -214,6 +220,60 @@ class Conv2d(Layer):
         if self.bias is not None:
             grads.append(xp.sum(rgm, axis=(0, 2)))
         return r_dh, grads
+
+
+def _taps_by_residue(
+    tap: Any,
+    xp: Any,
+    like: Array,
+    shape: tuple[int, ...],
+    around: tuple[tuple[slice, ...], tuple[slice, ...]],
+    ranges: tuple[list[tuple[int, int]], list[tuple[int, int]]],
+    p: int,
+    s: int,
+) -> Array:
+    """The im2col adjoint by residue classes (``s`` divides ``H`` and ``W``; writeable arrays).
+
+    Image row ``r = s·R + ρ`` is read only by the taps ``i`` with ``i − p ≡ ρ (mod s)``, at
+    output positions ``t = R − (i − p − ρ)/s``. In the ``(*lead, H/s, s, W/s, s, *trail)`` view
+    of the image every tap's block is therefore one *contiguous* box of its class: a tap whose
+    box covers its class is assigned, the others are added — at stride 2 a 3 × 3 kernel makes
+    4 assignments and 5 additions, none of them into a zeroed image. A class no tap covers in
+    full is zeroed first.
+    """
+    keep, tail = around
+    lead, trail = shape[: len(keep)], shape[len(shape) - len(tail) :]
+    hh, ww = shape[len(keep)], shape[len(keep) + 1]
+    hs, ws = hh // s, ww // s
+    out = xp.empty((*lead, hs, s, ws, s, *trail), dtype=like.dtype, device=_xp.device(like))
+
+    def boxes(valid: list[tuple[int, int]]) -> dict[int, list[tuple[int, int, int, int]]]:
+        """Per residue: ``(tap, first output, first class index, count)`` of each tap."""
+        found: dict[int, list[tuple[int, int, int, int]]] = {rho: [] for rho in range(s)}
+        for i, (t0, t1) in enumerate(valid):
+            if t0 < t1:
+                rho = (i - p) % s
+                found[rho].append((i, t0, (i - p - rho) // s + t0, t1 - t0))
+        return found
+
+    row_boxes, col_boxes = boxes(ranges[0]), boxes(ranges[1])
+    for rho in range(s):
+        for sigma in range(s):
+            region = (*keep, slice(None), rho, slice(None), sigma, *tail)
+            taps = [(r, c) for r in row_boxes[rho] for c in col_boxes[sigma]]
+            whole = [k for k, (r, c) in enumerate(taps) if r[2:] == (0, hs) and c[2:] == (0, ws)]
+            if whole:
+                taps.insert(0, taps.pop(whole[0]))
+            else:
+                out[region] = 0
+            for k, ((i, t0, r0, nr), (j, u0, c0, nc)) in enumerate(taps):
+                block = tap(i, j)[(*keep, slice(t0, t0 + nr), slice(u0, u0 + nc), *tail)]
+                place = (*keep, slice(r0, r0 + nr), rho, slice(c0, c0 + nc), sigma, *tail)
+                if k == 0 and whole:
+                    out[place] = block
+                else:
+                    out[place] += block
+    return xp.reshape(out, shape)
 
 
 def _valid(i: int, p: int, s: int, n_out: int, n_in: int) -> tuple[int, int]:

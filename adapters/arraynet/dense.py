@@ -67,7 +67,7 @@ class Dense(Layer):
         import numpy as np
 
         h, n_out, n_in = cache, int(self.weight.shape[0]), int(self.weight.shape[1])
-        g = np.transpose(cots, (2, 0, 1))  # (N, C, n_out)
+        g = cots  # (N, C, n_out)
         n, c = int(g.shape[0]), int(g.shape[1])
         block = out[:, :, : n_out * n_in].reshape(n, c, n_out, n_in)  # a view
         np.multiply(g[:, :, :, None], h[:, None, None, :], out=block)

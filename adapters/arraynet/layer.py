@@ -14,7 +14,7 @@ like it:
 * ``vjp_params(cache, g, per_sample=False) -> grads``: optional, only the second (the default
   calls ``vjp``); the network's first layer uses it where no input gradient is wanted;
 * ``param_jacobian_block(cache, cots, out)``: optional, the per-sample parameter gradients for
-  several batch-last cotangents at once (the default loops over ``vjp_params``);
+  ``C`` cotangents ``(N, C, *out)`` at once (the default loops over ``vjp_params``);
 * ``input_pullback(cache) -> pull``: optional, the map ``g ↦ (∂out/∂h)ᵀ g`` for cotangents
   with the batch axis *last*, ``(*out, N) → (*in, N)`` (the default transposes around
   ``vjp_input``; see :meth:`Layer.input_pullback`);
@@ -76,16 +76,15 @@ class Layer(ABC):
     def param_jacobian_block(self, cache: Any, cots: Array, out: Array) -> None:
         """Write the per-sample parameter gradients for ``C`` cotangents into ``out``.
 
-        ``cots`` ``(C, *out_shape, N)`` holds, for each network output ``a``, the cotangent at
-        this layer's output with the batch axis last; ``out`` ``(N, C, size)`` receives
-        ``(∂out/∂θ)ᵀ cots[a]`` of each sample, flattened in :attr:`params` order. The default
-        runs :meth:`vjp_params` once per output; layers may do all ``C`` at once.
+        ``cots`` ``(N, C, *out_shape)`` (contiguous) holds, for each network output ``a``, the
+        batch's cotangents ``cots[:, a]`` at this layer's output; ``out`` ``(N, C, size)``
+        receives ``(∂out/∂θ)ᵀ cots[i, a]`` of each sample, flattened in :attr:`params` order.
+        The default runs :meth:`vjp_params` once per output; layers may do all ``C`` at once.
         """
         xp = _xp.namespace(cots)
-        n = int(cots.shape[-1])
-        for a in range(int(cots.shape[0])):
-            g = xp.permute_dims(cots[a], (cots.ndim - 2, *range(cots.ndim - 2)))
-            grads = self.vjp_params(cache, g, per_sample=True)
+        n = int(cots.shape[0])
+        for a in range(int(cots.shape[1])):
+            grads = self.vjp_params(cache, cots[:, a, ...], per_sample=True)
             out[:, a, :] = xp.concat([xp.reshape(t, (n, -1)) for t in grads], axis=1)
 
     def input_pullback(self, cache: Any) -> Callable[[Array], Array]:

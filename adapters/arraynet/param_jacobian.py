@@ -70,8 +70,10 @@ def by_pullbacks(model: Any, z: np.ndarray, caches: list[Any]) -> np.ndarray | N
             total += c * g.size
             if total > limit:
                 return None
-            kept[i] = np.empty((c, *g.shape), dtype=g.dtype)
-        kept[i][a] = g
+            kept[i] = np.empty((n, c, *g.shape[:-1]), dtype=g.dtype)
+        # batch-first, so that each sample's cotangents for all C outputs are one contiguous
+        # block: the layers' per-sample products then run as BLAS calls on it
+        np.copyto(kept[i][:, a], np.moveaxis(g, -1, 0))
     out = np.empty((n, c, model.num_params), dtype=z.dtype)
     start = 0
     for i, lay in enumerate(layers):
