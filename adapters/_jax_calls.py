@@ -1,7 +1,9 @@
 """The user's JAX function as the adapter calls it.
 
 A Flax linen module's ``apply``, or a plain ``apply_fn(params, x)``, with its shape and type
-errors turned into a specific ``ModelError``.
+errors turned into a specific ``ModelError``. A linen module's variables are split into its
+``"params"`` collection, which is differentiated, and the others (``"batch_stats"``, constants),
+which are held fixed (:class:`LinenApply`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax.numpy as jnp
 
 from specinterp.errors import ModelError
 
-__all__ = ["is_linen", "with_context"]
+__all__ = ["LinenApply", "is_linen", "with_context"]
 
 
 def with_context(apply: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,3 +49,42 @@ def with_context(apply: Callable[..., Any]) -> Callable[..., Any]:
 def is_linen(fn: Any) -> bool:
     """Whether ``fn`` is a Flax linen module (its ``apply`` is the function of parameters)."""
     return any(getattr(c, "__module__", "").startswith("flax.linen") for c in type(fn).__mro__)
+
+
+class LinenApply:
+    """A linen module applied to its ``"params"`` collection, the other collections held fixed.
+
+    ``variables`` is what ``module.init`` returned; every quantity of the model is taken with
+    respect to ``variables["params"]`` alone — running statistics (``"batch_stats"``) and other
+    collections are state, not parameters. Given the ``"params"`` collection itself (a mapping
+    without that key), it is used as such.
+    """
+
+    def __init__(self, module: Any, variables: Any) -> None:
+        from collections.abc import Mapping
+
+        if not isinstance(variables, Mapping):
+            raise ModelError(
+                "a Flax linen module takes the variables dict that module.init returned "
+                f"(with a 'params' collection); got a {type(variables).__name__}"
+            )
+        self.module = module
+        if "params" in variables:
+            self.params = variables["params"]
+            self.fixed = {k: v for k, v in variables.items() if k != "params"}
+        else:
+            self.params, self.fixed = variables, {}
+
+    def apply(self, params: Any, x: jax.Array) -> Any:
+        """``module.apply`` on ``params`` and the fixed collections."""
+        try:
+            return self.module.apply({**self.fixed, "params": params}, x)
+        except Exception as exc:  # Flax reports a mutation of a fixed collection by its class
+            if type(exc).__name__ != "ModifyScopeVariableError":
+                raise
+            first = str(exc).splitlines()[0]
+            raise ModelError(
+                f"the module updates a variable collection when applied ({first}); "
+                "build it in inference mode — BatchNorm(use_running_average=True), "
+                "Dropout(deterministic=True) — so that its outputs are a function of its inputs"
+            ) from exc

@@ -106,8 +106,10 @@ def _alternating(
     return LayerFactors(weights, diags, pre, pwl, inputs=inputs, biases=biases)
 
 
-def linen_sequential_factors(module: Any, variables: Any, x: jax.Array) -> LayerFactors:
+def linen_sequential_factors(module: Any, params: Any, x: jax.Array) -> LayerFactors:
     """:class:`~specinterp.adapters.arraynet.LayerFactors` of a linen ``nn.Sequential`` MLP.
+
+    ``params`` is the module's ``"params"`` collection.
 
     Raises
     ------
@@ -123,7 +125,6 @@ def linen_sequential_factors(module: Any, variables: Any, x: jax.Array) -> Layer
             "the product form is known for an nn.Sequential of nn.Dense layers and activation "
             "functions, in alternation"
         )
-    params = variables["params"]
     linears = [
         (params[f"layers_{i}"]["kernel"].T, params[f"layers_{i}"].get("bias"))
         for i in range(0, len(layers), 2)

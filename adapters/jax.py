@@ -25,7 +25,7 @@ from specinterp.gram import gram
 from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
-from ._jax_calls import is_linen, with_context
+from ._jax_calls import LinenApply, is_linen, with_context
 from ._jax_conv import jax_conv_kernels
 from ._jax_equinox import equinox_parts
 from ._outputs import output_selector
@@ -47,7 +47,9 @@ class JaxModel(ModelBase):
         ``fn(params, x)`` returning ``(N, *out)``; for a Flax linen module (one of Flax's own
         layers or a user-defined module) its ``apply`` is used.
     params : pytree
-        The parameters (for Flax, the ``variables`` dict passed to ``apply``).
+        The parameters. For a linen module, the ``variables`` dict ``module.init`` returned:
+        its ``"params"`` collection is differentiated, the others (``"batch_stats"``, ...) are
+        held fixed; or the ``"params"`` collection alone.
     input_shape : tuple of int, optional
         Per-sample input shape, checked on every call when given.
     output : str, int or callable, optional
@@ -78,11 +80,14 @@ class JaxModel(ModelBase):
         if not callable(fn) and not hasattr(fn, "apply"):
             raise ModelError("pass apply_fn(params, x) or a Flax linen module")
         linen = is_linen(fn)
-        apply = with_context(fn.apply if linen else fn)
+        if linen:  # differentiate the "params" collection, hold the others fixed
+            module = LinenApply(fn, params)
+            params = module.params
+        apply = with_context(module.apply if linen else fn)
         if embedder is None and linen:
             from ._flax_embedding import LinenEmbedder
 
-            embedder = LinenEmbedder(fn, embedding)
+            embedder = LinenEmbedder(module, embedding)
         elif embedding is not None and embedder is None:
             raise ModelError(
                 "embedding= names a layer of a Flax linen / NNX module or a torch module; a "

@@ -50,3 +50,73 @@ def test_dense_hessian_by_one_jax_hessian_program_equals_the_hvp_columns():
     # and the bad-target check still runs before the compiled program
     with pytest.raises(si.errors.ShapeError):
         operators.hessian(m, x, y[:4], "cross_entropy")
+
+
+def _linen_bn_cnn():
+    """A linen CNN with BatchNorm in inference mode and non-trivial running statistics."""
+    nn = pytest.importorskip("flax.linen")
+
+    class Net(nn.Module):
+        train: bool = False
+
+        @nn.compact
+        def __call__(self, x):
+            x = nn.Conv(3, (3, 3), param_dtype=jnp.float64)(x)
+            x = nn.BatchNorm(use_running_average=not self.train, param_dtype=jnp.float64)(x)
+            x = jnp.tanh(x).reshape(x.shape[0], -1)
+            return nn.Dense(4, param_dtype=jnp.float64)(x)
+
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((5, 4, 4, 2)))
+    variables = Net().init(jax.random.PRNGKey(0), x)
+    stats = {
+        "BatchNorm_0": {
+            "mean": jnp.asarray(rng.standard_normal(3)),
+            "var": jnp.asarray(rng.uniform(0.5, 2, 3)),
+        }
+    }
+    return Net, {"params": variables["params"], "batch_stats": stats}, x, rng.integers(0, 4, 5)
+
+
+def test_linen_module_differentiates_its_params_collection_alone():
+    """Running statistics are state: the Hessian and the parameter Jacobian are taken over the
+    ``params`` collection (checked against ``jax.hessian`` / ``jax.jacrev`` with the statistics
+    held fixed), and the ``params`` collection alone is accepted for a module without state."""
+    from jax.flatten_util import ravel_pytree
+
+    net, variables, x, y = _linen_bn_cnn()
+    m = si.as_model(net(), variables)
+    flat, unravel = ravel_pytree(variables["params"])
+    assert m.num_params == flat.size
+    np.testing.assert_array_equal(np.asarray(m.flat_params), np.asarray(flat))
+
+    def logits(t):
+        return net().apply({"params": unravel(t), "batch_stats": variables["batch_stats"]}, x)
+
+    def loss(t):
+        z = logits(t)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(z), jnp.asarray(y)[:, None], 1))
+
+    h = operators.hessian(m, x, jnp.asarray(y), "cross_entropy")
+    np.testing.assert_allclose(np.asarray(h), np.asarray(jax.hessian(loss)(flat)), atol=1e-10)
+    g = operators.param_jacobian(m, x)
+    want = jax.jacrev(logits)(flat)  # (N, C, p)
+    np.testing.assert_allclose(np.asarray(g), np.asarray(want), rtol=1e-10, atol=1e-12)
+
+    # without state, the params collection on its own is the same model
+    nn = pytest.importorskip("flax.linen")
+    dense = nn.Dense(3, param_dtype=jnp.float64)
+    xd = jnp.asarray(np.random.default_rng(5).standard_normal((4, 2)))
+    v = dense.init(jax.random.PRNGKey(1), xd)
+    a, b = si.as_model(dense, v), si.as_model(dense, v["params"])
+    np.testing.assert_array_equal(np.asarray(a.apply(xd)), np.asarray(b.apply(xd)))
+    assert a.num_params == b.num_params == 9
+
+
+def test_linen_module_that_updates_its_statistics_is_refused():
+    net, variables, x, _ = _linen_bn_cnn()
+    m = si.as_model(net(train=True), variables)
+    with pytest.raises(si.errors.ModelError, match="use_running_average=True"):
+        m.apply(x)
+    with pytest.raises(si.errors.ModelError, match="variables dict"):
+        si.as_model(net(), [variables["params"]])
