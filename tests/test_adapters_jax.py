@@ -120,3 +120,26 @@ def test_linen_module_that_updates_its_statistics_is_refused():
         m.apply(x)
     with pytest.raises(si.errors.ModelError, match="variables dict"):
         si.as_model(net(), [variables["params"]])
+
+
+def test_nnx_module_in_training_mode_is_refused_until_eval():
+    nnx = pytest.importorskip("flax.nnx")
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.lin = nnx.Linear(3, 4, param_dtype=jnp.float64, rngs=rngs)
+            self.bn = nnx.BatchNorm(4, param_dtype=jnp.float64, rngs=rngs)
+            self.drop = nnx.Dropout(0.5, rngs=rngs)
+
+        def __call__(self, x):
+            return self.drop(self.bn(self.lin(x)))
+
+    net = Net(nnx.Rngs(0))
+    with pytest.raises(si.errors.ModelError, match=r"BatchNorm bn, Dropout drop.*module.eval\(\)"):
+        si.as_model(net)
+    net.eval()
+    m = si.as_model(net)
+    x = jnp.asarray(np.random.default_rng(6).standard_normal((5, 3)))
+    np.testing.assert_allclose(np.asarray(m.apply(x)), np.asarray(net(x)), rtol=1e-14)
+    # per sample: the running statistics, not the batch's, normalise
+    np.testing.assert_allclose(np.asarray(m.apply(x[:2])), np.asarray(m.apply(x)[:2]), rtol=1e-14)
