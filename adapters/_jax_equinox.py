@@ -10,6 +10,8 @@ from typing import Any
 
 import jax
 
+from specinterp.errors import ModelError
+
 __all__ = ["equinox_parts"]
 
 
@@ -28,6 +30,12 @@ def equinox_parts(
 
     from ._flax_embedding import EqxEmbedder
 
+    training = _training_layers(module)
+    if training:
+        raise ModelError(
+            f"the module is in training mode ({', '.join(training)}), so its output is random or "
+            "batch-coupled; wrap it as si.as_model(eqx.nn.inference_mode(module))"
+        )
     params, static = eqx.partition(module, eqx.is_inexact_array)
 
     def apply(p: Any, x: jax.Array) -> jax.Array:
@@ -43,3 +51,19 @@ def equinox_parts(
 
     embedder = None if batched else EqxEmbedder(static, embedding)
     return apply, params, embedder, factors
+
+
+def _training_layers(module: Any) -> list[str]:
+    """The ``eqx.nn.Dropout`` / ``eqx.nn.BatchNorm`` layers of ``module`` not in inference mode."""
+    import equinox as eqx
+
+    kinds = (eqx.nn.Dropout, eqx.nn.BatchNorm)
+    leaves = jax.tree_util.tree_flatten_with_path(module, is_leaf=lambda m: isinstance(m, kinds))[0]
+    found = []
+    for path, layer in leaves:
+        if not isinstance(layer, kinds) or layer.inference:
+            continue
+        if isinstance(layer, eqx.nn.Dropout) and layer.p == 0:
+            continue
+        found.append(f"{type(layer).__name__} {jax.tree_util.keystr(path) or 'the module'}")
+    return found

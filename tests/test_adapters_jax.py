@@ -143,3 +143,25 @@ def test_nnx_module_in_training_mode_is_refused_until_eval():
     np.testing.assert_allclose(np.asarray(m.apply(x)), np.asarray(net(x)), rtol=1e-14)
     # per sample: the running statistics, not the batch's, normalise
     np.testing.assert_allclose(np.asarray(m.apply(x[:2])), np.asarray(m.apply(x)[:2]), rtol=1e-14)
+
+
+def test_equinox_dropout_in_training_mode_is_refused_until_inference_mode():
+    eqx = pytest.importorskip("equinox")
+
+    class Net(eqx.Module):
+        lin: eqx.nn.Linear
+        drop: eqx.nn.Dropout
+
+        def __init__(self, key):
+            self.lin = eqx.nn.Linear(3, 4, key=key, dtype=jnp.float64)
+            self.drop = eqx.nn.Dropout(0.5)
+
+        def __call__(self, x, key=None):
+            return self.drop(self.lin(x), key=key)
+
+    net = Net(jax.random.PRNGKey(1))
+    with pytest.raises(si.errors.ModelError, match=r"Dropout \.drop.*inference_mode"):
+        si.as_model(net)
+    m = si.as_model(eqx.nn.inference_mode(net))
+    x = jnp.asarray(np.random.default_rng(7).standard_normal((5, 3)))
+    np.testing.assert_allclose(np.asarray(m.apply(x)), np.asarray(jax.vmap(net.lin)(x)), rtol=1e-14)
