@@ -103,6 +103,7 @@ class JaxModel(ModelBase):
         self.xp = jnp
         self.flat = flat
         self.dtype = flat.dtype
+        _xp.check_parameter_precision(self.dtype, jnp)
         self.device = _xp.device(flat)
         self.num_params = int(flat.shape[0])
         self._ids: jax.Array | None = None

@@ -22,6 +22,7 @@ import array_api_compat.torch as xp_torch
 import torch
 from torch.func import grad, jvp, vjp
 
+from specinterp import _xp
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError
 from specinterp.losses import get_loss
@@ -141,6 +142,7 @@ class TorchModel(ModelBase):
         if len(dtypes) != 1 or len(devices) != 1:
             raise ModelError(f"parameters must share one dtype and device; got {dtypes}, {devices}")
         self.dtype = dtypes.pop()
+        _xp.check_parameter_precision(self.dtype, xp_torch)
         self.device = devices.pop()
         self._shapes = [tuple(v.shape) for v in self.params.values()]
         self._sizes = [math.prod(s) for s in self._shapes]

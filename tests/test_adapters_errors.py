@@ -236,3 +236,18 @@ def test_unknown_as_model_options_name_the_adapters_options():
     with pytest.raises(ModelError, match=r"Flax NNX adapter takes no option pad_token_id") as info:
         si.as_model(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), pad_token_id=0)
     assert "embedder" not in str(info.value) and "embedding=" in str(info.value)
+
+
+def test_half_precision_models_are_refused_at_wrapping():
+    """A float16 / bfloat16 model would be differentiated at 3 digits (a float16 Hessian
+    reached NumPy's eigvalsh and failed there with a TypeError); each adapter refuses it."""
+    lin = torch.nn.Linear(3, 2)
+    for half in (torch.float16, torch.bfloat16):
+        with pytest.raises(DTypeError, match=r"half precision.*model\.float\(\)"):
+            si.as_model(torch.nn.Linear(3, 2).to(half))
+    si.as_model(lin)  # float32 is fine
+    with pytest.raises(DTypeError, match="half precision"):
+        si.as_model(an.Sequential([an.Dense(np.ones((2, 3), dtype=np.float16))]))
+    jnp = pytest.importorskip("jax.numpy")
+    with pytest.raises(DTypeError, match="half precision"):
+        si.as_model(lambda p, x: x @ p, jnp.ones((3, 2), dtype=jnp.bfloat16))

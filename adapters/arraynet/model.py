@@ -53,6 +53,7 @@ class ArrayNetModel(ModelBase):
         if len(dtypes) != 1:
             raise ModelError(f"all parameters must share one dtype; got {dtypes}")
         self.dtype = dtypes.pop()
+        _xp.check_parameter_precision(self.dtype, self.xp)
         self.device = _xp.device(params[0])
         self._shapes = [tuple(int(s) for s in p.shape) for p in params]
         self._sizes = [math.prod(s) for s in self._shapes]

@@ -184,6 +184,21 @@ def check_working_precision(x: Array, xp: Namespace, what: str = "input") -> Non
         )
 
 
+def check_parameter_precision(dtype: Any, xp: Namespace) -> None:
+    """Raise :class:`DTypeError` for a model whose parameters are half precision.
+
+    Its Jacobians and curvature would be computed, and decomposed, at 3 significant digits (or
+    fail inside a decomposition that has no half-precision kernel); the model is converted by
+    its owner, not silently here.
+    """
+    if xp.isdtype(dtype, "real floating") and xp.finfo(dtype).bits < 32:
+        raise DTypeError(
+            f"the model's parameters are {dtype} (half precision); spectra are computed in "
+            "float32 or float64 — convert the model first (torch: model.float(); JAX or "
+            "arraynet: cast the parameters)"
+        )
+
+
 def check_finite(x: Array, xp: Namespace, what: str = "input") -> None:
     """Raise :class:`NonFiniteError` if ``x`` holds NaN or ±inf (skipped for traced arrays)."""
     if all_finite(x, xp) is False:
