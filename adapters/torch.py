@@ -107,6 +107,13 @@ class TorchModel(ModelBase):
                     "the module is in training mode and has dropout or batch-norm layers, so its "
                     "output is random or batch-coupled; call module.eval() first"
                 )
+            if "decoder_input_ids" in inspect.signature(model.forward).parameters:
+                raise ModelError(
+                    f"{type(model).__name__} is an encoder-decoder model, whose forward needs "
+                    "decoder inputs besides the ids: analyse its encoder, si.as_model("
+                    "model.get_encoder(), output='last_hidden_state'), or a module whose "
+                    "forward(ids) calls model(input_ids=ids, decoder_input_ids=...)"
+                )
             all_params = {k: v.detach() for k, v in model.named_parameters()}
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             self._module = model

@@ -262,3 +262,28 @@ def test_last_position_view_is_the_slice_of_the_full_model(tiny_lm):
     torch.testing.assert_close(si.ggn(view, x, y[:, -1], "cross_entropy") @ v, ggn_v)
     with pytest.raises(ShapeError, match="built for"):
         view.apply(x[:, :2])
+
+
+def test_encoder_decoder_model_is_refused_and_its_encoder_route_is_exact():
+    """A T5 called on ids alone fails inside its decoder: the adapter says what to pass, and
+    the suggested encoder route gives the Jacobian spectra of the encoder's hidden states
+    with respect to the token embeddings (checked against ``jacrev`` on ``inputs_embeds``)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.T5Config(
+        vocab_size=20, d_model=8, d_kv=4, d_ff=16, num_layers=1, num_heads=2,
+        decoder_start_token_id=0,
+    )  # fmt: skip
+    t5 = transformers.T5ForConditionalGeneration(cfg).double().eval()
+    with pytest.raises(ModelError, match=r"encoder-decoder.*get_encoder\(\)"):
+        si.as_model(t5)
+    enc = t5.get_encoder()
+    model = si.as_model(enc, output="last_hidden_state")
+    ids = torch.randint(1, 20, (2, 5))
+    got = si.jacobian_spectra(model, ids).singular_values
+    enc.requires_grad_(False)  # the reference differentiates the embeddings alone
+    for i in range(2):
+        e = t5.shared(ids[i : i + 1]).detach()
+        jac = torch.func.jacrev(lambda ee: enc(inputs_embeds=ee).last_hidden_state)(e)
+        want = torch.linalg.svdvals(jac.reshape(5 * 8, 5 * 8))
+        torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-12)
