@@ -7,7 +7,9 @@ completeness error. Robustness of a map ``a(·)`` under perturbations: max- and
 average-sensitivity (Yeh et al. 2019), local Lipschitz estimate (Alvarez-Melis & Jaakkola
 2018), top-k intersection and Spearman rank correlation (Ghorbani, Abid & Zou 2019), relative
 input stability (Agarwal et al. 2022) and the Fréchet distance between Gaussian fits of two
-sets of maps.
+sets of maps. Maps of a model on token ids are taken with respect to the token embeddings;
+the perturbation metrics move their inputs continuously, so for such a model they take the
+embeddings themselves (``model_e, e = specinterp.model.input_space(model, ids)``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 
 from . import _xp
 from ._guards import finite_result
-from .errors import ShapeError
+from .errors import DTypeError, ShapeError
 from .model import input_space
 
 Array = Any
@@ -49,9 +51,12 @@ def _cotangent(model: Any, x: Array, target: Any) -> Array:
     xp = model.xp
     z = model.apply(x)
     n, c = int(z.shape[0]), int(z.shape[1])
-    t = np.broadcast_to(
-        np.asarray(_xp.to_numpy(target) if hasattr(target, "shape") else target), (n,)
-    )
+    t = np.asarray(_xp.to_numpy(target) if hasattr(target, "shape") else target)
+    if t.ndim > 1 or (t.ndim == 1 and t.shape[0] not in (1, n)):
+        raise ShapeError(
+            f"target must be one class index or one per sample, shape ({n},); got shape {t.shape}"
+        )
+    t = np.broadcast_to(t, (n,))
     if not np.issubdtype(t.dtype, np.integer):
         raise TypeError(f"target must hold integer class indices; got {t.dtype}")
     if np.any(t < 0) or np.any(t >= c):
@@ -213,6 +218,14 @@ def _perturbed_maps(explain: Explainer, x: Array, deltas: Array) -> tuple[Array,
 def _deltas(
     x: Array, radius: float, num_samples: int, kind: Perturbation, seed: Any, given: Array | None
 ) -> Array:
+    xp = _xp.namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise DTypeError(
+            f"x has dtype {x.dtype}: the robustness metrics move the inputs continuously, and a "
+            "perturbation of integers (token ids) would round to none; perturb the embeddings — "
+            "model_e, e = specinterp.model.input_space(model, ids), then pass e and an "
+            "explainer of model_e (e.g. lambda ee: saliency(model_e, ee, target))"
+        )
     return perturbations(x, radius, num_samples, kind=kind, seed=seed) if given is None else given
 
 

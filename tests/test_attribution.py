@@ -202,3 +202,40 @@ def test_bad_input(setup, rng):
         attr.frechet_distance(rng.standard_normal((1, 3)), rng.standard_normal((5, 3)))
     with pytest.raises(TypeError, match="integer class"):
         attr.saliency(m, x, 0.5)
+    with pytest.raises(
+        si.errors.ShapeError, match=r"one per sample, shape \(4,\); got shape \(2,\)"
+    ):
+        attr.saliency(m, x, np.array([0, 1]))
+
+
+def test_robustness_of_token_models_is_taken_on_the_embeddings():
+    """Perturbing token ids (integers) rounds every perturbation to zero, so a robustness
+    metric on ids would report perfect stability: refused, with the embedding route instead,
+    which is checked against the metric's definition sample by sample."""
+    from specinterp.model import input_space
+
+    class TinyLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(7, 3)
+            self.out = torch.nn.Linear(3, 4)
+
+        def forward(self, ids):
+            return self.out(torch.tanh(self.emb(ids))).sum(1)
+
+    torch.manual_seed(0)
+    m = si.as_model(TinyLM().double())
+    ids = torch.randint(0, 7, (3, 5))
+    with pytest.raises(si.errors.DTypeError, match="input_space"):
+        attr.max_sensitivity(lambda v: attr.saliency(m, v, 1), ids)
+    model_e, e = input_space(m, ids)
+    deltas = attr.perturbations(e, 0.05, 6, seed=1)
+    got = attr.max_sensitivity(lambda v: attr.saliency(model_e, v, 1), e, deltas=deltas)
+    base = attr.saliency(model_e, e, 1)
+    for i in range(3):
+        moved = [attr.saliency(model_e, e + deltas[:, k], 1)[i] for k in range(6)]
+        want = max(
+            float(torch.linalg.norm(a - base[i]) / torch.linalg.norm(base[i])) for a in moved
+        )
+        assert want > 0
+        np.testing.assert_allclose(float(got[i]), want, rtol=1e-12)
