@@ -3,8 +3,9 @@
 ``sweep`` cuts the dataset into chunks of ``chunk_size`` rows, computes the requested metrics
 of each chunk — locally, or on any ``concurrent.futures.Executor`` or an object with the same
 ``submit``, such as a ``dask.distributed.Client`` — and concatenates the per-sample results in
-dataset order. Chunk ``i`` always gets the seed ``SeedSequence(seed).spawn(n)[i]``, so results
-are bitwise identical whichever executor computes them.
+dataset order. Chunk ``i`` always gets the seed ``SeedSequence(seed).spawn(n)[i]``, and its
+``k``-th metric that seed's child ``spawn(len(metrics))[k]``, so results are bitwise identical
+whichever executor computes them.
 
 The model is sent to the workers as the object you pass (a torch module, an arraynet network,
 an Equinox module, or an ``(apply_fn, params)`` pair) and wrapped there, so it must be
@@ -51,16 +52,19 @@ def _sensitivity_metric(
     model: Any, x: Array, y: Array | None, seq: np.random.SeedSequence
 ) -> dict[str, np.ndarray]:
     from .attribution import max_sensitivity, saliency
+    from .model import input_space
 
     target = np.argmax(_np(model.apply(x)), axis=1)
     n = int(x.shape[0])
+    # token ids are perturbed in the embedding space (integers would not move)
+    model_e, e = input_space(model, x)
 
     def explain(inp: Array) -> Array:
-        return saliency(model, inp, np.repeat(target, int(inp.shape[0]) // n))
+        return saliency(model_e, inp, np.repeat(target, int(inp.shape[0]) // n))
 
     rng = np.random.default_rng(seq)
     return {
-        "max_sensitivity": _np(max_sensitivity(explain, x, radius=0.05, num_samples=8, seed=rng))
+        "max_sensitivity": _np(max_sensitivity(explain, e, radius=0.05, num_samples=8, seed=rng))
     }
 
 
@@ -83,6 +87,11 @@ def _loss_metric(
 
 
 #: Built-in metrics by name: each returns per-sample NumPy arrays.
+#: The named metrics. ``jacobian_spectra``: the eight statistics of each ``J_i``;
+#: ``certified_radius``: T4's radius; ``max_sensitivity``: max-sensitivity (Yeh et al. 2019)
+#: of the saliency map of the predicted class, over 8 uniform L∞ perturbations of radius 0.05
+#: drawn from the chunk's seed — of the token embeddings for a model on token ids;
+#: ``predictions``: the predicted class and, with labels, the cross-entropy.
 METRICS: dict[str, Metric] = {
     "jacobian_spectra": _jacobian_metric,
     "certified_radius": _radius_metric,
@@ -103,9 +112,10 @@ def _chunk_task(
 
     model = as_model(*obj) if isinstance(obj, tuple) else as_model(obj)
     out: dict[str, np.ndarray] = {}
-    for k, metric in enumerate(metrics):
+    children = seq.spawn(len(metrics))  # once: each spawn call makes new children
+    for metric, child in zip(metrics, children, strict=True):
         fn = METRICS[metric] if isinstance(metric, str) else metric
-        out.update(fn(model, x, y, seq.spawn(len(metrics))[k]))
+        out.update(fn(model, x, y, child))
     return out
 
 

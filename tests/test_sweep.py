@@ -30,7 +30,57 @@ def test_sweep_matches_whole_batch(data):
     z = net(x)
     ce = np.log(np.exp(z).sum(1)) - z[np.arange(37), y]
     np.testing.assert_allclose(res["cross_entropy"], ce, rtol=1e-10)
-    assert res["max_sensitivity"].shape == (37,)
+    want = _max_sensitivity(net, x, 10, 0, METRICS.index("max_sensitivity"), len(METRICS))
+    np.testing.assert_allclose(res["max_sensitivity"], want, rtol=1e-12)
+
+
+def _max_sensitivity(model, x, chunk_size, seed, k=0, num_metrics=1, embedded=False):
+    """The documented metric, chunk by chunk: saliency of the predicted class under 8 uniform
+    L∞ perturbations of radius 0.05 from the seed of metric ``k`` of the chunk (of the
+    embeddings for token ids)."""
+    from specinterp import attribution as attr
+    from specinterp.model import input_space
+
+    m = si.as_model(model)
+    starts = range(0, int(x.shape[0]), chunk_size)
+    seqs = np.random.SeedSequence(seed).spawn(len(starts))
+    out = []
+    for s, seq in zip(starts, seqs, strict=True):
+        xc = x[s : s + chunk_size]
+        target = np.argmax(si._xp.to_numpy(m.apply(xc)), axis=1)
+        me, e = input_space(m, xc) if embedded else (m, xc)
+        child = seq.spawn(num_metrics)[k]
+        deltas = attr.perturbations(e, 0.05, 8, seed=np.random.default_rng(child))
+        base = si._xp.to_numpy(attr.saliency(me, e, target)).reshape(len(target), -1)
+        worst = np.zeros(len(target))
+        for j in range(8):
+            moved = si._xp.to_numpy(attr.saliency(me, e + deltas[:, j], target))
+            d = np.linalg.norm(moved.reshape(len(target), -1) - base, axis=1)
+            worst = np.maximum(worst, d / np.linalg.norm(base, axis=1))
+        out.append(worst)
+    return np.concatenate(out)
+
+
+def test_sweep_max_sensitivity_of_a_token_model_moves_its_embeddings():
+    """Perturbed integer ids would not move (the metric would be 0 everywhere)."""
+    torch = pytest.importorskip("torch")
+
+    class TinyLM(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(7, 3)
+            self.out = torch.nn.Linear(3, 4)
+
+        def forward(self, ids):
+            return self.out(torch.tanh(self.emb(ids))).sum(1)
+
+    torch.manual_seed(0)
+    lm = TinyLM().double()
+    ids = torch.randint(0, 7, (10, 5))
+    res = si.sweep(lm, ids, metrics=("max_sensitivity",), chunk_size=4, seed=2)
+    want = _max_sensitivity(lm, ids, 4, 2, embedded=True)
+    assert np.all(want > 0)
+    np.testing.assert_allclose(res["max_sensitivity"], want, rtol=1e-10)
 
 
 def test_sweep_is_bitwise_identical_on_a_thread_pool(data):
