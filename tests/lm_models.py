@@ -1,6 +1,7 @@
 """Language models for the torch LM tests, and their references by plain autograd.
 
-``TinyLM`` (a ``TransformerEncoder`` LM), Hugging Face GPT-2 and BERT from configs with random
+``TinyLM`` (a ``TransformerEncoder`` LM), ``BagOfTokens`` (a classifier of token sequences),
+Hugging Face GPT-2 and BERT from configs with random
 weights (float64), the math attention kernel the references need (the fused kernels have no
 second derivatives), and dense Hessian / GGN / NTK references of the per-token loss. Test
 modules wrap ``tiny_lm_problem`` and ``restore_fastpath`` in fixtures of their own.
@@ -34,6 +35,19 @@ class TinyLM(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.from_embeddings(self.tok_emb(x))
+
+
+class BagOfTokens(torch.nn.Module):
+    """``Σ_t head(tanh(E[x_t]))``: one class score vector per token sequence (float64)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(V, 3, dtype=torch.float64)
+        self.out = torch.nn.Linear(3, 4, dtype=torch.float64)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.tanh(self.emb(ids))).sum(1)
 
 
 def math_kernels():

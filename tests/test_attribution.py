@@ -214,17 +214,9 @@ def test_robustness_of_token_models_is_taken_on_the_embeddings():
     which is checked against the metric's definition sample by sample."""
     from specinterp.model import input_space
 
-    class TinyLM(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(7, 3)
-            self.out = torch.nn.Linear(3, 4)
+    from .lm_models import BagOfTokens
 
-        def forward(self, ids):
-            return self.out(torch.tanh(self.emb(ids))).sum(1)
-
-    torch.manual_seed(0)
-    m = si.as_model(TinyLM().double())
+    m = si.as_model(BagOfTokens())
     ids = torch.randint(0, 7, (3, 5))
     with pytest.raises(si.errors.DTypeError, match="input_space"):
         attr.max_sensitivity(lambda v: attr.saliency(m, v, 1), ids)

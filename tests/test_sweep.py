@@ -64,18 +64,9 @@ def _max_sensitivity(model, x, chunk_size, seed, k=0, num_metrics=1, embedded=Fa
 def test_sweep_max_sensitivity_of_a_token_model_moves_its_embeddings():
     """Perturbed integer ids would not move (the metric would be 0 everywhere)."""
     torch = pytest.importorskip("torch")
+    from .lm_models import BagOfTokens
 
-    class TinyLM(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb = torch.nn.Embedding(7, 3)
-            self.out = torch.nn.Linear(3, 4)
-
-        def forward(self, ids):
-            return self.out(torch.tanh(self.emb(ids))).sum(1)
-
-    torch.manual_seed(0)
-    lm = TinyLM().double()
+    lm = BagOfTokens()
     ids = torch.randint(0, 7, (10, 5))
     res = si.sweep(lm, ids, metrics=("max_sensitivity",), chunk_size=4, seed=2)
     want = _max_sensitivity(lm, ids, 4, 2, embedded=True)
