@@ -77,3 +77,20 @@ def test_violations_are_reported(monkeypatch):
     monkeypatch.setattr(si.testing.assertions, "ntk", broken)
     with pytest.raises(AssertionError, match="T5 violated"):
         assert_bounds_hold(net, x)
+
+
+def test_bounds_on_token_models_are_checked_on_their_embeddings():
+    """A classifier and a per-token LM on token ids (T1 with respect to the embeddings, T7's
+    labels along the class axis of ``(N, T, V)`` outputs); before, the first stopped in the
+    product-form lookup on integer inputs and the second in T7's target shape."""
+    torch = pytest.importorskip("torch")
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from .lm_models import BagOfTokens, gpt2
+
+    assert set(assert_bounds_hold(BagOfTokens(), torch.randint(0, 7, (3, 4)))) == {
+        "T1", "T5", "T6", "T7",
+    }  # fmt: skip
+    with sdpa_kernel(SDPBackend.MATH):  # second derivatives through attention
+        checked = assert_bounds_hold(gpt2(), torch.randint(0, 16, (2, 3)))
+    assert set(checked) == {"T1", "T5", "T6", "T7"}

@@ -16,7 +16,8 @@ import numpy as np
 from .. import _xp, bounds
 from ..capabilities import ProductForm, use
 from ..losses import output_hessian
-from ..model import as_model
+from ..model import as_model, input_space
+from ..model_operators import natural_outputs
 from ..operators import ggn, hessian, input_jacobian, ntk, param_jacobian
 
 __all__ = ["assert_bounds_hold"]
@@ -33,9 +34,12 @@ def assert_bounds_hold(
 
     Returns the map of checked theorem labels to ``True``; raises ``AssertionError`` with the
     theorem, the two sides and the sample when one fails. Use float64 models and inputs: the
-    tolerances are relative (``rtol``) plus absolute (``atol``).
+    tolerances are relative (``rtol``) plus absolute (``atol``). For a model on token ids the
+    input-side theorems (T1, T3, T4) are checked with respect to the token embeddings, the
+    others at the ids; T7's labels are the predicted class along the last output axis.
     """
     model = as_model(model)
+    model_e, e = input_space(model, x)  # the embedded view at token ids, else (model, x)
     checked: dict[str, bool] = {}
 
     def need(ok: bool, label: str, detail: str) -> None:
@@ -43,11 +47,11 @@ def assert_bounds_hold(
             raise AssertionError(f"{label} violated: {detail}")
         checked[label] = True
 
-    jac = input_jacobian(model, x)
+    jac = input_jacobian(model_e, e)
     t1 = bounds.typical_sensitivity(jac, eps=1.0)
     need(t1.holds(rtol=rtol, atol=atol), "T1", f"chain {[(n, _np(v)) for n, v in t1.terms]}")
     try:
-        fac = use(model, ProductForm, x)
+        fac = use(model_e, ProductForm, e)
     except NotImplementedError:
         fac = None
     if fac is not None:
@@ -56,15 +60,15 @@ def assert_bounds_hold(
         if fac.piecewise_linear:
             from ..radius import certified_radius
 
-            rho = _np(certified_radius(model, x))
+            rho = _np(certified_radius(model_e, e))
             rng = np.random.default_rng(seed)
             jac_np = _np(jac)
-            x_np = _np(x)
+            x_np = _np(e)
             for i in np.flatnonzero(np.isfinite(rho) & (rho > 0)):
                 d = rng.standard_normal(x_np.shape[1:])
                 d *= 0.99 * rho[i] / np.linalg.norm(d)
-                moved = _xp.from_host((x_np[i] + d)[None], x)
-                inside = _np(input_jacobian(model, moved))[0]
+                moved = _xp.from_host((x_np[i] + d)[None], e)
+                inside = _np(input_jacobian(model_e, moved))[0]
                 need(
                     np.allclose(inside, jac_np[i], rtol=1e-9, atol=atol),
                     "T4",
@@ -91,8 +95,8 @@ def assert_bounds_hold(
         "T6",
         f"max σ₁(G_i)² ≤ λ_max(K) ≤ Σσ₁(G_i)² ≤ N max σ₁(G_i)²: {chain}",
     )
-    z = model.apply(x)
-    labels = _xp.from_host(np.argmax(_np(z), axis=1), z)
+    z = natural_outputs(model, x)  # (N, *out): the class axis is the last
+    labels = _xp.from_host(np.argmax(_np(z), axis=-1), z)
     labels = model.xp.astype(labels, model.xp.int64)
     gg = np.linalg.eigvalsh(_np(ggn(model, x, labels, "cross_entropy")))
     beta = max(np.linalg.eigvalsh(m)[-1] for m in _np(output_hessian(z, labels, "cross_entropy")))
