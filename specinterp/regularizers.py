@@ -46,22 +46,33 @@ def jacobian_frobenius(fn: Any, x: Array, *, num_projections: int = 1, rng: Any 
     """
     if num_projections < 1:
         raise ValueError(f"num_projections must be ≥ 1; got {num_projections}")
-    return _framework(x).jacobian_frobenius(fn, x, num_projections=num_projections, rng=rng)
+    return _framework(x, fn).jacobian_frobenius(fn, x, num_projections=num_projections, rng=rng)
 
 
 def jacobian_spectral_norm(fn: Any, x: Array, *, num_iters: int = 5, rng: Any = None) -> Array:
     """(b) ``mean_i σ_1(J_i)²`` by ``num_iters`` power-iteration steps on ``J_iᵀ J_i``."""
     if num_iters < 1:
         raise ValueError(f"num_iters must be ≥ 1; got {num_iters}")
-    return _framework(x).jacobian_spectral_norm(fn, x, num_iters=num_iters, rng=rng)
+    return _framework(x, fn).jacobian_spectral_norm(fn, x, num_iters=num_iters, rng=rng)
 
 
 def jacobian_entropy(fn: Any, x: Array) -> Array:
     """(c) ``mean_i H(J_i)`` (energy convention), differentiable through the singular values."""
-    return _framework(x).jacobian_entropy(fn, x)
+    return _framework(x, fn).jacobian_entropy(fn, x)
 
 
-def _framework(x: Array) -> Any:
+def _framework(x: Array, fn: Any) -> Any:
+    from .model import ModelBase
+
+    if isinstance(fn, ModelBase):
+        raise TypeError(
+            "the regularisers differentiate through your training framework, so fn is the "
+            "function x ↦ outputs itself — your torch or Flax NNX module, or a closure such as "
+            "lambda x: apply_fn(params, x) — not the as_model(...) wrapper, whose parameters "
+            "are a fixed copy"
+        )
+    if not callable(fn):
+        raise TypeError(f"fn must be a callable x ↦ outputs (N, C); got {type(fn).__name__}")
     from .adapters._regularizers import implementation  # imports only the framework needed
 
     return implementation(x)

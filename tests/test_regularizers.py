@@ -147,3 +147,8 @@ def test_one_api_across_frameworks(net_and_x, jax_twin):
         si.regularizers.jacobian_frobenius(lambda z: z, x.numpy())
     with pytest.raises(ValueError, match="num_projections"):
         si.regularizers.jacobian_frobenius(net, x, num_projections=0)
+    # the as_model wrapper holds a copy of the parameters: nothing to train through
+    with pytest.raises(TypeError, match="not the as_model"):
+        si.regularizers.jacobian_entropy(si.as_model(net), x)
+    with pytest.raises(TypeError, match="callable"):
+        si.regularizers.jacobian_frobenius(3, x)
