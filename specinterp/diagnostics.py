@@ -123,8 +123,13 @@ def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
     """
     model.check_input(x)  # before any indexing: a scalar or an empty batch gets its message
     n = int(x.shape[0])
+    if getattr(model, "bound_to_ids", False):  # an embedded view: one call on all its samples
+        try:
+            return _factor_spectrum(use(model, JacobianFactor, x), *_dims(model, x))
+        except NotImplementedError:
+            return Spectrum.from_matrix(input_jacobian(model, x, max_bytes=max_bytes))
     view, inputs = input_space(model, x[:1, ...])
-    c, d = math.prod(view.output_shape(inputs)), math.prod(inputs.shape[1:])
+    c, d = _dims(view, inputs)
     try:
         size = math.prod(use(view, JacobianFactor, inputs).shape)  # one sample's factor
     except NotImplementedError:
@@ -151,6 +156,11 @@ def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
         shape=(c, d),
         _relative=None if relative is None else xp.concat(relative, axis=0),
     )
+
+
+def _dims(model: Any, x: Array) -> tuple[int, int]:
+    """``(C, d)`` of each sample's Jacobian: flattened outputs by flattened inputs."""
+    return math.prod(model.output_shape(x)), math.prod(x.shape[1:])
 
 
 def _factor_spectrum(b: Array, c: int, d: int) -> Spectrum:

@@ -112,6 +112,18 @@ class ModelBase:
     #: whether integer inputs (token ids for an embedding layer) are accepted
     accepts_token_ids: bool = False
 
+    @property
+    def bound_to_ids(self) -> bool:
+        """Whether this is an embedded view bound to its token ids.
+
+        Its inputs are those ids' embeddings (``k·N`` rows for ``N`` sequences), so it cannot
+        be called on a subset of the samples: a per-sample computation in chunks starts from
+        the base model and the ids instead.
+        """
+        if getattr(self, "_ids", None) is not None:
+            return True
+        return bool(getattr(getattr(self, "base", None), "bound_to_ids", False))
+
     def check_input(self, x: Array, what: str = "x") -> None:
         """Raise a specific error unless ``x`` is a usable batch for this model."""
         if not _xp.is_array(x) or not _xp.same_namespace(_xp.namespace(x), self.xp):

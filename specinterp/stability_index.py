@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _xp
 from .losses import get_loss
-from .model import as_model, input_space
+from .model import as_model
 from .model_operators import natural_outputs
 from .operators import hessian
 from .stability_index_routes import (
@@ -229,7 +229,7 @@ def gmsi(
         raise ValueError(f"method must be 'auto', 'dense' or 'matrix-free'; got {method!r}")
     opts = dict(tol=tol, seed=seed, num_probes=num_probes, num_steps=num_steps, progress=progress)
     beta = curvature_max(lf, natural_outputs(model, x), y, seed=seed)
-    jac = jacobian_part(*input_space(model, x), given.jacobian, opts)
+    jac = jacobian_part(model, x, given.jacobian, opts)  # token ids: chunked, then embedded
     s_j, t_j, h_j = jac.s_j, jac.t_j, jac.entropy
 
     if given.ntk is not None:

@@ -30,7 +30,7 @@ from .batches import Batches, as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .entropy_estimates import entropy_from_values
 from .losses import get_loss
-from .model import as_model, input_space
+from .model import as_model
 from .model_operators import natural_outputs
 from .stability_index import GMSIResult, _aggregate
 from .stability_index_routes import (
@@ -92,7 +92,7 @@ def gmsi_over_data(
     for x, y in batches:  # the per-sample components, one batch at a time
         model.check_input(x)
         nb = int(x.shape[0])
-        jac = jacobian_part(*input_space(model, x), None, opts)
+        jac = jacobian_part(model, x, None, opts)
         s_j, t_sum, h_sum = max(s_j, jac.s_j), t_sum + nb * jac.t_j, h_sum + nb * jac.entropy
         h_err += nb * jac.entropy_error
         z = natural_outputs(model, x)

@@ -10,6 +10,7 @@ torch's math kernel in the references, because the fused kernels have no second 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -287,3 +288,31 @@ def test_encoder_decoder_model_is_refused_and_its_encoder_route_is_exact():
         jac = torch.func.jacrev(lambda ee: enc(inputs_embeds=ee).last_hidden_state)(e)
         want = torch.linalg.svdvals(jac.reshape(5 * 8, 5 * 8))
         torch.testing.assert_close(got[i], want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_gmsi_of_a_token_model_takes_s_j_on_the_embeddings(streamed):
+    """``s_J = max_i σ_1(J_i)`` with ``J_i`` the Jacobian with respect to the token embeddings
+    (``jacrev``), in memory and over a list of batches; both stopped with a ShapeError when
+    the Jacobian spectra were chunked on an embedded view bound to the whole batch."""
+    from .lm_models import BagOfTokens
+
+    lm = BagOfTokens()
+    torch.manual_seed(1)
+    ids, y = torch.randint(0, 7, (6, 5)), torch.randint(0, 4, (6,))
+    model = si.as_model(lm)
+    if streamed:
+        got = si.gmsi(model, data=[(ids[:4], y[:4]), (ids[4:], y[4:])], progress=False)
+    else:
+        got = si.gmsi(model, ids, y, progress=False)
+    s = []
+    for i in range(6):
+        e = lm.emb(ids[i : i + 1]).detach()
+        jac = torch.func.jacrev(lambda ee: lm.out(torch.tanh(ee)).sum(1))(e).reshape(4, -1)
+        s.append(float(torch.linalg.svdvals(jac.detach())[0]))
+    assert got.components["forward"] == pytest.approx(max(s), rel=1e-12)
+    # the embedded view itself (documented route) gives the same spectra
+    model_e, e = input_space(model, ids)
+    np.testing.assert_allclose(
+        si.jacobian_spectra(model_e, e).operator_norm.numpy(), np.asarray(s), rtol=1e-12
+    )
