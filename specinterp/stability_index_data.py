@@ -21,6 +21,7 @@ when ``M`` is formed densely and reported as NaN (not computed) in the matrix-fr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -29,9 +30,11 @@ from . import _xp
 from .batches import Batches, as_batches
 from .data_operators import DataGGNOperator, DataHessianOperator
 from .entropy_estimates import entropy_from_values
+from .errors import MemoryBudgetError
 from .losses import get_loss
 from .model import as_model
 from .model_operators import natural_outputs
+from .operators import hessian, param_jacobian
 from .stability_index import GMSIResult, _aggregate
 from .stability_index_routes import (
     HessianPart,
@@ -56,6 +59,48 @@ def _dense(op: Any) -> np.ndarray:
     return np.linalg.eigvalsh(0.5 * (a + a.T))
 
 
+def _summed(batches: Batches, n: int, term: Callable[[Any, Any], Any]) -> np.ndarray:
+    """Eigenvalues of ``(1/N) Σ_b term(x_b, y_b)``, the dense batch terms summed in float64."""
+    total: np.ndarray | None = None
+    for x, y in batches:
+        a = np.asarray(_xp.to_numpy(term(x, y)), dtype=float)
+        total = a if total is None else total + a
+    assert total is not None
+    a = total / n
+    return np.linalg.eigvalsh(0.5 * (a + a.T))
+
+
+def _dense_gram(model: Any, batches: Batches, n: int, fallback: Any) -> np.ndarray:
+    """``M = (1/N) Σ_b G_bᵀ G_b`` from each batch's dense parameter Jacobian.
+
+    Where one batch's ``G_b`` exceeds the memory budget, ``p`` products of ``fallback`` (each a
+    pass through the dataset) form it instead.
+    """
+    p = model.num_params
+
+    def term(x: Any, _: Any) -> Any:
+        g = np.asarray(_xp.to_numpy(param_jacobian(model, x)), dtype=float).reshape(-1, p)
+        return g.T @ g
+
+    try:
+        return _summed(batches, n, term)
+    except MemoryBudgetError:
+        return _dense(fallback)
+
+
+def _dense_hessian(model: Any, batches: Batches, loss: Any, n: int, fallback: Any) -> np.ndarray:
+    """``(1/N) Σ_b N_b H_b``, ``H_b`` the dense Hessian of batch ``b``'s mean loss.
+
+    Each ``H_b`` comes by the model's fastest dense route (a compiled ``jax.hessian``, batched
+    HVPs); where one exceeds the memory budget, ``p`` products of ``fallback`` (the dataset
+    Hessian operator, each a pass through the data) form it instead.
+    """
+    try:
+        return _summed(batches, n, lambda x, y: hessian(model, x, y, loss) * int(x.shape[0]))
+    except MemoryBudgetError:
+        return _dense(fallback)
+
+
 def gmsi_over_data(
     model: Any,
     data: Any,
@@ -72,9 +117,10 @@ def gmsi_over_data(
 ) -> GMSIResult:
     """:func:`specinterp.gmsi` of the loss over every sample of ``data`` (module docstring).
 
-    ``"dense"`` forms the ``p × p`` Gram and Hessian from ``p`` products each (one pass over the
-    data per block of vectors); ``"matrix-free"`` uses Lanczos and SLQ on them; ``"auto"`` is
-    dense when ``p ≤ dense_limit``.
+    ``"dense"`` forms the ``p × p`` Gram and Hessian as sums of each batch's dense ``G_bᵀ G_b``
+    and ``N_b H_b`` (or, where one batch's does not fit, from ``p`` products each, one pass over
+    the data per block of vectors); ``"matrix-free"`` uses Lanczos and SLQ on them; ``"auto"``
+    is dense when ``p ≤ dense_limit``.
     """
     model = as_model(model)
     batches = as_batches(data)
@@ -116,12 +162,12 @@ def gmsi_over_data(
     hop = DataHessianOperator(model, batches, loss)
     k_min, k_entropy_error = math.nan, 0.0
     if method == "dense":
-        lam_m = _dense(gram)
+        lam_m = _dense_gram(model, batches, n, gram)
         m_max, entropy_k = float(lam_m[-1]), entropy_from_values(np.clip(lam_m, 0.0, None))
         tr_k = n * float(np.sum(lam_m))  # tr K = N tr M: exact from the dense Gram
         if n * c <= p:
             k_min = n * float(lam_m[::-1][n * c - 1])
-        hess = hessian_from_values(_dense(hop), p)
+        hess = hessian_from_values(_dense_hessian(model, batches, loss, n, hop), p)
     else:
         m_max = float(_xp.to_numpy(eigsh_with_bar(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
         k_entropy = slq_entropy_with(gram, opts, tr_k / n if exact_trace else None)

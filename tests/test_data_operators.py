@@ -296,13 +296,24 @@ def test_mse_ggn_over_data_is_the_full_ntk_gram():
     np.testing.assert_allclose(lam_gram, lam_ntk, rtol=1e-10)
 
 
-@pytest.mark.parametrize("framework", ["torch", "arraynet"])
-def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework):
+@pytest.mark.parametrize(
+    ("framework", "by_products"), [("torch", False), ("arraynet", False), ("torch", True)]
+)
+def test_gmsi_over_data_is_the_gmsi_of_all_samples(framework, by_products, monkeypatch):
     # every component, entropy and condition number of the GMSI over 7 uneven batches equals
     # the dense GMSI of the concatenated data (float64): maxima and means over samples, the NTK
-    # through its p × p Gram (T5), the dataset Hessian, β the largest over batches
-    from specinterp import gmsi
+    # through its p × p Gram (T5), the dataset Hessian, β the largest over batches — from the
+    # batches' dense G_b and H_b, or (where one would not fit) from p dataset products each
+    from specinterp import gmsi, stability_index_data
+    from specinterp.errors import MemoryBudgetError
 
+    if by_products:
+
+        def over_budget(*args, **kwargs):
+            raise MemoryBudgetError("a batch's dense matrix over the budget (simulated)")
+
+        monkeypatch.setattr(stability_index_data, "param_jacobian", over_budget)
+        monkeypatch.setattr(stability_index_data, "hessian", over_budget)
     model = three_models(torch_mlp(1))[framework]
     x, y = _data("cross_entropy")
     whole = gmsi(model, convert(framework, x), convert(framework, y), method="dense")
