@@ -119,7 +119,8 @@ def _jacobian_spectrum(model: Any, x: Array, max_bytes: int | None) -> Spectrum:
     chunk's factor ``(m, a, b)`` or dense ``(m, C, d)`` stays within the budget (one array, as
     :func:`input_jacobian` checks), and only a single sample over it raises
     :class:`~specinterp.errors.MemoryBudgetError`. Token ids are chunked before they are
-    embedded (an embedded view is bound to its ids).
+    embedded; an embedded view handed over directly (``Model.bound_to_ids``: bound to the ids
+    of all its samples) is computed in one call.
     """
     model.check_input(x)  # before any indexing: a scalar or an empty batch gets its message
     n = int(x.shape[0])
