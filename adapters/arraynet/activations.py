@@ -100,7 +100,12 @@ class LeakyReLU(Activation):
         return max(1.0, abs(self.slope))
 
     def f(self, z: Array) -> Array:
-        return _xp.namespace(z).where(z > 0, z, self.slope * z)
+        # max(z, a·z) for a ≤ 1, min(z, a·z) for a > 1 (a = 0: max(z, 0), as 0·∞ is NaN):
+        # NumPy's where is ~8× slower
+        xp, a = _xp.namespace(z), self.slope
+        if a == 0:
+            return xp.maximum(z, xp.zeros((), dtype=z.dtype, device=_xp.device(z)))
+        return xp.maximum(z, a * z) if a <= 1 else xp.minimum(z, a * z)
 
     def df(self, z: Array) -> Array:
         xp = _xp.namespace(z)
