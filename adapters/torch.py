@@ -30,7 +30,7 @@ from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
 from ._torch_conv import torch_conv_kernels
-from ._torch_dense import vmap_input_jacobian, vmap_param_jacobian
+from ._torch_dense import vmap_hessian, vmap_input_jacobian, vmap_param_jacobian
 from ._torch_embedding import (
     capture_output,
     check_ids,
@@ -346,6 +346,18 @@ class TorchModel(ModelBase):
         lf = get_loss(loss)
         g = grad(lambda p: lf.value(self._f(p, x), y))
         return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
+
+    def loss_hessian(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> torch.Tensor:
+        """The dense ``H`` by ``vmap`` over its columns (``NativeHessian``; :mod:`._torch_dense`).
+
+        ``NotImplementedError`` where ``vmap`` cannot map the module (a padding mask, an
+        operation without a batching or forward-mode rule): the caller takes ``p`` products.
+        """
+        self.check_input(x)
+        try:
+            return vmap_hessian(self, x, y, loss)
+        except RuntimeError as exc:
+            raise NotImplementedError(f"vmap cannot map this module: {exc}") from exc
 
     def hvp_operator(
         self, x: torch.Tensor, y: torch.Tensor, loss: Any

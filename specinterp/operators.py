@@ -284,8 +284,9 @@ def hessian(
 ) -> Array:
     """Loss Hessian ``H = ∇²_θ (1/N) Σ ℓ(f(x_i), y_i)``, ``(p, p)``.
 
-    By the adapter's compiled dense route where it has one (JAX: one ``jax.hessian`` program)
-    and ``native=True``; otherwise from ``p`` Hessian-vector products.
+    By the adapter's dense route where it has one and ``native=True`` (JAX: one compiled
+    ``jax.hessian`` program; torch: ``vmap`` over the columns' forward-over-reverse products);
+    otherwise from ``p`` Hessian-vector products.
     """
     model, xp = _prepare(model, x)
     lf = get_loss(loss)
@@ -296,7 +297,10 @@ def hessian(
         # JAX one would be a compilation of its own)
         shape = (int(x.shape[0]), *model.output_shape(x))
         lf.check(xp.zeros(shape, dtype=model.dtype, device=_xp.device(x)), y)
-        return use(model, NativeHessian, x, y, loss)  # symmetric by the capability's contract
+        try:
+            return use(model, NativeHessian, x, y, loss)  # symmetric by the capability's contract
+        except NotImplementedError:
+            pass  # the model cannot take its route here: p products
     eye = xp.eye(p, dtype=model.dtype, device=_xp.device(x))
     hvp = HessianOperator(model, x, y, loss).matvec
     cols = [hvp(eye[:, j]) for j in range(p)]

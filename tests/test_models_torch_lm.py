@@ -316,3 +316,25 @@ def test_gmsi_of_a_token_model_takes_s_j_on_the_embeddings(streamed):
     np.testing.assert_allclose(
         si.jacobian_spectra(model_e, e).operator_norm.numpy(), np.asarray(s), rtol=1e-12
     )
+
+
+def test_dense_hessian_by_vmap_over_columns_and_its_fallback(tiny_lm, monkeypatch):
+    """The torch dense Hessian maps forward-over-reverse products over its columns (checked
+    against plain autograd); where vmap cannot map the module, p products give the same."""
+    from specinterp.adapters import _torch_dense
+
+    net, x, y = tiny_lm
+    h_ref = references(net, lambda d, xx: torch.func.functional_call(net, d, (xx,)), x, y, V)[0]
+    model = si.as_model(net)
+    assert isinstance(model, si.capabilities.NativeHessian)
+    torch.testing.assert_close(model.loss_hessian(x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
+    monkeypatch.setattr(_torch_dense, "HESSIAN_CHUNK_ENTRIES", 1)  # one column a chunk
+    torch.testing.assert_close(model.loss_hessian(x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
+
+    def unmappable(*args, **kwargs):
+        raise RuntimeError("vmap: no batching rule (simulated)")
+
+    monkeypatch.setattr(si.adapters.torch, "vmap_hessian", unmappable)
+    with pytest.raises(NotImplementedError, match="vmap cannot map"):
+        model.loss_hessian(x, y, "cross_entropy")
+    torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)
