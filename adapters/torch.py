@@ -29,13 +29,13 @@ from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
+from ._torch_calls import refuse_retrained, refuse_unusable, with_context
 from ._torch_conv import torch_conv_kernels
 from ._torch_dense import vmap_hessian, vmap_input_jacobian, vmap_param_jacobian
 from ._torch_embedding import (
     capture_output,
     check_ids,
     checked_pad,
-    differentiable_kernels,
     embedded_call,
     find_embedding,
     module_call,
@@ -48,9 +48,6 @@ from ._torch_mlp import sequential_factors
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
-
-
-_MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
 
 
 class TorchModel(ModelBase):
@@ -102,18 +99,7 @@ class TorchModel(ModelBase):
         self._ids: torch.Tensor | None = None  # the token ids of an embedded view
         self._run: Callable[..., Any] | None = None  # (params, ids, e) ↦ outputs, embedded view
         if isinstance(model, torch.nn.Module):
-            if model.training and any(isinstance(m, _MODE_DEPENDENT) for m in model.modules()):
-                raise ModelError(
-                    "the module is in training mode and has dropout or batch-norm layers, so its "
-                    "output is random or batch-coupled; call module.eval() first"
-                )
-            if "decoder_input_ids" in inspect.signature(model.forward).parameters:
-                raise ModelError(
-                    f"{type(model).__name__} is an encoder-decoder model, whose forward needs "
-                    "decoder inputs besides the ids: analyse its encoder, si.as_model("
-                    "model.get_encoder(), output='last_hidden_state'), or a module whose "
-                    "forward(ids) calls model(input_ids=ids, decoder_input_ids=...)"
-                )
+            refuse_unusable(model)
             all_params = {k: v.detach() for k, v in model.named_parameters()}
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             self._module = model
@@ -166,17 +152,7 @@ class TorchModel(ModelBase):
     # ------------------------------------------------------------------ helpers
     def check_input(self, x: torch.Tensor, what: str = "x") -> None:
         """The shared input checks, and that the module was not put back in training mode."""
-        module = self._module
-        if (
-            module is not None
-            and module.training
-            and any(isinstance(m, _MODE_DEPENDENT) for m in module.modules())
-        ):
-            raise ModelError(
-                "the wrapped module was switched to training mode (module.train()) after "
-                "as_model; its dropout / batch-norm layers make the output random or "
-                "batch-coupled — call module.eval() before analysing it"
-            )
+        refuse_retrained(self._module)
         super().check_input(x, what)
 
     def _embedding_layer(self, x: torch.Tensor) -> tuple[str, torch.nn.Module]:
@@ -214,29 +190,11 @@ class TorchModel(ModelBase):
         self, p: dict[str, torch.Tensor], x: torch.Tensor, ids: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Outputs in the model's own shape ``(N, *out)`` (``ids``: the embedded view's)."""
-        try:
-            with differentiable_kernels():
-                if self._run is None:
-                    out = self._call({**self._fixed, **p}, x)
-                else:
-                    out = self._run({**self._fixed, **p}, self._ids if ids is None else ids, x)
-        except (RuntimeError, IndexError) as exc:  # shape / dtype errors inside the layers
-            kind = (
-                "token ids"
-                if not x.is_floating_point()
-                else f"per-sample shape {tuple(x.shape[1:])}"
-            )
-            raise ModelError(
-                f"the model failed on inputs of {kind}: {str(exc).splitlines()[0]} — check "
-                "that x has the shape and dtype the model expects (as_model(..., "
-                "input_shape=...) checks the shape before any call)"
-            ) from exc
-        except NotImplementedError as exc:
-            raise ModelError(
-                f"{str(exc).splitlines()[0]} — an operation of this model has no forward-mode "
-                "or second derivative in torch, which Jacobian and Hessian products need; for "
-                "Hugging Face models build them with attn_implementation='eager'"
-            ) from exc
+        with with_context(x):
+            if self._run is None:
+                out = self._call({**self._fixed, **p}, x)
+            else:
+                out = self._run({**self._fixed, **p}, self._ids if ids is None else ids, x)
         out = self._select(out)
         if not isinstance(out, torch.Tensor) or out.ndim < 1 or out.shape[0] != x.shape[0]:
             got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

@@ -1,0 +1,78 @@
+"""The user's torch module as the adapter calls it: which modules are refused, and its errors.
+
+The twin of :mod:`._jax_calls`. A module whose dropout or batch-norm layers are in training
+mode, or an encoder–decoder module that needs decoder inputs besides the ids, is refused when
+wrapped (:func:`refuse_unusable`) and, for the first, again if it is switched back to training
+mode afterwards (:func:`refuse_retrained`); a shape, dtype or missing-derivative error from
+inside the layers becomes a ``ModelError`` that names the inputs (:func:`with_context`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Iterator
+
+import torch
+
+from specinterp.errors import ModelError
+
+from ._torch_embedding import differentiable_kernels
+
+__all__ = ["refuse_retrained", "refuse_unusable", "with_context"]
+
+_MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
+
+
+def _training(module: torch.nn.Module) -> bool:
+    """Whether ``module`` is in training mode with layers that behave differently then."""
+    return module.training and any(isinstance(m, _MODE_DEPENDENT) for m in module.modules())
+
+
+def refuse_unusable(module: torch.nn.Module) -> None:
+    """Raise ``ModelError`` for a module in training mode or one that needs decoder inputs."""
+    if _training(module):
+        raise ModelError(
+            "the module is in training mode and has dropout or batch-norm layers, so its "
+            "output is random or batch-coupled; call module.eval() first"
+        )
+    if "decoder_input_ids" in inspect.signature(module.forward).parameters:
+        raise ModelError(
+            f"{type(module).__name__} is an encoder-decoder model, whose forward needs "
+            "decoder inputs besides the ids: analyse its encoder, si.as_model("
+            "model.get_encoder(), output='last_hidden_state'), or a module whose "
+            "forward(ids) calls model(input_ids=ids, decoder_input_ids=...)"
+        )
+
+
+def refuse_retrained(module: torch.nn.Module | None) -> None:
+    """Raise ``ModelError`` if the wrapped module was put back in training mode."""
+    if module is not None and _training(module):
+        raise ModelError(
+            "the wrapped module was switched to training mode (module.train()) after "
+            "as_model; its dropout / batch-norm layers make the output random or "
+            "batch-coupled — call module.eval() before analysing it"
+        )
+
+
+@contextlib.contextmanager
+def with_context(x: torch.Tensor) -> Iterator[None]:
+    """Run the module on ``x`` with differentiable kernels; its errors name the inputs."""
+    try:
+        with differentiable_kernels():
+            yield
+    except (RuntimeError, IndexError) as exc:  # shape / dtype errors inside the layers
+        kind = (
+            "token ids" if not x.is_floating_point() else f"per-sample shape {tuple(x.shape[1:])}"
+        )
+        raise ModelError(
+            f"the model failed on inputs of {kind}: {str(exc).splitlines()[0]} — check "
+            "that x has the shape and dtype the model expects (as_model(..., "
+            "input_shape=...) checks the shape before any call)"
+        ) from exc
+    except NotImplementedError as exc:
+        raise ModelError(
+            f"{str(exc).splitlines()[0]} — an operation of this model has no forward-mode "
+            "or second derivative in torch, which Jacobian and Hessian products need; for "
+            "Hugging Face models build them with attn_implementation='eager'"
+        ) from exc
