@@ -53,52 +53,50 @@ Array = Any
 __all__ = ["gmsi_over_data"]
 
 
+def _eigenvalues(a: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the symmetric part of a host matrix, ascending."""
+    return np.linalg.eigvalsh(0.5 * (a + a.T))
+
+
 def _dense(op: Any) -> np.ndarray:
+    """Eigenvalues of ``op`` formed from ``p`` products (each a pass through the dataset)."""
     p = op.shape[0]
-    a = np.asarray(_xp.to_numpy(op @ op.xp.eye(p, dtype=op.dtype, device=op.device)), float)
-    return np.linalg.eigvalsh(0.5 * (a + a.T))
+    return _eigenvalues(
+        np.asarray(_xp.to_numpy(op @ op.xp.eye(p, dtype=op.dtype, device=op.device)), float)
+    )
 
 
-def _summed(batches: Batches, n: int, term: Callable[[Any, Any], Any]) -> np.ndarray:
-    """Eigenvalues of ``(1/N) Σ_b term(x_b, y_b)``, the dense batch terms summed in float64."""
-    total: np.ndarray | None = None
-    for x, y in batches:
-        a = np.asarray(_xp.to_numpy(term(x, y)), dtype=float)
-        total = a if total is None else total + a
-    assert total is not None
-    a = total / n
-    return np.linalg.eigvalsh(0.5 * (a + a.T))
+def _summed(batches: Batches, n: int, term: Callable[[Any, Any], Any], fallback: Any) -> np.ndarray:
+    """Eigenvalues of ``(1/N) Σ_b term(x_b, y_b)``, the dense batch terms summed in float64.
 
-
-def _dense_gram(model: Any, batches: Batches, n: int, fallback: Any) -> np.ndarray:
-    """``M = (1/N) Σ_b G_bᵀ G_b`` from each batch's dense parameter Jacobian.
-
-    Where one batch's ``G_b`` exceeds the memory budget, ``p`` products of ``fallback`` (each a
-    pass through the dataset) form it instead.
+    Where one batch's term exceeds the memory budget, ``fallback`` (the dataset operator of
+    the same matrix) is formed from ``p`` products instead.
     """
+    total: np.ndarray | None = None
+    try:
+        for x, y in batches:
+            a = np.asarray(_xp.to_numpy(term(x, y)), dtype=float)
+            total = a if total is None else total + a
+    except MemoryBudgetError:
+        return _dense(fallback)
+    assert total is not None
+    return _eigenvalues(total / n)
+
+
+def _gram_term(model: Any) -> Callable[[Any, Any], Any]:
+    """``G_bᵀ G_b`` of a batch, from its dense parameter Jacobian."""
     p = model.num_params
 
     def term(x: Any, _: Any) -> Any:
         g = np.asarray(_xp.to_numpy(param_jacobian(model, x)), dtype=float).reshape(-1, p)
         return g.T @ g
 
-    try:
-        return _summed(batches, n, term)
-    except MemoryBudgetError:
-        return _dense(fallback)
+    return term
 
 
-def _dense_hessian(model: Any, batches: Batches, loss: Any, n: int, fallback: Any) -> np.ndarray:
-    """``(1/N) Σ_b N_b H_b``, ``H_b`` the dense Hessian of batch ``b``'s mean loss.
-
-    Each ``H_b`` comes by the model's fastest dense route (a compiled ``jax.hessian``, batched
-    HVPs); where one exceeds the memory budget, ``p`` products of ``fallback`` (the dataset
-    Hessian operator, each a pass through the data) form it instead.
-    """
-    try:
-        return _summed(batches, n, lambda x, y: hessian(model, x, y, loss) * int(x.shape[0]))
-    except MemoryBudgetError:
-        return _dense(fallback)
+def _hessian_term(model: Any, loss: Any) -> Callable[[Any, Any], Any]:
+    """``N_b H_b`` of a batch (``H_b`` of its mean loss) by the model's fastest dense route."""
+    return lambda x, y: hessian(model, x, y, loss) * int(x.shape[0])
 
 
 def gmsi_over_data(
@@ -162,12 +160,12 @@ def gmsi_over_data(
     hop = DataHessianOperator(model, batches, loss)
     k_min, k_entropy_error = math.nan, 0.0
     if method == "dense":
-        lam_m = _dense_gram(model, batches, n, gram)
+        lam_m = _summed(batches, n, _gram_term(model), gram)
         m_max, entropy_k = float(lam_m[-1]), entropy_from_values(np.clip(lam_m, 0.0, None))
         tr_k = n * float(np.sum(lam_m))  # tr K = N tr M: exact from the dense Gram
         if n * c <= p:
             k_min = n * float(lam_m[::-1][n * c - 1])
-        hess = hessian_from_values(_dense_hessian(model, batches, loss, n, hop), p)
+        hess = hessian_from_values(_summed(batches, n, _hessian_term(model, loss), hop), p)
     else:
         m_max = float(_xp.to_numpy(eigsh_with_bar(gram, 1, "LA", opts, "NTK Gram λ_max").values)[0])
         k_entropy = slq_entropy_with(gram, opts, tr_k / n if exact_trace else None)
