@@ -284,3 +284,80 @@ def test_language_model_report_with_padded_targets(tmp_path, monkeypatch):
     kept = y[idx] != -100
     assert data["accuracy"] == pytest.approx(np.mean(pred[kept] == y[idx][kept]))
     assert np.isfinite(data["hessian"]["top_eigenvalues"]).all()
+
+
+SINGLE_OUTPUT = """
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+X, LABELS = load_iris(return_X_y=True)
+
+
+def binary():
+    net = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3000, random_state=0)
+    return net.fit(X, (LABELS == 2).astype(int))
+
+
+def binary_data():
+    return X, (LABELS == 2).astype(int)
+
+
+def regressor():
+    net = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3000, random_state=0)
+    return net.fit(X[:, :3], X[:, 3])
+
+
+def regressor_data():
+    return X[:, :3], X[:, 3]
+"""
+
+
+@pytest.mark.parametrize(("kind", "loss"), [("binary", "bce_with_logits"), ("regressor", "mse")])
+def test_single_output_models_take_their_natural_targets(tmp_path, kind, loss):
+    """A binary classifier with one logit and 0/1 labels, and a one-output regressor with
+    targets ``(N,)`` (scikit-learn's own conventions, and a torch ``Linear(d, 1)`` head's): the
+    report takes the binary cross-entropy and the squared error with the targets as that one
+    column; its accuracy is scikit-learn's and its Hessian is the dense torch Hessian's."""
+    torch = pytest.importorskip("torch")
+    import importlib.util
+
+    (tmp_path / "single.py").write_text(SINGLE_OUTPUT)
+    s = importlib.util.spec_from_file_location("single_output_models", tmp_path / "single.py")
+    mod = importlib.util.module_from_spec(s)
+    s.loader.exec_module(mod)
+    spec = str(tmp_path / "single.py")
+    out = tmp_path / kind
+    args = ["report", "--model", f"{spec}:{kind}", "--data", f"{spec}:{kind}_data"]
+    assert main([*args, "--samples", "30", "--out", str(out), "--format", "json", "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    assert data["loss"] == loss
+
+    est, (x, y) = getattr(mod, kind)(), getattr(mod, f"{kind}_data")()
+    idx = np.sort(np.random.default_rng(0).choice(len(y), size=30, replace=False))
+    if kind == "binary":
+        assert data["accuracy"] == pytest.approx(np.mean(est.predict(x[idx]) == y[idx]))
+    else:
+        assert data["accuracy"] is None
+    # the Hessian of the mean loss over all 150 samples, dense, by torch autograd
+    weights = [
+        torch.tensor(w) for pair in zip(est.coefs_, est.intercepts_, strict=True) for w in pair
+    ]
+    shapes = [w.shape for w in weights]
+    xt, yt = torch.tensor(x), torch.tensor(y, dtype=torch.float64)[:, None]
+
+    def mean_loss(flat):
+        parts = torch.split(flat, [int(np.prod(sh)) for sh in shapes])
+        w1, b1, w2, b2 = (p.reshape(sh) for p, sh in zip(parts, shapes, strict=True))
+        z = torch.relu(xt @ w1 + b1) @ w2 + b2
+        if kind == "binary":
+            per = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")
+        else:
+            per = 0.5 * (z - yt) ** 2
+        return per.sum() / len(y)
+
+    flat = torch.cat([w.reshape(-1) for w in weights])
+    dense = torch.autograd.functional.hessian(mean_loss, flat).numpy()
+    top = np.sort(np.linalg.eigvalsh(dense))[::-1][: len(data["hessian"]["top_eigenvalues"])]
+    np.testing.assert_allclose(data["hessian"]["top_eigenvalues"], top, rtol=1e-6)

@@ -162,6 +162,13 @@ def test_bad_targets_and_callables_are_refused():
         losses.cross_entropy().check(torch.zeros(4, dtype=torch.float64), torch.zeros(4, dtype=int))
     with pytest.raises(LabelError, match=r"\[0, 1\]"):
         losses.bce_with_logits().check(z, torch.full(z.shape, 2.0, dtype=torch.float64))
+    # one output per sample: a (N,) target is the column, and one logit is a binary classifier
+    one = torch.zeros(4, 1, dtype=torch.float64)
+    for name in ("mse", "bce_with_logits"):
+        with pytest.raises(ShapeError, match=r"one column: pass y\[\.\.\., None\]"):
+            losses.check_targets(one, torch.zeros(4, dtype=torch.float64), name)
+    with pytest.raises(ShapeError, match="bce_with_logits"):
+        losses.check_targets(one, torch.zeros(4, dtype=torch.int64), "cross_entropy")
     with pytest.raises(ShapeError, match="per-sample losses"):
         losses.get_loss(lambda zz, t: (zz - t).sum()).check(z, torch.zeros_like(z))
     with pytest.raises(ValueError, match="one of"):

@@ -83,9 +83,11 @@ def _check_namespace(z: Array, y: Array) -> Any:
 def _check_like_outputs(loss: str, z: Array, y: Array) -> Any:
     xp = _check_namespace(z, y)
     if tuple(y.shape) != tuple(z.shape):
+        column = z.ndim >= 1 and int(z.shape[-1]) == 1 and tuple(y.shape) == tuple(z.shape[:-1])
+        hint = " — the outputs are one column: pass y[..., None]" if column else ""
         raise ShapeError(
             f"targets for {loss} must have the outputs' shape {tuple(z.shape)}; got "
-            f"{tuple(y.shape)}"
+            f"{tuple(y.shape)}{hint}"
         )
     if y.dtype != z.dtype:
         raise DTypeError(

@@ -78,6 +78,12 @@ class CrossEntropy(Loss):
                 f"without their last, class axis); got {tuple(y.shape)}"
             )
         v = int(z.shape[-1])
+        if v < 2:
+            raise ShapeError(
+                f"cross_entropy over {v} class is constant; the outputs {tuple(z.shape)} have one "
+                "logit per sample — a binary classifier: use loss='bce_with_logits' with the "
+                "labels as that column, as floats (y[:, None] in the outputs' dtype)"
+            )
         if not xp.isdtype(y.dtype, "integral"):
             raise DTypeError(
                 f"cross_entropy needs integer class labels in [0, {v}); got dtype {y.dtype} — "

@@ -13,18 +13,15 @@ from .._progress import counted
 from ..diagnostics import JacobianSpectra, jacobian_spectra
 from ..heavy_tails import PowerLawFit, power_law_fit
 from ..linalg import eigsh
-from ..losses import cross_entropy
 from ..model import input_space
 from ..operators import ntk, ntk_operator
 from ..rmt import LayerDiagnostics, layer_diagnostics
 from ..stability_index import GMSIInputs, GMSIResult, gmsi
 from ..views import output_position
 from .curvature import DENSITY_SECONDS, curvature, report_tol
+from .task import task_for
 
 __all__ = ["ReportData", "analyse"]
-
-#: targets with this label (PyTorch's ``ignore_index`` default: padding) are left out
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -92,18 +89,10 @@ def analyse(
         z = model.apply(x)
         out_shape = tuple(model.output_shape(x))
         y_np = _np(y)
-        classify = np.issubdtype(y_np.dtype, np.integer)
-        logits = _np(z).reshape(n, *out_shape)
-        sequence = classify and len(out_shape) >= 2 and y_np.shape == (n, *out_shape[:-1])
-        loss_name = "cross_entropy" if classify else "mse"
-        loss: Any = loss_name
-        accuracy = None
-        if classify:
-            kept = y_np != IGNORE_INDEX  # PyTorch's padding label: out of the loss and accuracy
-            if not kept.all():
-                loss = cross_entropy(ignore_index=IGNORE_INDEX)
-            hits = np.argmax(logits, axis=-1) == y_np
-            accuracy = float(np.mean(hits[kept])) if kept.any() else None
+        task = task_for(y_np, out_shape, n)  # the loss, read off the targets (.task)
+        loss_name, loss, sequence = task.loss_name, task.loss, task.sequence
+        accuracy = task.accuracy(_np(z).reshape(n, *out_shape), y_np)
+        y = task.targets(y, z)
     full_model, y_full = model, y
     if sequence:  # per-sample analyses look at the next-token outputs at the last position
         model, y = output_position(full_model, x), y[:, -1, ...]
@@ -134,6 +123,7 @@ def analyse(
                 res = eigsh(op, min(20, small * c), tol=report_tol(model), seed=seed)
             ntk_eigs = _np(res.values)
     xc, yc = (x, y_full) if curvature_data is None else curvature_data
+    yc = yc if curvature_data is None else task.targets(yc, z)
     nc = int(xc.shape[0])
     hb = min(nc, 128)
     with step("Hessian top-k and density (all data, in batches)"):

@@ -80,7 +80,7 @@ SUMMARY = (
     Field("model", "model", "string"),
     Field("data", "data", "string"),
     Field("num_samples", "samples", "count"),
-    Field("loss", "loss", "string", {"enum": ["mse", "cross_entropy"]}),
+    Field("loss", "loss", "string", {"enum": ["mse", "cross_entropy", "bce_with_logits"]}),
     Field("accuracy", "accuracy", "number"),
     Field("seed", "seed", "integer"),
 )
