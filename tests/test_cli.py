@@ -159,6 +159,7 @@ def _run(args, tmp_path):
             "cannot be applied",
         ),
         (["--data", "unpaired.npz"], "x has shape (5, 3) and y (4,): they must pair up"),
+        (["--data", "float_labels.npz"], "class labels must be integers — save them with"),
         (["--out", "/proc/specinterp-report"], "cannot write the report"),
         (["--samples", "0"], "--samples"),
     ],
@@ -168,6 +169,10 @@ def test_bad_input_is_one_line_error_and_no_report(tmp_path, args, message):
         pytest.importorskip("torch")
     np.savez(tmp_path / "bad.npz", x=np.ones((5, 3)), y=np.arange(5))
     np.savez(tmp_path / "unpaired.npz", x=np.ones((5, 3)), y=np.arange(4))
+    from specinterp.datasets import load_digits
+
+    digits, labels = load_digits()
+    np.savez(tmp_path / "float_labels.npz", x=digits[:20], y=labels[:20].astype(np.float64))
     proc = _run(args if "--samples" in args else [*args, "--samples", "10"], tmp_path)
     assert proc.returncode == 2
     err = proc.stderr.strip().splitlines()

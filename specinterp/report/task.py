@@ -6,7 +6,8 @@
   on two classes, a torch ``Linear(d, 1)`` head): the binary cross-entropy with logits, the
   labels as that one column in the outputs' dtype; accuracy counts ``logit > 0`` as class 1;
 * real targets: the squared error; targets ``(N,)`` for outputs ``(N, 1)`` (a one-output
-  regressor, as scikit-learn writes them) are that one column.
+  regressor, as scikit-learn writes them) are that one column. Real targets shaped like labels
+  for two or more outputs (class labels saved as floats) are refused with the fix.
 
 Each conversion is exact (a reshape, or 0/1 to floating point); every other mismatch reaches
 the loss's own checks and their messages.
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import _xp
+from ..errors import DTypeError
 from ..losses import cross_entropy
 
 __all__ = ["IGNORE_INDEX", "Task", "task_for"]
@@ -73,4 +75,11 @@ def task_for(y: np.ndarray, out_shape: tuple[int, ...], n: int) -> Task:
             return Task("bce_with_logits", column=True)
         sequence = len(out_shape) >= 2 and tuple(y.shape) == (n, *out_shape[:-1])
         return Task("cross_entropy", sequence=sequence, padded=bool((y == IGNORE_INDEX).any()))
+    labels_shape = len(out_shape) >= 1 and tuple(y.shape) == (n, *out_shape[:-1])
+    if labels_shape and int(out_shape[-1]) >= 2:
+        raise DTypeError(
+            f"the targets have shape {tuple(y.shape)} and dtype {y.dtype}, but the model gives "
+            f"{out_shape[-1]} outputs per sample: class labels must be integers — save them with "
+            f"y.astype(int) (real-valued targets need the outputs' shape {(n, *out_shape)})"
+        )
     return Task("mse", column=column)
