@@ -119,3 +119,43 @@ def test_gram_compositions_are_symmetric_psd_and_solvable(rng):
     assert not (other.T @ op).symmetric
     assert (2.0 * gram).positive_semidefinite and not (-1.0 * gram).positive_semidefinite
     assert (gram + 3.0 * gram).positive_semidefinite
+
+
+def test_scipy_sparse_matrices_and_operators_are_matrix_free(rng):
+    """A scipy.sparse matrix or array (any format) and a scipy LinearOperator are used through
+    their products — never densified — and give the dense eigen- and singular values; symmetry
+    is detected (exactly on a sparse matrix, by one random probe on an operator)."""
+    sp = pytest.importorskip("scipy.sparse")
+    sla = pytest.importorskip("scipy.sparse.linalg")
+    from specinterp.linalg import svds, trace
+
+    s = sp.random(400, 400, density=0.02, random_state=1, format="csr")
+    s = (s + s.T).astype(np.float64)
+    dense = s.toarray()
+    top = np.sort(np.linalg.eigvalsh(dense))[::-1][:4]
+    for form in (s, s.tocoo(), sp.csr_array(s), sla.aslinearoperator(s)):
+        op = aslinearoperator(form)
+        assert op.symmetric and op.xp.__name__.endswith("numpy")
+        np.testing.assert_allclose(np.asarray(eigsh(form, 4).values), top, rtol=1e-10)
+    est = trace(s, num_matvecs=800)  # XTrace, within its stated standard error
+    assert abs(est.estimate - dense.trace()) <= 3 * est.stderr < 1e-3 * abs(dense.trace())
+
+    r = sp.random(300, 120, density=0.05, random_state=2, format="csc", dtype=np.float32)
+    want = np.linalg.svd(r.toarray().astype(np.float64), compute_uv=False)[:3]
+    for form in (r, sla.aslinearoperator(r)):
+        assert not aslinearoperator(form).symmetric
+        np.testing.assert_allclose(np.asarray(svds(form, 3).values), want, rtol=1e-5)
+
+    skew = sp.random(50, 50, density=0.1, random_state=3, format="csr")
+    for form in (skew - skew.T + sp.eye(50), sla.aslinearoperator(skew - skew.T)):
+        with pytest.raises(ValueError, match="symmetric"):
+            eigsh(form, 2)
+    with pytest.raises(DTypeError, match="real floating"):
+        aslinearoperator(sp.eye(5, dtype=np.int64, format="csr"))
+    bad = sp.eye(5, format="csr")
+    bad.data[0] = np.nan
+    with pytest.raises(Exception, match="NaN"):
+        aslinearoperator(bad)
+    no_adjoint = sla.LinearOperator((6, 4), matvec=lambda v: np.ones(6) * v.sum(), dtype=float)
+    with pytest.raises(ValueError, match="rmatvec"):
+        svds(no_adjoint, 1)

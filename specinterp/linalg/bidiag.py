@@ -45,7 +45,7 @@ def svds(
 
     Parameters
     ----------
-    op : LinearOperator (with ``rmatvec``) or dense array
+    op : LinearOperator (with ``rmatvec``), dense array, or SciPy sparse matrix or operator
     k : int
         ``1 ≤ k ≤ min(m, n)``.
     tol : float, optional

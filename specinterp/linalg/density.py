@@ -132,7 +132,7 @@ def spectral_density(
 
     Parameters
     ----------
-    op : symmetric LinearOperator or dense array
+    op : symmetric LinearOperator, dense array, or SciPy sparse matrix or operator
     num_probes, num_steps : int
         Rademacher probes and Lanczos steps per probe (``num_probes · num_steps`` products).
     seed : int, Generator or None

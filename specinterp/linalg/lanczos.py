@@ -65,7 +65,7 @@ def eigsh(
 
     Parameters
     ----------
-    op : LinearOperator or dense symmetric array
+    op : LinearOperator, dense symmetric array, or SciPy sparse matrix or operator
         Symmetric ``n × n``.
     k : int
         Number of eigenpairs, ``1 ≤ k < n`` (``k = n`` is allowed: the basis fills the space).

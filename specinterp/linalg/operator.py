@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _xp
 from ..errors import DTypeError, ShapeError
+from ._scipy import from_scipy, is_scipy_operand
 
 Array = Any
 Product = Callable[[Array], Array]
@@ -265,10 +266,15 @@ def aslinearoperator(a: Array, *, symmetric: bool | None = None) -> LinearOperat
     """Wrap a dense ``m × n`` array (any namespace) as a :class:`LinearOperator`.
 
     ``symmetric=None`` detects symmetry: ``max|A − Aᵀ| ≤ 100 · eps · max|A|``.
-    An existing ``LinearOperator`` is returned unchanged.
+    An existing ``LinearOperator`` is returned unchanged. A SciPy sparse matrix (any format)
+    or SciPy ``LinearOperator`` is used through its products on NumPy vectors, never densified
+    (its symmetry detected from its entries, or an operator's by one random probe).
     """
     if isinstance(a, LinearOperator):
         return a
+    if is_scipy_operand(a):
+        options, sym = from_scipy(a, symmetric)
+        return LinearOperator(tuple(int(s) for s in a.shape), symmetric=sym, **options)
     xp = _xp.check_matrix(a, "dense operator")
     if a.ndim != 2:
         raise ShapeError(f"a dense operator must be 2-d; got shape {tuple(a.shape)}")

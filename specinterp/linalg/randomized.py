@@ -43,7 +43,7 @@ def randomized_svd(
 
     Parameters
     ----------
-    op : LinearOperator (with ``rmatvec``) or dense array
+    op : LinearOperator (with ``rmatvec``), dense array, or SciPy sparse matrix or operator
     k : int
         Number of triplets.
     oversample : int

@@ -75,7 +75,7 @@ def trace(
 
     Parameters
     ----------
-    op : LinearOperator or dense square array
+    op : LinearOperator, dense square array, or SciPy sparse matrix or operator
     method : {"hutchinson", "hutch++", "xtrace"}
     num_matvecs : int
         Product budget: Hutchinson ≥ 2, Hutch++ ≥ 6 (thirds), XTrace ≥ 4 (halves).
