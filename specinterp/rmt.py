@@ -280,6 +280,8 @@ def _esd(weight: Array) -> tuple[Array, float, Spectrum]:
     xp = _xp.check_matrix(weight, "weight")
     if weight.ndim != 2:
         raise ShapeError(f"weight must be a single 2-d matrix; got shape {tuple(weight.shape)}")
+    if getattr(weight, "requires_grad", False):  # a torch Parameter: the results are host numbers
+        weight = weight.detach()
     x = weight if weight.shape[0] <= weight.shape[1] else weight.T
     m, n = int(x.shape[0]), int(x.shape[1])
     # λ_i = (σ_i/√n)² from a prescaled SVD: more accurate than eigvalsh(X Xᵀ/n), which squares

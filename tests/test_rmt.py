@@ -176,3 +176,20 @@ def test_bad_input():
         rmt.bbp_outlier(3.0)
     with pytest.raises(ValueError, match="zero"):
         MarchenkoPastur.fit(np.zeros(5), 0.5)
+
+
+def test_layer_diagnostics_of_a_torch_parameter_warn_nothing_and_match_numpy():
+    """A module's weight (a Parameter that requires grad) gives host numbers without touching
+    autograd (torch warned "Converting a tensor with requires_grad=True to a scalar")."""
+    torch = pytest.importorskip("torch")
+    import warnings
+
+    torch.manual_seed(0)
+    weight = torch.nn.Linear(60, 40).weight
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = rmt.layer_diagnostics(weight)
+    want = rmt.layer_diagnostics(weight.detach().numpy())
+    assert got.stable_rank == pytest.approx(want.stable_rank, rel=1e-5)
+    assert got.entropy == pytest.approx(want.entropy, rel=1e-5)
+    np.testing.assert_allclose(got.eigenvalues, want.eigenvalues, rtol=1e-5)
