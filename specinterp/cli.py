@@ -91,6 +91,8 @@ def _checkpoints(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be at least 1; got {args.epochs}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer; got {args.seed}")
     bar = None
     if not args.quiet:
         try:
@@ -185,6 +187,12 @@ def _report(args: argparse.Namespace) -> int:
         raise ReportInputError(f"--samples must be at least 1; got {args.samples}")
     if args.hessian_samples < 1:
         raise ReportInputError(f"--hessian-samples must be at least 1; got {args.hessian_samples}")
+    if not args.density_seconds > 0:  # NaN too
+        raise ReportInputError(
+            f"--density-seconds must be a positive number of seconds; got {args.density_seconds}"
+        )
+    if args.seed < 0:
+        raise ReportInputError(f"--seed must be a non-negative integer; got {args.seed}")
     progress = _Progress(args.quiet, total=8)
     try:
         if args.model is None:

@@ -90,3 +90,4 @@ def test_checkpoints_command(tmp_path):
     assert got["hessian_top"][0] == pytest.approx(top, rel=1e-6)
     assert "<img" in (tmp_path / "checkpoints.html").read_text()
     assert main(["checkpoints", "--epochs", "0", "--out", str(tmp_path), "--quiet"]) == 2
+    assert main(["checkpoints", "--seed", "-1", "--out", str(tmp_path), "--quiet"]) == 2

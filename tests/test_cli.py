@@ -162,6 +162,8 @@ def _run(args, tmp_path):
         (["--data", "float_labels.npz"], "class labels must be integers — save them with"),
         (["--out", "/proc/specinterp-report"], "cannot write the report"),
         (["--samples", "0"], "--samples"),
+        (["--density-seconds", "-1"], "--density-seconds must be a positive number"),
+        (["--seed", "-5"], "--seed must be a non-negative integer"),
     ],
 )
 def test_bad_input_is_one_line_error_and_no_report(tmp_path, args, message):
