@@ -284,7 +284,7 @@ def power_law_fit(
         )
     i, alpha, ks = best
     n_tail = x.size - i
-    rng = np.random.default_rng(seed)
+    rng = _xp.host_generator(seed)
     ci = (math.nan, math.nan)
     if num_bootstrap > 0:
         boot = []

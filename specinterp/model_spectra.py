@@ -115,7 +115,7 @@ def model_layers(
         weights = use(model, WeightMatrices)
     except NotImplementedError as exc:
         raise ModelError(f"model_layers needs the model's weight matrices: {exc}") from exc
-    rng = np.random.default_rng(seed)
+    rng = _xp.host_generator(seed)
     fit_kw = {"num_bootstrap": num_bootstrap, "num_gof": num_gof, "seed": seed}
     rows = []
     for name, w in weights:

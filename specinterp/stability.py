@@ -56,7 +56,7 @@ def perturb_dataset(
     ``"flip_labels"`` moves ``⌈fraction · N⌉`` integer labels to a different class.
     """
     xp = _xp.namespace(x)
-    rng = np.random.default_rng(seed)
+    rng = _xp.host_generator(seed)
     n = int(x.shape[0])
     y_np = np.array(_xp.to_numpy(y))
     if perturbation == "replace_one":

@@ -40,6 +40,14 @@ def test_spawned_generators_are_independent_and_reproducible():
 def test_as_generator_rejects_bad_seed():
     with pytest.raises(TypeError, match="seed must be"):
         _xp.as_generator("42", np)
+    for seed in (-1, np.int64(-3)):  # NumPy's own message named no argument
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            _xp.as_generator(seed, np)
+    # the routines that draw on the host alone take seeds by the same rule
+    import specinterp as si
+
+    with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+        si.rmt.power_law_fit(np.arange(1.0, 200.0), seed=-1)
 
 
 def test_backend_names_and_to_numpy(xp):

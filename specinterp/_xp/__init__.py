@@ -36,7 +36,7 @@ from .namespaces import (
     same_namespace,
     to_numpy,
 )
-from .random import Generator, as_generator
+from .random import Generator, as_generator, host_generator
 
 __all__ = [
     "QR_FIRST_ASPECT",
@@ -60,6 +60,7 @@ __all__ = [
     "from_host",
     "has_writeable_storage",
     "host_blas_single",
+    "host_generator",
     "is_array",
     "is_lazy",
     "namespace",

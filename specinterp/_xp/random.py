@@ -73,8 +73,15 @@ def as_generator(
     """Coerce ``seed`` into a :class:`Generator` for ``xp`` on ``device``."""
     if isinstance(seed, Generator):
         return Generator(seed._rng, xp, device)
+    return Generator(host_generator(seed), xp, device)
+
+
+def host_generator(seed: int | np.random.Generator | None) -> np.random.Generator:
+    """NumPy's generator for ``seed``: ``None``, a non-negative int or a NumPy ``Generator``."""
     if seed is not None and not isinstance(seed, int | np.integer | np.random.Generator):
         raise TypeError(
             f"seed must be an int, a numpy.random.Generator or None; got {type(seed).__name__}"
         )
-    return Generator(seed, xp, device)
+    if isinstance(seed, int | np.integer) and seed < 0:
+        raise ValueError(f"seed must be a non-negative integer (NumPy's seeds are); got {seed}")
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
