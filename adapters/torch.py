@@ -60,7 +60,10 @@ class TorchModel(ModelBase):
     params : dict of str to Tensor, optional
         Parameters of a callable (ignored for a module, whose ``named_parameters()`` are used).
     param_names : sequence of str, optional
-        A subset of parameter names to differentiate; the others are held fixed.
+        A subset of parameter names to differentiate; the others are held fixed. Default for a
+        module: its parameters that require grad — the ones an optimiser trains and PyHessian
+        differentiates, so a frozen backbone stays fixed — or all of them when none does (a
+        module frozen for inference).
     input_shape : sequence of int, optional
         Per-sample input shape, checked on every call when given.
     output : str or callable, optional
@@ -122,6 +125,9 @@ class TorchModel(ModelBase):
             raise ModelError(
                 "pass a torch.nn.Module, or a callable f(params, x) with params= a dict of tensors"
             )
+        if param_names is None and isinstance(model, torch.nn.Module):
+            trainable = [k for k, v in model.named_parameters() if v.requires_grad]
+            param_names = trainable or None
         names = list(all_params) if param_names is None else list(param_names)
         unknown = [n for n in names if n not in all_params]
         if unknown:

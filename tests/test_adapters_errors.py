@@ -140,6 +140,38 @@ def test_torch_parameter_subset_and_batchnorm_buffers():
     np.testing.assert_allclose(operators.param_jacobian(sub, x).numpy(), expected, rtol=1e-12)
 
 
+def test_frozen_parameters_are_held_fixed_by_default():
+    """A module with a frozen first layer (``requires_grad=False``, a fine-tuning setup) is
+    differentiated in its trainable parameters only, as PyHessian and the optimisers see it:
+    the Hessian equals torch's over those alone; a module frozen throughout (for inference)
+    keeps all its parameters, and ``param_names=`` overrides both."""
+    torch.manual_seed(1)
+    mod = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
+    mod = mod.double()
+    mod[0].requires_grad_(False)
+    x, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1, 0])
+    model = si.as_model(mod)
+    assert model.num_params == 5 * 2 + 2
+
+    hidden = mod[1](mod[0](x)).detach()
+
+    def loss(w, b):
+        return torch.nn.functional.cross_entropy(hidden @ w.T + b, y)
+
+    w, b = mod[2].weight.detach(), mod[2].bias.detach()
+    blocks = torch.autograd.functional.hessian(loss, (w, b))
+    dense = torch.cat(
+        [
+            torch.cat([blocks[0][0].reshape(10, 10), blocks[0][1].reshape(10, 2)], 1),
+            torch.cat([blocks[1][0].reshape(2, 10), blocks[1][1].reshape(2, 2)], 1),
+        ]
+    )
+    torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), dense)
+    assert si.as_model(mod, param_names=["0.weight"]).num_params == 15
+    mod.requires_grad_(False)
+    assert si.as_model(mod).num_params == 3 * 5 + 5 + 5 * 2 + 2
+
+
 # ------------------------------------------------------------------ targets and late misuse
 def _torch_net():
     torch.manual_seed(0)

@@ -167,8 +167,9 @@ def test_bad_targets_and_callables_are_refused():
     for name in ("mse", "bce_with_logits"):
         with pytest.raises(ShapeError, match=r"one column: pass y\[\.\.\., None\]"):
             losses.check_targets(one, torch.zeros(4, dtype=torch.float64), name)
-    with pytest.raises(ShapeError, match="bce_with_logits"):
-        losses.check_targets(one, torch.zeros(4, dtype=torch.int64), "cross_entropy")
+    with pytest.raises(LabelError, match="binary classifier: use loss='bce_with_logits'"):
+        losses.check_targets(one, torch.tensor([0, 1, 1, 0]), "cross_entropy")
+    losses.check_targets(one, torch.zeros(4, dtype=torch.int64), "cross_entropy")  # constant
     with pytest.raises(ShapeError, match="per-sample losses"):
         losses.get_loss(lambda zz, t: (zz - t).sum()).check(z, torch.zeros_like(z))
     with pytest.raises(ValueError, match="one of"):

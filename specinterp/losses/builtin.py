@@ -78,12 +78,6 @@ class CrossEntropy(Loss):
                 f"without their last, class axis); got {tuple(y.shape)}"
             )
         v = int(z.shape[-1])
-        if v < 2:
-            raise ShapeError(
-                f"cross_entropy over {v} class is constant; the outputs {tuple(z.shape)} have one "
-                "logit per sample — a binary classifier: use loss='bce_with_logits' with the "
-                "labels as that column, as floats (y[:, None] in the outputs' dtype)"
-            )
         if not xp.isdtype(y.dtype, "integral"):
             raise DTypeError(
                 f"cross_entropy needs integer class labels in [0, {v}); got dtype {y.dtype} — "
@@ -100,12 +94,18 @@ class CrossEntropy(Loss):
                 )
         lo, hi = xp.min(labels), xp.max(labels)
         if _xp.concrete_bool((lo < 0) | (hi >= v)):
-            hint = (
-                ""
-                if self.ignore_index is not None
-                else " (to leave padded tokens out, pass loss=specinterp.losses.cross_entropy("
-                "ignore_index=-100))"
-            )
+            if v == 1:  # labels 0/1 for one logit: a binary classifier
+                hint = (
+                    " — one logit per sample is a binary classifier: use loss='bce_with_logits' "
+                    "with the labels as that column, as floats (y[..., None] in the outputs' dtype)"
+                )
+            elif self.ignore_index is None:
+                hint = (
+                    " (to leave padded tokens out, pass loss=specinterp.losses.cross_entropy("
+                    "ignore_index=-100))"
+                )
+            else:
+                hint = ""
             raise LabelError(
                 f"class labels must lie in [0, {v - 1}] for {v} classes; got labels from "
                 f"{int(lo)} to {int(hi)} (a label outside selects no class){hint}"
