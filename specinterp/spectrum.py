@@ -268,7 +268,7 @@ class Spectrum:
         xp = self.xp
         p = self.distribution(convention, on_zero)
         safe = xp.where(p > 0, p, xp.ones_like(p))  # keeps log and its gradient finite at p = 0
-        h = -xp.sum(p * xp.log(safe), axis=-1)
+        h = 0.0 - xp.sum(p * xp.log(safe), axis=-1)  # not −0.0 for one nonzero value
         if normalized:
             if self.r < 2:
                 raise ShapeError(

@@ -69,6 +69,15 @@ def test_zero_matrix(xp):
         si.spectral_entropy(xp.asarray(a), on_zero="zero")
 
 
+def test_one_singular_value_has_entropy_plus_zero(xp):
+    """A matrix with one nonzero singular value (a one-output Jacobian, ``1 × d``) has entropy
+    exactly ``+0`` (it printed as ``-0.0``) and effective rank 1."""
+    a = xp.asarray(np.ones((3, 1, 5)))
+    h = np.asarray(xp.to_numpy(si.spectral_entropy(a)))
+    assert np.all(h == 0) and not np.any(np.signbit(h))
+    assert np.all(np.asarray(xp.to_numpy(si.effective_rank(a))) == 1)
+
+
 def test_normalized_entropy_needs_two_values(xp):
     with pytest.raises(ShapeError, match="r = min"):
         si.spectral_entropy(xp.asarray(np.ones((1, 5))), normalized=True)
