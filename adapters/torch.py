@@ -150,8 +150,10 @@ class TorchModel(ModelBase):
     def __repr__(self) -> str:
         what = type(self._module).__name__ if self._module is not None else "callable"
         view = ", embedded view" if self._ids is not None else ""
+        fixed = sum(v.numel() for v in self._fixed.values())
+        held = f" ({fixed:,} more held fixed)" if fixed else ""
         return (
-            f"TorchModel({what}{view}, p={self.num_params:,}, dtype={self.dtype}, "
+            f"TorchModel({what}{view}, p={self.num_params:,}{held}, dtype={self.dtype}, "
             f"device={self.device}{self._shapes_text()}, output={self._select.describe()})"
         )
 

@@ -151,7 +151,7 @@ def test_frozen_parameters_are_held_fixed_by_default():
     mod[0].requires_grad_(False)
     x, y = torch.randn(6, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 0, 1, 0])
     model = si.as_model(mod)
-    assert model.num_params == 5 * 2 + 2
+    assert model.num_params == 5 * 2 + 2 and "p=12 (20 more held fixed)" in repr(model)
 
     hidden = mod[1](mod[0](x)).detach()
 
