@@ -27,11 +27,17 @@ ELEMENTWISE = (
 _KINK_AT_ZERO = (nn.ReLU, nn.LeakyReLU)  # piecewise linear with the one kink T4 certifies
 
 
-def sequential_factors(module: Any, tensors: dict[str, torch.Tensor], x: torch.Tensor) -> Any:
+def sequential_factors(
+    module: Any,
+    tensors: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    differentiated: set[str] | None = None,
+) -> Any:
     """:class:`~specinterp.adapters.arraynet.LayerFactors` of an ``nn.Sequential`` MLP at ``x``.
 
     ``tensors`` maps the module's parameter names to the values to use (the model's current
-    parameters).
+    parameters); ``differentiated`` names those the model differentiates (default: all), which
+    the factors record per layer (``trained``).
 
     Raises
     ------
@@ -68,4 +74,12 @@ def sequential_factors(module: Any, tensors: dict[str, torch.Tensor], x: torch.T
             h, d = torch.func.jvp(act, (z,), (torch.ones_like(z),))
             diags.append(d)
             pwl = pwl and isinstance(act, _KINK_AT_ZERO)
-    return LayerFactors(weights, diags, pre, pwl, inputs=inputs, biases=tuple(biases))
+    trained = None
+    if differentiated is not None:
+        names = [name for name, _ in layers[::2]]
+        trained = tuple(
+            (f"{n}.weight" in differentiated, f"{n}.bias" in differentiated) for n in names
+        )
+    return LayerFactors(
+        weights, diags, pre, pwl, inputs=inputs, biases=tuple(biases), trained=trained
+    )

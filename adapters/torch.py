@@ -360,7 +360,8 @@ class TorchModel(ModelBase):
         if self._module is None or self._run is not None or not self._select.is_identity():
             raise NotImplementedError("the product form is known for an nn.Sequential module")
         with torch.no_grad():
-            return sequential_factors(self._module, {**self._fixed, **self.params}, x)
+            held = set(self.params) if self._fixed else None
+            return sequential_factors(self._module, {**self._fixed, **self.params}, x, held)
 
     def last_position_model(self) -> TorchModel:
         """The model computing only its last position, for a Hugging Face causal LM.

@@ -35,8 +35,9 @@ def product_form_for_ntk(model: Any, x: Array) -> Any | None:
     """The model's product form at ``x`` when the layer-wise NTK applies to it, else ``None``.
 
     It applies when the adapter records each dense layer's input and bias (``LayerFactors``
-    ``inputs`` / ``biases``) and the dense layers' weights and biases are *all* the model's
-    parameters (so ``K = G Gᵀ`` over the same ``θ``).
+    ``inputs`` / ``biases``) and the model's parameters are the dense layers' weights and
+    biases — all of them, or those the factors mark ``trained`` (so ``K = G Gᵀ`` over the
+    same ``θ``).
     """
     try:
         fac = use(model, ProductForm, x)
@@ -45,10 +46,15 @@ def product_form_for_ntk(model: Any, x: Array) -> Any | None:
     if fac.inputs is None or fac.biases is None:
         return None
     counted = sum(
-        math.prod(w.shape) + (int(w.shape[0]) if b else 0)
-        for w, b in zip(fac.weights, fac.biases, strict=True)
+        (math.prod(w.shape) if on_w else 0) + (int(w.shape[0]) if b and on_b else 0)
+        for w, b, (on_w, on_b) in zip(fac.weights, fac.biases, _trained(fac), strict=True)
     )
     return fac if counted == model.num_params else None
+
+
+def _trained(fac: Any) -> tuple[tuple[bool, bool], ...]:
+    """Per dense layer, whether its weight and its bias are differentiated."""
+    return fac.trained if fac.trained is not None else ((True, True),) * len(fac.weights)
 
 
 def backpropagated_signals(fac: Any, n: int) -> list[Array | None]:
@@ -72,7 +78,9 @@ def backpropagated_signals(fac: Any, n: int) -> list[Array | None]:
 
 
 def structured_ntk(fac1: Any, fac2: Any | None = None, *, trace: bool = False) -> Array:
-    """``K = Σ_l (H_{l−1} H'_{l−1}ᵀ + [b_l]) ⊙ (B_l B'_lᵀ)`` from two product forms.
+    """``K = Σ_l ([W_l] H_{l−1} H'_{l−1}ᵀ + [b_l]) ⊙ (B_l B'_lᵀ)`` from two product forms.
+
+    ``[W_l]``, ``[b_l]``: whether layer ``l``'s weight, its bias, is differentiated (and exists).
 
     Parameters
     ----------
@@ -96,10 +104,16 @@ def structured_ntk(fac1: Any, fac2: Any | None = None, *, trace: bool = False) -
     sig1 = backpropagated_signals(fac1, n1)
     sig2 = sig1 if same else backpropagated_signals(fac2, n2)
     out = None
-    for h1, h2, b1, b2, bias in zip(fac1.inputs, fac2.inputs, sig1, sig2, fac1.biases, strict=True):
+    layers = zip(fac1.inputs, fac2.inputs, sig1, sig2, fac1.biases, _trained(fac1), strict=True)
+    for h1, h2, b1, b2, bias, (on_w, on_b) in layers:
+        if not (on_w or (bias and on_b)):
+            continue  # a frozen layer contributes nothing
         # (N₁, N₂); the self-NTK's from the exactly symmetric Gram (a GEMM's H Hᵀ need not be)
-        act = gram(_flat(xp, h1)) if same else _flat(xp, h1) @ _flat(xp, h2).T
-        if bias:
+        if on_w:
+            act = gram(_flat(xp, h1)) if same else _flat(xp, h1) @ _flat(xp, h2).T
+        else:  # the bias alone: ∂f/∂b_l = B_l, its activation Gram is all ones
+            act = xp.zeros((n1, n2), dtype=h1.dtype, device=_xp.device(h1))
+        if bias and on_b:
             act = act + 1.0
         if b1 is None:  # the output layer: B_L B_Lᵀ = δ_ab
             term = act * c if trace else _kron_eye(xp, act, c)

@@ -110,10 +110,45 @@ def test_models_without_the_layerwise_form_take_the_jacobian_route():
     sub = si.as_model(net, param_names=["5.weight", "5.bias"])
     xs = torch.randn(5, 12, dtype=torch.float64)
     k_sub, sub_path = operators.ntk(sub, xs, return_path=True)
-    assert sub_path != "structured"
+    assert sub_path == "structured"  # the layer-wise sum over the differentiated layers only
     h = net[:5](xs)  # the last layer's input: K = (h hᵀ + 1) ⊗ I_C over its weights and bias
     expected = np.kron((h @ h.T + 1).detach().numpy(), np.eye(4))
     np.testing.assert_allclose(k_sub.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "frozen", [["1.weight", "1.bias"], ["3.bias", "5.weight"], ["1.weight", "3.weight", "5.bias"]]
+)
+def test_structured_ntk_over_the_trained_parameters_only(frozen):
+    """A partly frozen MLP (whole layers, a weight without its bias, a bias without its
+    weight) keeps the layer-wise route, summing only the differentiated weights' and biases'
+    terms; ``K``, the trace NTK and the cross-NTK equal ``G Gᵀ`` of torch's ``vmap(jacrev)``
+    over the trainable parameters."""
+    net = _torch_mlp()
+    for name, p in net.named_parameters():
+        p.requires_grad_(name not in frozen)
+    model = si.as_model(net)
+    x1, x2 = torch.randn(5, 12, dtype=torch.float64), torch.randn(3, 12, dtype=torch.float64)
+    trained = {k: v.detach() for k, v in net.named_parameters() if k not in frozen}
+    fixed = {k: v.detach() for k, v in net.named_parameters() if k in frozen}
+
+    def jac(x):
+        def single(p, xi):
+            return functional_call(net, {**fixed, **p}, (xi[None],))[0]
+
+        j = vmap(jacrev(single), in_dims=(None, 0))(trained, x)
+        return torch.cat([t.reshape(x.shape[0] * 4, -1) for t in j.values()], dim=1)
+
+    g1, g2 = jac(x1), jac(x2)
+    k, path = operators.ntk(model, x1, return_path=True)
+    assert path == "structured"
+    np.testing.assert_allclose(k.numpy(), (g1 @ g1.T).numpy(), rtol=1e-12, atol=1e-12)
+    cross = operators.ntk(model, x1, x2)
+    np.testing.assert_allclose(cross.numpy(), (g1 @ g2.T).numpy(), rtol=1e-12, atol=1e-12)
+    want_trace = torch.einsum("iap,jap->ij", g1.reshape(5, 4, -1), g1.reshape(5, 4, -1))
+    np.testing.assert_allclose(
+        operators.ntk(model, x1, trace=True).numpy(), want_trace.numpy(), rtol=1e-12, atol=1e-12
+    )
 
 
 def _func_ntk_cnn(net: torch.nn.Module, x: torch.Tensor) -> np.ndarray:

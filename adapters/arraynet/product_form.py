@@ -30,8 +30,8 @@ class LayerFactors:
     per sample, ``(N, n_{l+1})``; ``preactivations[l]`` is ``z_{l+1}`` ``(N, n_{l+1})``.
     ``inputs[l]`` is the input ``h_l`` of the dense layer ``W_{l+1}`` ``(N, n_l)`` (``h_0 = x``)
     and ``biases[l]`` whether that layer has a bias; with them, and with the weights and biases
-    being *all* the model's parameters, the NTK has the layer-wise form of
-    :mod:`specinterp.structured_ntk` (:ref:`theory-structured-ntk`).
+    being the model's parameters (all of them, or those ``trained`` marks), the NTK has the
+    layer-wise form of :mod:`specinterp.structured_ntk` (:ref:`theory-structured-ntk`).
     """
 
     weights: list[Array]
@@ -44,6 +44,9 @@ class LayerFactors:
     inputs: list[Array] | None = None
     #: whether each dense layer has a bias
     biases: tuple[bool, ...] | None = None
+    #: per dense layer, whether its weight and its bias are differentiated (``None``: all are;
+    #: a frozen layer of a torch module is not)
+    trained: tuple[tuple[bool, bool], ...] | None = None
 
 
 def output_side_product(xp: Any, fac: LayerFactors, n: int) -> Array:
