@@ -310,6 +310,15 @@ def binary_data():
     return X, (LABELS == 2).astype(int)
 
 
+def multilabel():
+    net = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3000, random_state=0)
+    return net.fit(*multilabel_data())
+
+
+def multilabel_data():
+    return X, np.stack([LABELS == 0, LABELS == 2, X[:, 0] > 5.8], axis=1).astype(int)
+
+
 def regressor():
     net = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3000, random_state=0)
     return net.fit(X[:, :3], X[:, 3])
@@ -320,12 +329,16 @@ def regressor_data():
 """
 
 
-@pytest.mark.parametrize(("kind", "loss"), [("binary", "bce_with_logits"), ("regressor", "mse")])
+@pytest.mark.parametrize(
+    ("kind", "loss"),
+    [("binary", "bce_with_logits"), ("multilabel", "bce_with_logits"), ("regressor", "mse")],
+)
 def test_single_output_models_take_their_natural_targets(tmp_path, kind, loss):
-    """A binary classifier with one logit and 0/1 labels, and a one-output regressor with
-    targets ``(N,)`` (scikit-learn's own conventions, and a torch ``Linear(d, 1)`` head's): the
-    report takes the binary cross-entropy and the squared error with the targets as that one
-    column; its accuracy is scikit-learn's and its Hessian is the dense torch Hessian's."""
+    """A binary classifier with one logit and 0/1 labels, a multi-label one (0/1 labels of the
+    outputs' shape; the report stopped on a NumPy broadcast error) and a one-output regressor
+    with targets ``(N,)`` (scikit-learn's own conventions, and a torch ``Linear(d, 1)`` head's):
+    the report takes the binary cross-entropy and the squared error, with the targets as that
+    one column; its accuracy is scikit-learn's and its Hessian the dense torch Hessian's."""
     torch = pytest.importorskip("torch")
     import importlib.util
 
@@ -343,22 +356,22 @@ def test_single_output_models_take_their_natural_targets(tmp_path, kind, loss):
 
     est, (x, y) = getattr(mod, kind)(), getattr(mod, f"{kind}_data")()
     idx = np.sort(np.random.default_rng(0).choice(len(y), size=30, replace=False))
-    if kind == "binary":
-        assert data["accuracy"] == pytest.approx(np.mean(est.predict(x[idx]) == y[idx]))
-    else:
+    if kind == "regressor":
         assert data["accuracy"] is None
+    else:  # scikit-learn's score: the fraction of samples with every label right
+        assert data["accuracy"] == pytest.approx(est.score(x[idx], y[idx]))
     # the Hessian of the mean loss over all 150 samples, dense, by torch autograd
     weights = [
         torch.tensor(w) for pair in zip(est.coefs_, est.intercepts_, strict=True) for w in pair
     ]
     shapes = [w.shape for w in weights]
-    xt, yt = torch.tensor(x), torch.tensor(y, dtype=torch.float64)[:, None]
+    xt, yt = torch.tensor(x), torch.tensor(y, dtype=torch.float64).reshape(len(y), -1)
 
     def mean_loss(flat):
         parts = torch.split(flat, [int(np.prod(sh)) for sh in shapes])
         w1, b1, w2, b2 = (p.reshape(sh) for p, sh in zip(parts, shapes, strict=True))
         z = torch.relu(xt @ w1 + b1) @ w2 + b2
-        if kind == "binary":
+        if kind != "regressor":
             per = torch.nn.functional.binary_cross_entropy_with_logits(z, yt, reduction="none")
         else:
             per = 0.5 * (z - yt) ** 2

@@ -5,6 +5,9 @@
 * labels 0/1 with one logit per sample — a binary classifier (scikit-learn's ``MLPClassifier``
   on two classes, a torch ``Linear(d, 1)`` head): the binary cross-entropy with logits, the
   labels as that one column in the outputs' dtype; accuracy counts ``logit > 0`` as class 1;
+* labels 0/1 of the outputs' shape — a multi-label classifier: the same loss on every output,
+  the labels in the outputs' dtype; accuracy is the fraction of samples with every label
+  right (scikit-learn's ``score``);
 * real targets: the squared error; targets ``(N,)`` for outputs ``(N, 1)`` (a one-output
   regressor, as scikit-learn writes them) are that one column. Real targets shaped like labels
   for two or more outputs (class labels saved as floats) are refused with the fix.
@@ -49,17 +52,17 @@ class Task:
         return cross_entropy(ignore_index=IGNORE_INDEX) if self.padded else self.loss_name
 
     def targets(self, y: Any, outputs: Any) -> Any:
-        """``y`` as the loss reads it: itself, or its one column (as floats for the BCE)."""
-        if not self.column:
-            return y
+        """``y`` as the loss reads it: itself or its one column, as floats for the BCE."""
         xp = _xp.namespace(y)
-        col = xp.reshape(y, (int(y.shape[0]), 1))
-        return xp.astype(col, outputs.dtype) if self.loss_name == "bce_with_logits" else col
+        if self.column:
+            y = xp.reshape(y, (int(y.shape[0]), 1))
+        return xp.astype(y, outputs.dtype) if self.loss_name == "bce_with_logits" else y
 
     def accuracy(self, logits: np.ndarray, y: np.ndarray) -> float | None:
         """The fraction of samples (tokens) predicted as labelled (``None`` for regression)."""
         if self.loss_name == "bce_with_logits":
-            return float(np.mean((logits[:, 0] > 0) == (y == 1)))
+            hits = (logits > 0) == (np.reshape(y, logits.shape) == 1)
+            return float(np.mean(np.all(np.reshape(hits, (len(hits), -1)), axis=1)))
         if self.loss_name != "cross_entropy":
             return None
         kept = y != IGNORE_INDEX
@@ -71,8 +74,11 @@ def task_for(y: np.ndarray, out_shape: tuple[int, ...], n: int) -> Task:
     """The task of targets ``y`` (host) for ``n`` samples of per-sample output ``out_shape``."""
     column = tuple(out_shape) == (1,) and tuple(y.shape) == (n,)
     if np.issubdtype(y.dtype, np.integer):
-        if column and np.isin(y, (0, 1)).all():
+        binary = bool(np.isin(y, (0, 1)).all())
+        if column and binary:
             return Task("bce_with_logits", column=True)
+        if binary and len(out_shape) == 1 and tuple(y.shape) == (n, *out_shape):
+            return Task("bce_with_logits")  # multi-label
         sequence = len(out_shape) >= 2 and tuple(y.shape) == (n, *out_shape[:-1])
         return Task("cross_entropy", sequence=sequence, padded=bool((y == IGNORE_INDEX).any()))
     labels_shape = len(out_shape) >= 1 and tuple(y.shape) == (n, *out_shape[:-1])
