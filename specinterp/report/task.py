@@ -5,7 +5,8 @@
 * labels 0/1 with one logit per sample — a binary classifier (scikit-learn's ``MLPClassifier``
   on two classes, a torch ``Linear(d, 1)`` head): the binary cross-entropy with logits, the
   labels as that one column in the outputs' dtype; accuracy counts ``logit > 0`` as class 1;
-* labels 0/1 of the outputs' shape — a multi-label classifier: the same loss on every output,
+* labels 0/1 of the outputs' shape — a multi-label classifier, or a binary one whose logits
+  are squeezed to ``(N,)``: the same loss on every output,
   the labels in the outputs' dtype; accuracy is the fraction of samples with every label
   right (scikit-learn's ``score``);
 * real targets: the squared error; targets ``(N,)`` for outputs ``(N, 1)`` (a one-output
@@ -77,8 +78,8 @@ def task_for(y: np.ndarray, out_shape: tuple[int, ...], n: int) -> Task:
         binary = bool(np.isin(y, (0, 1)).all())
         if column and binary:
             return Task("bce_with_logits", column=True)
-        if binary and len(out_shape) == 1 and tuple(y.shape) == (n, *out_shape):
-            return Task("bce_with_logits")  # multi-label
+        if binary and len(out_shape) <= 1 and tuple(y.shape) == (n, *out_shape):
+            return Task("bce_with_logits")  # multi-label, or one logit per sample squeezed
         sequence = len(out_shape) >= 2 and tuple(y.shape) == (n, *out_shape[:-1])
         return Task("cross_entropy", sequence=sequence, padded=bool((y == IGNORE_INDEX).any()))
     labels_shape = len(out_shape) >= 1 and tuple(y.shape) == (n, *out_shape[:-1])
