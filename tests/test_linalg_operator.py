@@ -156,6 +156,10 @@ def test_scipy_sparse_matrices_and_operators_are_matrix_free(rng):
     bad.data[0] = np.nan
     with pytest.raises(Exception, match="NaN"):
         aslinearoperator(bad)
+    import specinterp as si
+
+    with pytest.raises(TypeError, match=r"SciPy sparse csr_matrix.*\.toarray\(\)"):
+        si.singular_values(s)  # the dense statistics: numpy.asarray would not densify it
     no_adjoint = sla.LinearOperator((6, 4), matvec=lambda v: np.ones(6) * v.sum(), dtype=float)
     with pytest.raises(ValueError, match="rmatvec"):
         svds(no_adjoint, 1)

@@ -33,6 +33,12 @@ def namespace(*arrays: Array) -> Namespace:
     arrays = tuple(a for a in arrays if a is not None)
     for a in arrays:
         if not compat.is_array_api_obj(a):
+            if type(a).__module__.startswith("scipy.sparse"):  # asarray would wrap, not densify
+                raise TypeError(
+                    f"expected a dense array, got a SciPy sparse {type(a).__name__}; the solvers "
+                    "of specinterp.linalg (eigsh, svds, trace, spectral_density) take it as it "
+                    "is, and .toarray() densifies a small one"
+                )
             raise TypeError(
                 f"expected an array (numpy, torch, jax, cupy, ...), got {type(a).__name__}; "
                 "convert it first, e.g. with numpy.asarray(x, dtype=float)"
