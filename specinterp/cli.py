@@ -41,14 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--model",
         metavar="MODULE:FACTORY",
-        help="factory returning a torch module, an arraynet Sequential, an Equinox "
-        "module or a JAX (apply_fn, params) pair; MODULE may be a .py path",
+        help="factory returning a torch module (Hugging Face models too), a Flax NNX or "
+        "Equinox module, a fitted scikit-learn MLP, an arraynet Sequential or a JAX "
+        "(apply_fn, params) pair; MODULE may be a .py path",
     )
     rep.add_argument(
         "--data",
         metavar="PATH",
         help=".npz with arrays x and y, a folder with MNIST IDX / CIFAR batches, or "
-        "MODULE:FACTORY returning (x, y) (token ids for a language model)",
+        "MODULE:FACTORY returning (x, y) (token ids for a language model). The loss follows "
+        "y: integer labels give the cross-entropy (labels 0/1 for one logit per sample or per "
+        "output: the binary one), real targets the squared error",
     )
     rep.add_argument("--samples", type=int, default=200, help="samples to analyse (default 200)")
     rep.add_argument(
