@@ -381,3 +381,41 @@ def test_single_output_models_take_their_natural_targets(tmp_path, kind, loss):
     dense = torch.autograd.functional.hessian(mean_loss, flat).numpy()
     top = np.sort(np.linalg.eigvalsh(dense))[::-1][: len(data["hessian"]["top_eigenvalues"])]
     np.testing.assert_allclose(data["hessian"]["top_eigenvalues"], top, rtol=1e-6)
+
+
+DEAD_SAMPLES = """
+import numpy as np
+import torch
+
+
+def model():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    with torch.no_grad():  # h = relu(x): every unit dead on an all-negative input
+        net[0].weight.copy_(torch.eye(4))
+        net[0].bias.zero_()
+    return net.double().eval()
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = np.abs(rng.standard_normal((20, 4))) + 0.1
+    x[::2] *= -1  # ten samples whose Jacobian is zero
+    return x, rng.integers(0, 3, 20)
+"""
+
+
+def test_jacobian_statistics_say_over_how_many_samples(tmp_path):
+    """Samples with a zero Jacobian (every ReLU dead) have no entropy: the statistics are over
+    the others, and the report says how many (it did not)."""
+    pytest.importorskip("torch")
+    (tmp_path / "dead.py").write_text(DEAD_SAMPLES)
+    spec = str(tmp_path / "dead.py")
+    out = tmp_path / "dead"
+    args = ["report", "--model", f"{spec}:model", "--data", f"{spec}:data", "--samples", "20"]
+    assert main([*args, "--out", str(out), "--quiet"]) == 0
+    data = json.loads((out / "metrics.json").read_text())
+    jsonschema.validate(data, METRICS_SCHEMA)
+    assert data["jacobian"]["entropy"]["count"] == 10
+    assert data["jacobian"]["operator_norm"]["count"] == 20  # zero, but finite
+    assert "over the 10 of 20 samples where it is finite" in (out / "index.html").read_text()

@@ -91,6 +91,7 @@ def _html(rep: ReportData, data: dict[str, Any], figs: dict[str, bytes]) -> str:
                 (
                     k,
                     f"mean {v['mean']:.4g} · std {v['std']:.3g} · [{v['min']:.3g}, {v['max']:.3g}]"
+                    + _finite_in(v, data["num_samples"])
                     if v["mean"] is not None
                     else None,
                 )
@@ -123,6 +124,12 @@ def _layer_row(d: dict[str, Any]) -> tuple[str, str]:
     return f"{d['name']} {d['shape'][0]}×{d['shape'][1]}", text
 
 
+def _finite_in(stats: dict[str, Any], n: int) -> str:
+    """`` · over k of n samples`` where some samples' value is not finite, else nothing."""
+    count = stats.get("count", n)
+    return f" · over the {count} of {n} samples where it is finite" if count < n else ""
+
+
 def _markdown(data: dict[str, Any]) -> str:
     def table(head: str, body: list[tuple[str, Any]]) -> list[str]:
         return ["", f"| {head} | value |", "|---|---|", *[f"| {k} | {cell(v)} |" for k, v in body]]
@@ -130,9 +137,10 @@ def _markdown(data: dict[str, Any]) -> str:
     lines = [f"# specinterp report: {data['model']} on {data['data']}"]
     lines += table("run", rows(SUMMARY, data))
     lines += table("GMSI", rows(GMSI, data["gmsi"]))
-    lines += ["", "| Jacobian statistic | mean | std |", "|---|---|---|"]
+    lines += ["", "| Jacobian statistic | mean | std | samples |", "|---|---|---|---|"]
     lines += [
-        f"| {k} | {cell(v['mean'])} | {cell(v['std'])} |" for k, v in data["jacobian"].items()
+        f"| {k} | {cell(v['mean'])} | {cell(v['std'])} | {v.get('count', '—')} |"
+        for k, v in data["jacobian"].items()
     ]
     lines += table("curvature", rows(NTK, data["ntk"]) + rows(HESSIAN, data["hessian"]))
     lines += table("attribution", list(data["attribution"].items()))

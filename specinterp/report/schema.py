@@ -42,7 +42,10 @@ _KINDS: dict[str, dict[str, Any]] = {
     "stats": {
         "type": "object",
         "required": ["mean", "std", "min", "max"],
-        "properties": {k: _NUM for k in ("mean", "std", "min", "max")},
+        "properties": {
+            **{k: _NUM for k in ("mean", "std", "min", "max")},
+            "count": {"type": "integer", "minimum": 0},  # samples where the value is finite
+        },
     },
 }
 
@@ -239,7 +242,7 @@ def metrics(rep: ReportData) -> dict[str, Any]:
             }
             if f.size
             else dict.fromkeys(("mean", "std", "min", "max"))
-        )
+        ) | {"count": int(f.size)}  # over the samples where it is finite (a zero Jacobian: NaN)
     g = rep.gmsi
     return {
         "schema_version": 3,
