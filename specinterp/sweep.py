@@ -86,12 +86,11 @@ def _loss_metric(
     return out
 
 
-#: Built-in metrics by name: each returns per-sample NumPy arrays.
-#: The named metrics. ``jacobian_spectra``: the eight statistics of each ``J_i``;
-#: ``certified_radius``: T4's radius; ``max_sensitivity``: max-sensitivity (Yeh et al. 2019)
-#: of the saliency map of the predicted class, over 8 uniform L∞ perturbations of radius 0.05
-#: drawn from the chunk's seed — of the token embeddings for a model on token ids;
-#: ``predictions``: the predicted class and, with labels, the cross-entropy.
+#: Built-in metrics by name, each returning per-sample NumPy arrays. ``jacobian_spectra``: the
+#: eight statistics of each ``J_i``; ``certified_radius``: T4's radius; ``max_sensitivity``:
+#: max-sensitivity (Yeh et al. 2019) of the saliency map of the predicted class, over 8 uniform
+#: L∞ perturbations of radius 0.05 drawn from the chunk's seed — of the token embeddings for a
+#: model on token ids; ``predictions``: the predicted class and, with labels, the cross-entropy.
 METRICS: dict[str, Metric] = {
     "jacobian_spectra": _jacobian_metric,
     "certified_radius": _radius_metric,

@@ -40,8 +40,8 @@ def _dtype(a: Any) -> np.dtype:
     return dtype
 
 
-def from_scipy(a: Any, symmetric: bool | None) -> tuple[dict[str, Any], bool]:
-    """Keyword arguments for :class:`~.operator.LinearOperator` and the symmetry flag."""
+def from_scipy(a: Any, symmetric: bool | None) -> dict[str, Any]:
+    """The keyword arguments of :class:`~.operator.LinearOperator` for ``a``."""
     import scipy.sparse as sp
 
     shape = tuple(int(s) for s in a.shape)
@@ -86,7 +86,7 @@ def from_scipy(a: Any, symmetric: bool | None) -> tuple[dict[str, Any], bool]:
         }
         if symmetric is None:
             symmetric = square and _probe_symmetric(products["matvec"], shape[0], dtype)
-    return {"dtype": dtype, "xp": xp, **products}, bool(symmetric)
+    return {"shape": shape, "dtype": dtype, "xp": xp, "symmetric": bool(symmetric), **products}
 
 
 def _probe_symmetric(matvec: Any, n: int, dtype: np.dtype) -> bool:
@@ -94,7 +94,6 @@ def _probe_symmetric(matvec: Any, n: int, dtype: np.dtype) -> bool:
     rng = np.random.default_rng(0x5C1)
     u, v = (rng.standard_normal(n).astype(dtype) for _ in range(2))
     au, av = matvec(u), matvec(v)
-    scale = float(np.linalg.norm(au)) * float(np.linalg.norm(v)) + float(
-        np.linalg.norm(av)
-    ) * float(np.linalg.norm(u))
+    norm = np.linalg.norm
+    scale = float(norm(au) * norm(v) + norm(av) * norm(u))
     return abs(float(u @ av) - float(v @ au)) <= 100 * np.finfo(dtype).eps * scale

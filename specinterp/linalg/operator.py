@@ -273,8 +273,7 @@ def aslinearoperator(a: Array, *, symmetric: bool | None = None) -> LinearOperat
     if isinstance(a, LinearOperator):
         return a
     if is_scipy_operand(a):
-        options, sym = from_scipy(a, symmetric)
-        return LinearOperator(tuple(int(s) for s in a.shape), symmetric=sym, **options)
+        return LinearOperator(**from_scipy(a, symmetric))
     xp = _xp.check_matrix(a, "dense operator")
     if a.ndim != 2:
         raise ShapeError(f"a dense operator must be 2-d; got shape {tuple(a.shape)}")

@@ -122,8 +122,10 @@ def analyse(
             with counted(ntk_operator(model, xs), "report: NTK top-k", enabled=progress) as op:
                 res = eigsh(op, min(20, small * c), tol=report_tol(model), seed=seed)
             ntk_eigs = _np(res.values)
-    xc, yc = (x, y_full) if curvature_data is None else curvature_data
-    yc = yc if curvature_data is None else task.targets(yc, z)
+    if curvature_data is None:
+        xc, yc = x, y_full
+    else:  # the targets as the loss reads them, as for x, y
+        xc, yc = curvature_data[0], task.targets(curvature_data[1], z)
     nc = int(xc.shape[0])
     hb = min(nc, 128)
     with step("Hessian top-k and density (all data, in batches)"):

@@ -6,9 +6,8 @@
   on two classes, a torch ``Linear(d, 1)`` head): the binary cross-entropy with logits, the
   labels as that one column in the outputs' dtype; accuracy counts ``logit > 0`` as class 1;
 * labels 0/1 of the outputs' shape — a multi-label classifier, or a binary one whose logits
-  are squeezed to ``(N,)``: the same loss on every output,
-  the labels in the outputs' dtype; accuracy is the fraction of samples with every label
-  right (scikit-learn's ``score``);
+  are squeezed to ``(N,)``: the same loss on every output, the labels in the outputs' dtype;
+  accuracy is the fraction of samples with every label right (scikit-learn's ``score``);
 * real targets: the squared error; targets ``(N,)`` for outputs ``(N, 1)`` (a one-output
   regressor, as scikit-learn writes them) are that one column. Real targets shaped like labels
   for two or more outputs (class labels saved as floats) are refused with the fix.
