@@ -4,7 +4,8 @@ The twin of :mod:`._jax_calls`. A module whose dropout or batch-norm layers are 
 mode, or an encoder–decoder module that needs decoder inputs besides the ids, is refused when
 wrapped (:func:`refuse_unusable`) and, for the first, again if it is switched back to training
 mode afterwards (:func:`refuse_retrained`); a shape, dtype or missing-derivative error from
-inside the layers becomes a ``ModelError`` that names the inputs (:func:`with_context`).
+inside the layers becomes a ``ModelError`` that names the inputs (:func:`with_context`); the
+parameters differentiated are split from those held fixed (:func:`split_parameters`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from specinterp.errors import ModelError
 
 from ._torch_embedding import differentiable_kernels
 
-__all__ = ["refuse_retrained", "refuse_unusable", "with_context"]
+__all__ = ["refuse_retrained", "refuse_unusable", "split_parameters", "with_context"]
 
 _MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
 
@@ -53,6 +54,18 @@ def refuse_retrained(module: torch.nn.Module | None) -> None:
             "as_model; its dropout / batch-norm layers make the output random or "
             "batch-coupled — call module.eval() before analysing it"
         )
+
+
+def split_parameters(
+    named: dict[str, torch.Tensor], names: list[str]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The parameters ``names`` (to differentiate) and the others (held fixed), in order."""
+    unknown = [n for n in names if n not in named]
+    if unknown:
+        raise ModelError(f"unknown parameter names {unknown}; known: {list(named)}")
+    if not names:
+        raise ModelError("the model has no parameters to differentiate")
+    return {k: named[k] for k in names}, {k: v for k, v in named.items() if k not in names}
 
 
 @contextlib.contextmanager

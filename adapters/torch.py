@@ -29,7 +29,7 @@ from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
-from ._torch_calls import refuse_retrained, refuse_unusable, with_context
+from ._torch_calls import refuse_retrained, refuse_unusable, split_parameters, with_context
 from ._torch_conv import torch_conv_kernels
 from ._torch_dense import vmap_hessian, vmap_input_jacobian, vmap_param_jacobian
 from ._torch_embedding import (
@@ -104,6 +104,8 @@ class TorchModel(ModelBase):
         if isinstance(model, torch.nn.Module):
             refuse_unusable(model)
             all_params = {k: v.detach() for k, v in model.named_parameters()}
+            # by default the trainable parameters, or all where none is (frozen for inference)
+            default = [k for k, v in model.named_parameters() if v.requires_grad] or [*all_params]
             self._buffers = {k: v.detach() for k, v in model.named_buffers()}
             self._module = model
             self._pad = checked_pad(model, pad_token_id)
@@ -119,23 +121,15 @@ class TorchModel(ModelBase):
             self._pad = None
             self._head = None
             all_params = {k: v.detach() for k, v in params.items()}
+            default = [*all_params]
             self._buffers = {}
             self._call = model
         else:
             raise ModelError(
                 "pass a torch.nn.Module, or a callable f(params, x) with params= a dict of tensors"
             )
-        if param_names is None and isinstance(model, torch.nn.Module):
-            trainable = [k for k, v in model.named_parameters() if v.requires_grad]
-            param_names = trainable or None
-        names = list(all_params) if param_names is None else list(param_names)
-        unknown = [n for n in names if n not in all_params]
-        if unknown:
-            raise ModelError(f"unknown parameter names {unknown}; known: {list(all_params)}")
-        self._fixed = {k: v for k, v in all_params.items() if k not in names}
-        self.params = {k: all_params[k] for k in names}
-        if not self.params:
-            raise ModelError("the model has no parameters to differentiate")
+        names = default if param_names is None else list(param_names)
+        self.params, self._fixed = split_parameters(all_params, names)
         dtypes = {v.dtype for v in self.params.values()}
         devices = {v.device for v in self.params.values()}
         if len(dtypes) != 1 or len(devices) != 1:
