@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from specinterp.errors import DTypeError, NamespaceMismatchError, ShapeError
+from specinterp.errors import DTypeError, NamespaceMismatchError, NonFiniteError, ShapeError
 from specinterp.linalg import LinearOperator, aslinearoperator, eigsh
 
 
@@ -154,7 +154,7 @@ def test_scipy_sparse_matrices_and_operators_are_matrix_free(rng):
         aslinearoperator(sp.eye(5, dtype=np.int64, format="csr"))
     bad = sp.eye(5, format="csr")
     bad.data[0] = np.nan
-    with pytest.raises(Exception, match="NaN"):
+    with pytest.raises(NonFiniteError, match="NaN"):
         aslinearoperator(bad)
     import specinterp as si
 

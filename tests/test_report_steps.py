@@ -109,21 +109,3 @@ def test_alpha_figure_draws_an_interval_that_excludes_the_estimate(rng):
     heights = [bar.get_height() for bar in ax.patches]
     np.testing.assert_allclose(heights, [fit.alpha, fit.alpha])
     plt.close(fig)
-
-
-def test_task_for_squeezed_binary_logits(rng):
-    """A binary classifier whose forward squeezes its one logit to ``(N,)`` (a common torch
-    idiom): the binary cross-entropy on the labels as floats, accuracy by ``logit > 0``; it
-    reached cross-entropy, which needs a class axis."""
-    from specinterp.report.task import task_for
-
-    y = rng.integers(0, 2, size=12)
-    logits = rng.standard_normal(12)
-    task = task_for(y, (), 12)
-    assert task.loss_name == "bce_with_logits" and not task.column
-    assert task.accuracy(logits, y) == pytest.approx(np.mean((logits > 0) == (y == 1)))
-    t = task.targets(y, logits)
-    assert t.dtype == logits.dtype and np.array_equal(t, y.astype(float))
-    loss = si.losses.get_loss(task.loss)
-    want = np.mean(np.logaddexp(0, logits) - y * logits)
-    assert float(np.mean(loss.per_sample(logits[:, None], t[:, None]))) == pytest.approx(want)
