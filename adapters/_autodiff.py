@@ -39,11 +39,16 @@ def output_gradient(fn: Callable[[Array, Array], Array], z: Array, y: Array) -> 
 
 
 def output_hvp(fn: Callable[[Array, Array], Array], z: Array, y: Array, dz: Array) -> Array:
-    """``Λ_i dz_i`` for every sample, forward-over-reverse."""
-    if _library(z) == "torch":
-        from torch.func import grad, jvp
+    """``Λ_i dz_i`` for every sample.
 
-        return jvp(grad(lambda zz: fn(zz, y).sum()), (z,), (dz,))[1]
+    torch: reverse over reverse (``Λ`` is symmetric, so the pullback of the gradient is the
+    product), as torch's losses have double backwards but not all a forward-mode rule for their
+    backward (e.g. ``huber_loss``). JAX: forward over reverse.
+    """
+    if _library(z) == "torch":
+        from torch.func import grad, vjp
+
+        return vjp(grad(lambda zz: fn(zz, y).sum()), z)[1](dz)[0]
     import jax
 
     return jax.jvp(jax.grad(lambda zz: fn(zz, y).sum()), (z,), (dz,))[1]

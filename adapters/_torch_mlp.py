@@ -16,7 +16,7 @@ from torch import nn
 
 from .arraynet import LayerFactors
 
-__all__ = ["ELEMENTWISE", "sequential_factors"]
+__all__ = ["ELEMENTWISE", "dense_stack", "sequential_factors"]
 
 #: activation modules that act entry by entry (so their Jacobian is a diagonal)
 ELEMENTWISE = (
@@ -25,6 +25,37 @@ ELEMENTWISE = (
     nn.Softsign, nn.Tanhshrink,
 )  # fmt: skip
 _KINK_AT_ZERO = (nn.ReLU, nn.LeakyReLU)  # piecewise linear with the one kink T4 certifies
+
+
+def dense_stack(module: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, Any]]]:
+    """The input (flattened where the stack starts so) and ``(name, activation)`` per ``Linear``.
+
+    The last layer's activation is ``None``.
+
+    Raises
+    ------
+    NotImplementedError
+        Unless ``module`` is ``[Flatten,] Linear, φ, Linear, …, φ, Linear`` with elementwise
+        ``φ`` (convolutions, residual blocks, normalisation layers, … are not).
+
+    """
+    layers = list(module.named_children()) if isinstance(module, nn.Sequential) else []
+    h = x
+    if layers and isinstance(layers[0][1], nn.Flatten) and layers[0][1].start_dim == 1:
+        h = torch.flatten(h, 1)
+        layers = layers[1:]
+    shape_ok = bool(layers) and len(layers) % 2 == 1 and h.ndim == 2
+    if not (
+        shape_ok
+        and all(isinstance(lay, nn.Linear) for _, lay in layers[::2])
+        and all(isinstance(act, ELEMENTWISE) for _, act in layers[1::2])
+    ):
+        raise NotImplementedError(
+            "the product form is known for an nn.Sequential of Linear layers and elementwise "
+            "activations in alternation (optionally after nn.Flatten())"
+        )
+    acts = [act for _, act in layers[1::2]] + [None]
+    return h, [(name, act) for (name, _), act in zip(layers[::2], acts, strict=True)]
 
 
 def sequential_factors(
@@ -45,40 +76,24 @@ def sequential_factors(
         For any other module (convolutions, residual blocks, normalisation layers, …).
 
     """
-    layers = list(module.named_children()) if isinstance(module, nn.Sequential) else []
-    h = x
-    if layers and isinstance(layers[0][1], nn.Flatten) and layers[0][1].start_dim == 1:
-        h = torch.flatten(h, 1)
-        layers = layers[1:]
-    shape_ok = bool(layers) and len(layers) % 2 == 1 and h.ndim == 2
-    if not (
-        shape_ok
-        and all(isinstance(lay, nn.Linear) for _, lay in layers[::2])
-        and all(isinstance(act, ELEMENTWISE) for _, act in layers[1::2])
-    ):
-        raise NotImplementedError(
-            "the product form is known for an nn.Sequential of Linear layers and elementwise "
-            "activations in alternation (optionally after nn.Flatten())"
-        )
+    h, layers = dense_stack(module, x)
     weights, diags, pre, inputs, biases = [], [], [], [], []
     pwl = True
-    for i, (name, _) in enumerate(layers[::2]):
+    for name, act in layers:
         w, b = tensors[f"{name}.weight"], tensors.get(f"{name}.bias")
         inputs.append(h)
         biases.append(b is not None)
         weights.append(w)
         z = h @ w.T if b is None else torch.addmm(b, h, w.T)
-        if 2 * i + 1 < len(layers):
-            act = layers[2 * i + 1][1]
+        if act is not None:
             pre.append(z)
             h, d = torch.func.jvp(act, (z,), (torch.ones_like(z),))
             diags.append(d)
             pwl = pwl and isinstance(act, _KINK_AT_ZERO)
     trained = None
     if differentiated is not None:
-        names = [name for name, _ in layers[::2]]
         trained = tuple(
-            (f"{n}.weight" in differentiated, f"{n}.bias" in differentiated) for n in names
+            (f"{n}.weight" in differentiated, f"{n}.bias" in differentiated) for n, _ in layers
         )
     return LayerFactors(
         weights, diags, pre, pwl, inputs=inputs, biases=tuple(biases), trained=trained

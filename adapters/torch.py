@@ -1,8 +1,9 @@
 """PyTorch adapter: ``nn.Module`` or batch-first callables through ``torch.func``.
 
 Products use ``torch.func.functional_call`` with the module's parameters and buffers;
-``jvp`` / ``vjp`` give input and parameter products, the HVP is forward-over-reverse
-(``jvp`` of ``grad``), and the dense Jacobians have native ``vmap(jacrev)`` paths.
+``jvp`` / ``vjp`` give input and parameter products, one HVP is forward-over-reverse (``jvp`` of
+``grad``), a Hessian operator's the layer-wise R-operator for an ``nn.Sequential`` MLP and one
+reused gradient graph otherwise, and the dense Jacobians have native ``vmap(jacrev)`` paths.
 
 Models whose output depends on the mode (dropout, batch norm) must be in eval mode: a module in
 training mode with such layers is refused (call ``module.eval()``), because a Jacobian of a
@@ -45,6 +46,7 @@ from ._torch_embedding import (
 from ._torch_head import head_factor, output_head
 from ._torch_hvp import gradient_graph_hvp
 from ._torch_mlp import sequential_factors
+from ._torch_mlp_hvp import sequential_hvp
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
@@ -322,15 +324,21 @@ class TorchModel(ModelBase):
     def hvp_operator(
         self, x: torch.Tensor, y: torch.Tensor, loss: Any
     ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``v ↦ H v`` at a fixed batch, reusing one gradient graph (reverse-over-reverse).
+        """``v ↦ H v`` at a fixed batch, the work all products share done once.
 
-        The loss gradient is built once with ``create_graph=True``; each product is then a
-        single backward pass through it — the Pearlmutter trick PyHessian uses — instead of a
-        fresh forward-over-reverse evaluation (:mod:`._torch_hvp`).
+        An ``nn.Sequential`` MLP: the layer-wise R-operator (:mod:`._torch_mlp_hvp`). Others:
+        one gradient graph with ``create_graph=True``, a backward pass through it per product
+        (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).
         """
         self.check_input(x)
         lf = get_loss(loss)
-        return gradient_graph_hvp(lambda p: lf.value(self._f(p, x), y), self.params, self.unflatten)
+        try:
+            tensors = {**self._fixed, **self.params}
+            return sequential_hvp(self._plain_module(x), tensors, [*self.params], x, y, lf)
+        except NotImplementedError:
+            return gradient_graph_hvp(
+                lambda p: lf.value(self._f(p, x), y), self.params, self.unflatten
+            )
 
     # ------------------------------------------------------------------ capabilities
     def region_boundaries(self, x: torch.Tensor, max_bytes: int) -> Iterator[list[tuple]]:
@@ -351,11 +359,16 @@ class TorchModel(ModelBase):
     def layer_factors(self, x: torch.Tensor) -> Any:
         """The MLP product form (T3, T4, the layer-wise NTK) of an ``nn.Sequential`` MLP."""
         self.check_float_input(x, "layer_factors")
-        if self._module is None or self._run is not None or not self._select.is_identity():
-            raise NotImplementedError("the product form is known for an nn.Sequential module")
         with torch.no_grad():
             held = set(self.params) if self._fixed else None
-            return sequential_factors(self._module, {**self._fixed, **self.params}, x, held)
+            tensors = {**self._fixed, **self.params}
+            return sequential_factors(self._plain_module(x), tensors, x, held)
+
+    def _plain_module(self, x: torch.Tensor) -> torch.nn.Module | None:
+        """The module if its outputs are the model's at float ``x``, else ``None`` (refused)."""
+        if self._module is None or self._run is not None or not self._select.is_identity():
+            return None
+        return self._module if x.is_floating_point() else None
 
     def last_position_model(self) -> TorchModel:
         """The model computing only its last position, for a Hugging Face causal LM.

@@ -182,10 +182,11 @@ class GGNOperator(LinearOperator):
             raise ShapeError("model outputs must have one row per sample")
         lf.check(z, y)
         c = math.prod(z.shape[1:])
+        lam = lf.hessian_at(z, y)
 
         def mv(v: Array) -> Array:
             dz = xp.reshape(m.jvp_params(x, v), tuple(z.shape))
-            return m.vjp_params(x, xp.reshape(lf.apply_hessian(z, y, dz), (n, c))) / n
+            return m.vjp_params(x, xp.reshape(lam(dz), (n, c))) / n
 
         super().__init__(
             (m.num_params, m.num_params),

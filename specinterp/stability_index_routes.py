@@ -99,10 +99,10 @@ def curvature_max(lf: Loss, z: Array, y: Array, *, seed: int = 0) -> float:
     n, c = int(z.shape[0]), math.prod(z.shape[1:])
     if n * c * c <= 2**22:
         return float(np.max(np.linalg.eigvalsh(_xp.to_numpy(lf.hessian(z, y)))))
-    lf.check(z, y)
+    lam = lf.hessian_at(z, y)
     op = LinearOperator(
         (n * c, n * c),
-        lambda u: xp.reshape(lf.apply_hessian(z, y, xp.reshape(u, tuple(z.shape))), (n * c,)),
+        lambda u: xp.reshape(lam(xp.reshape(u, tuple(z.shape))), (n * c,)),
         dtype=z.dtype,
         xp=xp,
         device=_xp.device(z),

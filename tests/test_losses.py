@@ -50,6 +50,7 @@ def test_token_cross_entropy_matches_torch(ignore):
     grad_ref, hvp_ref = _reference_derivatives(ref, z, dz)
     torch.testing.assert_close(loss.gradient(z, y), grad_ref, rtol=1e-13, atol=1e-15)
     torch.testing.assert_close(loss.apply_hessian(z, y, dz), hvp_ref, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(loss.hessian_at(z, y)(dz), hvp_ref, rtol=1e-13, atol=1e-15)
     # the dense Λ over the flattened outputs is block-diagonal in tokens with the same products
     lam = loss.hessian(z, y)
     assert lam.shape == (3, 35, 35)
@@ -87,6 +88,9 @@ def test_mse_any_shape_and_bce_with_logits_match_torch():
         grad_ref, hvp_ref = _reference_derivatives(ref, z, dz)
         torch.testing.assert_close(bce.gradient(z, t), grad_ref)
         torch.testing.assert_close(bce.apply_hessian(z, t, dz), hvp_ref)
+        torch.testing.assert_close(bce.hessian_at(z, t)(dz), hvp_ref)
+        mse_ref = _reference_derivatives(lambda zz, y=y: 0.5 * ((zz - y) ** 2).sum() / 5, z, dz)
+        torch.testing.assert_close(losses.mse().hessian_at(z, y)(dz), mse_ref[1])
     # large logits: the stable softplus does not overflow
     z = torch.tensor([[800.0, -800.0]], dtype=torch.float64)
     t = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
@@ -115,6 +119,36 @@ def test_callable_loss_gives_the_builtin_hessian_and_ggn():
     torch.testing.assert_close(si.ggn(net, x, y, my_ce), g_builtin, rtol=1e-12, atol=1e-14)
     v = torch.randn(g_builtin.shape[0], dtype=torch.float64)
     torch.testing.assert_close(si.ggn_operator(net, x, y, my_ce).matvec(v), g_builtin @ v)
+
+
+def test_callable_loss_without_a_forward_mode_rule():
+    """torch's Huber loss has a double backward but no forward-mode rule for its backward: its
+    ``Λ`` products, the GGN operator and the Hessian operator still work. Truth: ``Λ_i`` is
+    ``diag(|z − y| ≤ 1)`` (its closed form), so the GGN is ``(1/N) Σ G_iᵀ Λ_i G_i`` of torch's
+    Jacobians; the Hessian is torch's dense one of the mean loss."""
+    net = _mlp()
+    x = torch.randn(8, 4, dtype=torch.float64)
+    y = 2 * torch.randn(8, 3, dtype=torch.float64)
+
+    def huber(z, t):
+        return torch.nn.functional.huber_loss(z, t, reduction="none").sum(1)
+
+    z = net(x).detach()
+    dz = torch.randn_like(z)
+    lam = ((z - y).abs() <= 1).double()
+    torch.testing.assert_close(si.losses.get_loss(huber).apply_hessian(z, y, dz), lam * dz)
+    names = [k for k, _ in net.named_parameters()]
+    g = torch.autograd.functional.jacobian(
+        lambda *p: torch.func.functional_call(net, dict(zip(names, p, strict=True)), x),
+        tuple(net.parameters()),
+    )
+    g = torch.cat([j.reshape(8, 3, -1) for j in g], dim=2)
+    want = torch.einsum("nap,na,naq->pq", g, lam, g) / 8
+    v = torch.randn(want.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(si.ggn_operator(net, x, y, huber).matvec(v), want @ v)
+    torch.testing.assert_close(
+        si.hessian_operator(net, x, y, huber).matvec(v), si.hessian(net, x, y, huber) @ v
+    )
 
 
 def test_callable_loss_jax_matches_builtin():

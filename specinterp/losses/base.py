@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .. import _xp
@@ -46,6 +47,15 @@ class Loss:
     def apply_hessian(self, z: Array, y: Array, dz: Array) -> Array:
         """``Λ_i dz_i`` for every sample (shape of ``z``), without forming ``Λ``."""
         raise NotImplementedError
+
+    def hessian_at(self, z: Array, y: Array) -> Callable[[Array], Array]:
+        """``dz ↦ Λ dz`` at fixed outputs and targets (checked once), for many products.
+
+        What every product shares (softmax probabilities, masks, weights) is computed here
+        once; the default calls :meth:`apply_hessian` each time.
+        """
+        self.check(z, y)
+        return lambda dz: self.apply_hessian(z, y, dz)
 
     def hessian(self, z: Array, y: Array) -> Array:
         """Dense ``Λ_i`` over the flattened outputs, ``(N, C, C)`` with ``C = prod(out)``.

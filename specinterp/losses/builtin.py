@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,11 @@ class MSE(Loss):
     def apply_hessian(self, z: Array, y: Array, dz: Array) -> Array:
         """``dz``."""
         return dz
+
+    def hessian_at(self, z: Array, y: Array) -> Callable[[Array], Array]:
+        """The identity."""
+        self.check(z, y)
+        return lambda dz: dz
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,13 @@ class CrossEntropy(Loss):
         p = softmax(z)
         return weight * mask[..., None] * (p * dz - p * xp.sum(p * dz, axis=-1, keepdims=True))
 
+    def hessian_at(self, z: Array, y: Array) -> Callable[[Array], Array]:
+        """``dz ↦ s ⊙ (dz − ⟨p, dz⟩)`` with ``s = (N/M) [kept] p`` computed once."""
+        xp, _, mask, weight = self._parts(z, y)
+        p = softmax(z)
+        s = weight * mask[..., None] * p
+        return lambda dz: s * (dz - xp.sum(p * dz, axis=-1, keepdims=True))
+
 
 @dataclass(frozen=True)
 class BCEWithLogits(Loss):
@@ -187,3 +200,10 @@ class BCEWithLogits(Loss):
         """``σ(z)(1 − σ(z)) ⊙ dz``."""
         s = self._sigmoid(z)
         return s * (1.0 - s) * dz
+
+    def hessian_at(self, z: Array, y: Array) -> Callable[[Array], Array]:
+        """``dz ↦ σ(z)(1 − σ(z)) ⊙ dz`` with the weights computed once."""
+        self.check(z, y)
+        s = self._sigmoid(z)
+        weights = s * (1.0 - s)
+        return lambda dz: weights * dz

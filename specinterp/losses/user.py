@@ -19,7 +19,7 @@ class CallableLoss(Loss):
     """A user loss ``fn(outputs, targets) -> (N,)`` in the model's framework (torch or JAX).
 
     Its gradient and ``Λ`` products come from that framework's automatic differentiation
-    (forward-over-reverse for ``Λ dz``); ``Λ`` itself is never formed.
+    (``Λ dz`` reverse over reverse in torch, forward over reverse in JAX); ``Λ`` is never formed.
     """
 
     fn: Callable[[Array, Array], Array]
@@ -50,7 +50,7 @@ class CallableLoss(Loss):
         return output_gradient(self.fn, z, y)
 
     def apply_hessian(self, z: Array, y: Array, dz: Array) -> Array:
-        """``Λ_i dz_i`` by the framework's forward-over-reverse mode."""
+        """``Λ_i dz_i`` by the framework's second-order autodiff."""
         from specinterp.adapters._autodiff import output_hvp
 
         return output_hvp(self.fn, z, y, dz)

@@ -1,0 +1,130 @@
+"""Hessian-vector products of an ``nn.Sequential`` MLP's loss by the layer-wise R-operator.
+
+For ``[Flatten,] Linear, φ, …, φ, Linear`` (:func:`._torch_mlp.dense_stack`) everything a
+product shares — the activations, ``φ'`` and ``φ''`` of every layer, the back-propagated loss
+gradients — is computed once; each product is then one forward and one backward sweep of
+matrix products in the direction ``v`` (Pearlmutter 1994), with no autograd graph
+(:ref:`theory-mlp-hvp`). Exact: the same ``H v`` as reverse-over-reverse, to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from ._torch_mlp import dense_stack
+
+__all__ = ["sequential_hvp"]
+
+
+def _derivatives(
+    act: Any, z: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``φ(z)``, ``φ'(z)`` and ``φ''(z)`` (``None`` where it vanishes, as for ReLU).
+
+    Reverse over reverse on ``Σ φ``: exact for an elementwise ``φ``, and every activation has
+    a double backward (not every one a forward-mode rule for its backward, e.g. SiLU).
+    """
+    with torch.enable_grad():
+        t = z.detach().requires_grad_(True)
+        h = act(t)
+        (d1,) = torch.autograd.grad(h.sum(), t, create_graph=True)
+        d2 = None
+        if d1.requires_grad:
+            (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
+    if d2 is not None and not bool(torch.any(d2 != 0)):
+        d2 = None
+    return h.detach(), d1.detach(), d2
+
+
+def sequential_hvp(
+    module: Any,
+    tensors: dict[str, torch.Tensor],
+    names: list[str],
+    x: torch.Tensor,
+    y: Any,
+    loss: Any,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v ↦ H v`` (flat, in the order of ``names``) for the mean loss of an MLP at ``x, y``.
+
+    ``tensors`` maps every parameter name to its value; ``names`` are those differentiated
+    (the rest are held fixed). ``loss`` is a :class:`~specinterp.losses.Loss`: its output
+    gradient and ``Λ`` products give the last layer's signals.
+
+    Raises
+    ------
+    NotImplementedError
+        Unless ``module`` is an ``nn.Sequential`` MLP (:func:`._torch_mlp.dense_stack`).
+
+    """
+    with torch.no_grad():
+        h, layers = dense_stack(module, x.detach())
+        n = int(h.shape[0])
+        weights = [tensors[f"{name}.weight"] for name, _ in layers]
+        inputs, slopes, curvatures = [], [], []
+        z = h
+        for (name, act), w in zip(layers, weights, strict=True):
+            inputs.append(h)
+            b = tensors.get(f"{name}.bias")
+            z = h @ w.T if b is None else torch.addmm(b, h, w.T)
+            if act is not None:
+                h, d1, d2 = _derivatives(act, z)
+                slopes.append(d1)
+                curvatures.append(d2)
+        out = z
+        curvature = loss.hessian_at(out, y)  # dz ↦ Λ dz, the targets checked once
+        # δ_l = ∂L/∂z_l, and e_l ⊙ φ''(z_l) with e_l = δ_{l+1} W_{l+1} (the φ'' term of R δ_l)
+        deltas = [loss.gradient(out, y) / n]
+        bends: list[torch.Tensor | None] = []
+        for w, d1, d2 in zip(weights[:0:-1], slopes[::-1], curvatures[::-1], strict=True):
+            e = deltas[0] @ w
+            deltas.insert(0, e * d1)
+            bends.insert(0, None if d2 is None else e * d2)
+    wkeys = [f"{name}.weight" for name, _ in layers]
+    bkeys = [f"{name}.bias" for name, _ in layers]
+    trained = [(wk in names or bk in names) for wk, bk in zip(wkeys, bkeys, strict=True)]
+    low = trained.index(True)  # no signal is needed below the first differentiated layer
+    shapes = [tuple(tensors[k].shape) for k in names]
+    sizes = [tensors[k].numel() for k in names]
+    last = len(layers) - 1
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            parts = {
+                k: p.view(s) for k, p, s in zip(names, torch.split(v, sizes), shapes, strict=True)
+            }
+            r_in: list[torch.Tensor | None] = [None] * len(layers)  # R h_{l-1}
+            r_pre: list[torch.Tensor | None] = [None] * len(layers)  # R z_l
+            rz = None
+            for i in range(low, len(layers)):
+                if i > low:
+                    r_in[i] = rz * slopes[i - 1]
+                    rz = r_in[i] @ weights[i].T
+                dw, db = parts.get(wkeys[i]), parts.get(bkeys[i])
+                if dw is not None:
+                    rz = inputs[i] @ dw.T if rz is None else rz.addmm_(inputs[i], dw.T)
+                if db is not None:
+                    rz = db.expand(n, -1).clone() if rz is None else rz.add_(db)
+                r_pre[i] = rz
+            rd = curvature(rz) / n  # R δ_L
+            result: dict[str, torch.Tensor] = {}
+            for i in range(last, low - 1, -1):
+                if wkeys[i] in parts:
+                    gw = rd.T @ inputs[i]
+                    if r_in[i] is not None:
+                        gw.addmm_(deltas[i].T, r_in[i])
+                    result[wkeys[i]] = gw
+                if bkeys[i] in parts:
+                    result[bkeys[i]] = rd.sum(0)
+                if i > low:
+                    e = rd @ weights[i]
+                    if wkeys[i] in parts:
+                        e.addmm_(deltas[i], parts[wkeys[i]])
+                    rd = e * slopes[i - 1]
+                    if bends[i - 1] is not None:
+                        rd.addcmul_(bends[i - 1], r_pre[i - 1])
+            return torch.cat([result[k].reshape(-1) for k in names])
+
+    return hvp

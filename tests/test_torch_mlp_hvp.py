@@ -1,0 +1,150 @@
+"""The layer-wise R-operator HVP of an ``nn.Sequential`` MLP equals the loss Hessian.
+
+Truth: the dense Hessian of the mean loss as a function of the flat differentiated parameters
+from ``torch.autograd.functional.hessian`` (float64), and, for each product, torch's own
+reverse-over-reverse product through the gradient graph (the route every other model takes).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from specinterp.adapters._torch_hvp import gradient_graph_hvp
+from torch.func import functional_call
+
+import specinterp as si
+
+
+def _net(act: type[torch.nn.Module], bias_middle: bool = True) -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(6, 5),
+        act(),
+        torch.nn.Linear(5, 4, bias=bias_middle),
+        act(),
+        torch.nn.Linear(4, 3),
+    ).double()
+
+
+def _targets(loss: str, n: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(1)
+    if loss == "cross_entropy":
+        return torch.randint(0, 3, (n,), generator=gen)
+    if loss == "bce_with_logits":
+        return torch.randint(0, 2, (n, 3), generator=gen).double()
+    return torch.randn(n, 3, generator=gen, dtype=torch.float64)
+
+
+def _dense_hessian(net, names, x, y, loss_fn) -> np.ndarray:
+    """``∇²_θ L`` over the flat parameters ``names`` (the rest held at their values)."""
+    values = dict(net.named_parameters())
+    shapes = [values[k].shape for k in names]
+    sizes = [values[k].numel() for k in names]
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        parts = {k: t.view(s) for k, t, s in zip(names, flat.split(sizes), shapes, strict=True)}
+        fixed = {k: v.detach() for k, v in values.items() if k not in parts}
+        return loss_fn(functional_call(net, {**fixed, **parts}, (x,)), y)
+
+    flat = torch.cat([values[k].detach().reshape(-1) for k in names])
+    return torch.autograd.functional.hessian(loss_of, flat).numpy()
+
+
+_LOSSES = {
+    "cross_entropy": torch.nn.functional.cross_entropy,
+    "mse": lambda z, y: 0.5 * ((z - y) ** 2).sum(1).mean(),
+    "bce_with_logits": lambda z, y: (
+        torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1).mean()
+    ),
+}
+
+
+def _products(hvp, p: int) -> np.ndarray:
+    """The operator's dense matrix, column by column."""
+    eye = torch.eye(p, dtype=torch.float64)
+    return torch.stack([hvp(eye[j]) for j in range(p)], dim=1).numpy()
+
+
+@pytest.mark.parametrize("loss", sorted(_LOSSES))
+@pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.ReLU, torch.nn.GELU, torch.nn.Softplus])
+def test_r_operator_is_the_dense_hessian(act, loss):
+    """Smooth activations exercise the ``φ''`` term, ReLU the piecewise-linear case (its second
+    derivative 0, as autograd takes it); no-bias middle layer; three losses."""
+    net = _net(act, bias_middle=act is not torch.nn.ReLU)
+    x = torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y = _targets(loss, 7)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, loss)
+    assert hvp.__module__.endswith("_torch_mlp_hvp")  # the layer-wise route, not the graph
+    names = [k for k, _ in net.named_parameters()]
+    want = _dense_hessian(net, names, x, y, _LOSSES[loss])
+    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "frozen", [["1.weight", "1.bias"], ["3.bias", "5.weight"], ["1.weight", "3.weight", "5.bias"]]
+)
+def test_r_operator_over_the_trained_parameters_only(frozen):
+    """A partly frozen MLP (whole layers, a weight without its bias, a bias without its weight)
+    keeps the layer-wise route and gives the Hessian over the differentiated parameters."""
+    net = _net(torch.nn.Tanh)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name not in frozen)
+    x = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    y = _targets("cross_entropy", 6)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_mlp_hvp")
+    names = [k for k, _ in net.named_parameters() if k not in frozen]
+    want = _dense_hessian(net, names, x, y, torch.nn.functional.cross_entropy)
+    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+def test_r_operator_in_the_order_of_param_names():
+    """``param_names=`` in an order of its own: the flat vector follows it."""
+    net = _net(torch.nn.Tanh)
+    names = ["5.bias", "1.weight", "3.weight"]
+    x = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    y = _targets("mse", 5)
+    model = si.as_model(net, param_names=names)
+    hvp = model.hvp_operator(x, y, "mse")
+    want = _dense_hessian(net, list(model.params), x, y, _LOSSES["mse"])
+    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+def test_r_operator_with_a_user_loss_and_float32():
+    """A loss callable (its ``Λ`` products by autograd) in float32 matches torch's own
+    reverse-over-reverse product to float32 rounding, product after product."""
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(20, 16), torch.nn.SiLU(), torch.nn.Linear(16, 5)
+    )  # fmt: skip
+    x, y = torch.randn(32, 20), torch.randn(32, 5)
+
+    def huber(z, t):
+        return torch.nn.functional.huber_loss(z, t, reduction="none").sum(1)
+
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, huber)
+    assert hvp.__module__.endswith("_torch_mlp_hvp")
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    ref = gradient_graph_hvp(
+        lambda p: huber(functional_call(net, p, (x,)), y).mean(), params, model.unflatten
+    )
+    gen = torch.Generator().manual_seed(6)
+    for _ in range(3):
+        v = torch.randn(model.num_params, generator=gen)
+        got, want = hvp(v), ref(v)
+        assert float((got - want).norm() / want.norm()) < 1e-5
+
+
+def test_other_modules_keep_the_gradient_graph():
+    """A residual or convolutional model is not a dense stack: the gradient-graph route."""
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Conv1d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten())
+    net = net.double()
+    x = torch.randn(4, 1, 6, dtype=torch.float64)
+    hvp = si.as_model(net).hvp_operator(x, torch.randn(4, 8, dtype=torch.float64), "mse")
+    assert hvp.__module__.endswith("_torch_hvp")
