@@ -16,7 +16,7 @@ import torch
 
 from ._torch_mlp import dense_stack
 
-__all__ = ["sequential_hvp"]
+__all__ = ["first_layer_compression", "sequential_hvp"]
 
 
 def _derivatives(
@@ -128,3 +128,51 @@ def sequential_hvp(
             return torch.cat([result[k].reshape(-1) for k in names])
 
     return hvp
+
+
+def first_layer_compression(
+    module: Any,
+    tensors: dict[str, torch.Tensor],
+    names: list[str],
+    x: torch.Tensor,
+    y: Any,
+    loss: Any,
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], int, Callable, Callable]:
+    """``(matvec, m, lift, restrict)`` of the Hessian on the span of the first layer's inputs.
+
+    With ``Q`` (``n_0 × N``) orthonormal columns spanning the batch's inputs ``h_0``, the loss
+    depends on ``W_1`` only through ``W_1 Q``: ``H`` vanishes on the directions of ``W_1``
+    orthogonal to ``Q``, and on the rest it is the Hessian of the same MLP at inputs
+    ``h_0 Q`` with first weight ``W_1 Q`` (:ref:`theory-mlp-hvp`).
+
+    Raises
+    ------
+    NotImplementedError
+        Unless ``module`` is an ``nn.Sequential`` MLP whose first weight is differentiated and
+        whose batch has fewer samples than that layer has inputs.
+
+    """
+    h, layers = dense_stack(module, x.detach())
+    first = f"{layers[0][0]}.weight"
+    n, d = (int(s) for s in h.shape)
+    if first not in names or n >= d:
+        raise NotImplementedError("the first layer's inputs span its whole input space")
+    q = torch.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
+    reduced = {**tensors, first: tensors[first] @ q}
+    matvec = sequential_hvp(module, reduced, names, h @ q, y, loss)
+    at = names.index(first)
+    sizes = [tensors[k].numel() for k in names]
+    small = [reduced[k].numel() for k in names]
+    rows = int(tensors[first].shape[0])
+
+    def lift(u: torch.Tensor) -> torch.Tensor:
+        parts = list(torch.split(u, small))
+        parts[at] = (parts[at].view(rows, n) @ q.T).reshape(-1)
+        return torch.cat(parts)
+
+    def restrict(v: torch.Tensor) -> torch.Tensor:
+        parts = list(torch.split(v, sizes))
+        parts[at] = (parts[at].view(rows, d) @ q).reshape(-1)
+        return torch.cat(parts)
+
+    return matvec, sum(small), lift, restrict

@@ -46,7 +46,7 @@ from ._torch_embedding import (
 from ._torch_head import head_factor, output_head
 from ._torch_hvp import gradient_graph_hvp
 from ._torch_mlp import sequential_factors
-from ._torch_mlp_hvp import sequential_hvp
+from ._torch_mlp_hvp import first_layer_compression, sequential_hvp
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
@@ -339,6 +339,13 @@ class TorchModel(ModelBase):
             return gradient_graph_hvp(
                 lambda p: lf.value(self._f(p, x), y), self.params, self.unflatten
             )
+
+    def compressed_hvp_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Any:
+        """The Hessian on the span of an MLP's first-layer inputs (:mod:`._torch_mlp_hvp`)."""
+        self.check_input(x)
+        tensors = {**self._fixed, **self.params}
+        module, names = self._plain_module(x), [*self.params]
+        return first_layer_compression(module, tensors, names, x, y, get_loss(loss))
 
     # ------------------------------------------------------------------ capabilities
     def region_boundaries(self, x: torch.Tensor, max_bytes: int) -> Iterator[list[tuple]]:

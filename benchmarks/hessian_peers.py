@@ -44,7 +44,9 @@ def _reference(net, x, y):
     products carry ~1e-7 rounding: that tolerance would be out of reach)."""
     net64 = copy.deepcopy(net).double()
     op = si.hessian_operator(si.as_model(net64), x.double(), y, "cross_entropy")
-    res = si.linalg.eigsh(op, 5, tol=1e-10, seed=0, max_iter=500)
+    # the whole operator, not its compression: the errors check that route too
+    whole = si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
+    res = si.linalg.eigsh(whole, 5, tol=1e-10, seed=0, max_iter=500)
     if not res.converged:
         raise RuntimeError("the float64 reference eigenvalues did not converge")
     return np.asarray(res.values)
@@ -64,7 +66,7 @@ def _krylov_floor(net, x, y, ref, max_steps=40):
     top-5 Ritz values within 1e-3 of ``ref``: the first step at which a fully reorthogonalised
     Lanczos run's Ritz values are (an oracle stopping rule, knowing the answer). Returns that
     step count and those values."""
-    op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
+    op = _solved(si.hessian_operator(si.as_model(net), x, y, "cross_entropy"))
     v0 = torch.from_numpy(np.random.default_rng(0).standard_normal(op.shape[0])).float()
     alpha, beta, _ = si.linalg.lanczos_tridiagonal(op, v0, max_steps)
     for j in range(5, alpha.size + 1):
@@ -75,10 +77,17 @@ def _krylov_floor(net, x, y, ref, max_steps=40):
     raise RuntimeError(f"Lanczos did not reach 1e-3 in {max_steps} steps")
 
 
+def _solved(op):
+    """The operator ``eigsh`` works on: the Hessian, or its compression to the span of an MLP's
+    first-layer inputs (docs: theory, #theory-compression)."""
+    comp = op.compression()
+    return op if comp is None else comp.operator
+
+
 def _products_only(net, x, y, count, vals):
     """The time of the operator and ``count`` bare products: a lower bound on the time of any
     Krylov method that needs ``count`` products (no orthogonalisation, no Ritz extraction)."""
-    op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
+    op = _solved(si.hessian_operator(si.as_model(net), x, y, "cross_entropy"))
     v = torch.ones(op.shape[0])
     for _ in range(count):
         v = op.matvec(v / v.norm())

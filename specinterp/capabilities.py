@@ -7,6 +7,7 @@ offer faster or more exact routes; each is a protocol naming one method:
 capability                    method                                      used by
 ============================  ==========================================  =====================
 :class:`ReusableHVP`          ``hvp_operator(x, y, loss) -> (v ↦ H v)``   Hessian operators
+:class:`CompressedHVP`        ``compressed_hvp_operator(x, y, loss)``     Hessian ``eigsh``
 :class:`NativeInputJacobian`  ``input_jacobian(x) -> (N, C, d)``          dense ``J``
 :class:`NativeParamJacobian`  ``param_jacobian(x) -> (N, C, p)``          dense ``G``, NTK
 :class:`NativeHessian`        ``loss_hessian(x, y, loss) -> (p, p)``      dense ``H``
@@ -36,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 Array = Any
 
 __all__ = [
+    "CompressedHVP",
     "ConvKernel",
     "ConvKernels",
     "JacobianFactor",
@@ -60,6 +62,19 @@ class ReusableHVP(Protocol):
 
     def hvp_operator(self, x: Array, y: Array, loss: Any) -> Any:
         """``v ↦ H v`` at the fixed batch ``(x, y)``."""
+        ...
+
+
+@runtime_checkable
+class CompressedHVP(Protocol):
+    """A subspace outside which the Hessian vanishes, and the Hessian's products inside it."""
+
+    def compressed_hvp_operator(self, x: Array, y: Array, loss: Any) -> Any:
+        """``(matvec, m, lift, restrict)`` with ``H = L H̃ Lᵀ`` (:ref:`theory-compression`).
+
+        ``L`` (``p × m``) has orthonormal columns and ``H`` is zero on the complement of its
+        range; ``matvec`` is ``ṽ ↦ H̃ ṽ``, ``lift`` is ``ṽ ↦ L ṽ``, ``restrict`` ``v ↦ Lᵀ v``.
+        """
         ...
 
 

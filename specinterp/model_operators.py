@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .capabilities import ReusableHVP, use
+from .capabilities import CompressedHVP, ReusableHVP, use
 from .errors import ShapeError
 from .linalg import LinearOperator
+from .linalg.compression import Compression
 from .losses import get_loss
 from .model import Model, as_model, input_space
 from .structured_ntk import product_form_for_ntk, structured_ntk
@@ -162,6 +163,24 @@ class HessianOperator(LinearOperator):
                 return m.hvp(x, y, v, loss)
 
         super().__init__((m.num_params, m.num_params), mv, symmetric=True, **_space(m))
+        self._compression: Compression | bool | None = False  # False: not asked yet
+
+    def compression(self) -> Compression | None:
+        """``H = L H̃ Lᵀ`` where ``H`` vanishes outside a subspace the model knows, else ``None``.
+
+        An MLP's first dense layer seeing fewer samples than inputs (:ref:`theory-mlp-hvp`).
+        Built on first use (:ref:`theory-compression`).
+        """
+        if self._compression is False:
+            try:
+                mv, m, lift, restrict = use(
+                    self.model, CompressedHVP, self.x, self.y, self.loss
+                )  # fmt: skip
+                small = LinearOperator((m, m), mv, symmetric=True, **_space(self.model))
+                self._compression = Compression(small, lift, restrict)
+            except NotImplementedError:
+                self._compression = None
+        return self._compression
 
 
 class GGNOperator(LinearOperator):

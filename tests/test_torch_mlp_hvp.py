@@ -148,3 +148,80 @@ def test_other_modules_keep_the_gradient_graph():
     x = torch.randn(4, 1, 6, dtype=torch.float64)
     hvp = si.as_model(net).hvp_operator(x, torch.randn(4, 8, dtype=torch.float64), "mse")
     assert hvp.__module__.endswith("_torch_hvp")
+
+
+def _wide_net() -> torch.nn.Sequential:
+    torch.manual_seed(8)
+    return torch.nn.Sequential(
+        torch.nn.Linear(9, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)
+    ).double()  # fmt: skip
+
+
+def test_first_layer_compression_is_the_hessian_on_the_input_span():
+    """Four samples of nine inputs: ``H = L H̃ Lᵀ`` with ``L`` orthonormal, ``H`` zero on the
+    complement of its range, which has ``5 · (9 − 4)`` fewer dimensions. Truth: torch's dense
+    Hessian."""
+    net = _wide_net()
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    y = _targets("cross_entropy", 4)
+    model = si.as_model(net)
+    mv, m, lift, restrict = model.compressed_hvp_operator(x, y, "cross_entropy")
+    p = model.num_params
+    assert m == p - 5 * (9 - 4)
+    lmat = torch.stack([lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], dim=1)
+    np.testing.assert_allclose((lmat.T @ lmat).numpy(), np.eye(m), atol=1e-13)
+    v = torch.randn(p, dtype=torch.float64)
+    np.testing.assert_allclose(restrict(v).numpy(), (lmat.T @ v).numpy(), atol=1e-13)
+    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    h_small = _products(mv, m)
+    np.testing.assert_allclose(lmat.numpy() @ h_small @ lmat.numpy().T, h, atol=1e-12)
+    complement = np.eye(p) - lmat.numpy() @ lmat.numpy().T
+    np.testing.assert_allclose(h @ complement, 0, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", ["LA", "SA"])
+def test_eigsh_through_the_compression(which):
+    """``eigsh`` of the Hessian operator works on ``H̃``; values and vectors are ``H``'s
+    (dense ``eigh`` of torch's Hessian), for the largest and the smallest."""
+    net = _wide_net()
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    y = _targets("cross_entropy", 4)
+    op = si.hessian_operator(net, x, y, "cross_entropy")
+    small = op.compression().operator
+    calls, product = [], small._matvec
+    small._matvec = lambda v: calls.append(1) or product(v)  # every product is H̃'s
+    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    exact = np.linalg.eigvalsh(h)
+    res = si.linalg.eigsh(op, 3, which=which, tol=1e-10, return_vectors=True)
+    assert len(calls) == res.num_matvecs > 0
+    want = exact[::-1][:3] if which == "LA" else exact[:3]
+    np.testing.assert_allclose(res.values.numpy(), want, rtol=1e-8, atol=1e-12)
+    vecs = res.vectors.numpy()
+    assert vecs.shape == (op.shape[0], 3)
+    np.testing.assert_allclose(h @ vecs, vecs * res.values.numpy(), atol=1e-8)
+
+
+def test_eigsh_needs_the_null_space_zeros():
+    """Asking for more of the top than ``H̃`` has positive eigenvalues: ``H``'s zeros belong to
+    the answer, and ``eigsh`` gives them (dense ``eigvalsh`` of torch's Hessian)."""
+    net = _wide_net()
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    y = _targets("cross_entropy", 4)
+    op = si.hessian_operator(net, x, y, "cross_entropy")
+    m = op.compression().operator.shape[0]
+    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    exact = np.linalg.eigvalsh(h)[::-1]
+    k = int(np.sum(exact > 1e-9)) + 2  # two zeros wanted
+    assert k < m
+    res = si.linalg.eigsh(op, k, tol=1e-10)
+    np.testing.assert_allclose(res.values.numpy(), exact[:k], atol=1e-9)
+
+
+def test_no_compression_where_it_does_not_apply():
+    """A frozen first layer, or a batch with as many samples as inputs: no compression."""
+    net = _wide_net()
+    y = _targets("mse", 9)
+    x = torch.randn(9, 9, dtype=torch.float64)
+    assert si.hessian_operator(net, x, y, "mse").compression() is None
+    net[0].weight.requires_grad_(False)
+    assert si.hessian_operator(net, x[:4], y[:4], "mse").compression() is None

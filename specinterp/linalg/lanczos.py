@@ -35,6 +35,7 @@ from . import _missed, _partial
 from ._orth import Basis, normalize_or_restart, project_out
 from ._ritz import Run, early_converged, finish, order, output_order, threshold
 from ._scaling import SelfScaling, unscale
+from .compression import beyond_zero, compression_of, lifted
 from .operator import LinearOperator, aslinearoperator
 from .results import EigResult
 from .tridiagonal import lanczos_tridiagonal
@@ -62,6 +63,12 @@ def eigsh(
     stop_below: float | None = None,
 ) -> EigResult:
     """``k`` eigenpairs of a symmetric operator by thick-restart (band) Lanczos.
+
+    An operator that knows a subspace outside which it vanishes (``op.compression()``: the
+    Hessian of an MLP whose first dense layer sees fewer samples than it has inputs) is solved
+    on that subspace for ``"LA"`` / ``"SA"`` at block size 1 without ``v0`` — unless its zeros
+    belong to the answer (docs: theory, #theory-compression); ``num_matvecs`` then counts the
+    products of the compressed operator.
 
     Parameters
     ----------
@@ -155,6 +162,17 @@ def eigsh(
         raise ValueError(
             f"stop_below bounds the smallest eigenvalues; use it with which='SA', not {which!r}"
         )
+    spent = 0  # products of a compressed run whose answer needed the operator's zeros
+    comp = compression_of(op) if which in ("LA", "SA") and v0 is None and b == 1 else None
+    if comp is not None and stop_below is None and k < comp.operator.shape[0]:
+        small = eigsh(
+            comp.operator, k, which=which, tol=tol, max_iter=max_iter, seed=rng,
+            ncv=None if ncv is None else min(int(ncv), comp.operator.shape[0]),
+            return_vectors=return_vectors, verify=verify, reorthogonalize=reorthogonalize,
+        )  # fmt: skip
+        if beyond_zero(small, which):
+            return lifted(small, comp, xp)
+        spent = small.num_matvecs
     scaled = SelfScaling(op)  # no over- or underflow inside, whatever the operator's norm
     want_vectors = verify or return_vectors
     with _xp.host_blas_single(xp):  # the projected problems are small: no thread contention
@@ -170,7 +188,7 @@ def eigsh(
         vectors=run.vectors if return_vectors else None,
         residuals=_xp.from_host(run.residuals * c, run.like),
         converged=run.converged,
-        num_matvecs=run.num_matvecs,
+        num_matvecs=run.num_matvecs + spent,
         verified=run.whole_space or run.verified,
     )
 
