@@ -18,6 +18,9 @@ from ._torch_mlp import dense_stack
 
 __all__ = ["first_layer_compression", "sequential_hvp"]
 
+Tensors = dict[str, torch.Tensor]
+Product = Callable[[torch.Tensor], torch.Tensor]
+
 
 def _derivatives(
     act: Any, z: torch.Tensor
@@ -40,13 +43,8 @@ def _derivatives(
 
 
 def sequential_hvp(
-    module: Any,
-    tensors: dict[str, torch.Tensor],
-    names: list[str],
-    x: torch.Tensor,
-    y: Any,
-    loss: Any,
-) -> Callable[[torch.Tensor], torch.Tensor]:
+    module: Any, tensors: Tensors, names: list[str], x: torch.Tensor, y: Any, loss: Any
+) -> Product:
     """``v ↦ H v`` (flat, in the order of ``names``) for the mean loss of an MLP at ``x, y``.
 
     ``tensors`` maps every parameter name to its value; ``names`` are those differentiated
@@ -131,13 +129,8 @@ def sequential_hvp(
 
 
 def first_layer_compression(
-    module: Any,
-    tensors: dict[str, torch.Tensor],
-    names: list[str],
-    x: torch.Tensor,
-    y: Any,
-    loss: Any,
-) -> tuple[Callable[[torch.Tensor], torch.Tensor], int, Callable, Callable]:
+    module: Any, tensors: Tensors, names: list[str], x: torch.Tensor, y: Any, loss: Any
+) -> tuple[Product, int, Product, Product]:
     """``(matvec, m, lift, restrict)`` of the Hessian on the span of the first layer's inputs.
 
     With ``Q`` (``n_0 × N``) orthonormal columns spanning the batch's inputs ``h_0``, the loss
