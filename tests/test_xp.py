@@ -77,3 +77,13 @@ def test_all_finite_is_not_fooled_by_overflowing_sums(xp):
     big[2, 3] = np.nan
     assert _xp.all_finite(xp.asarray(big)) is False
     assert _xp.all_finite(xp.asarray(np.array([1.0, -np.inf]))) is False
+
+
+def test_minus_product_is_w_minus_v_c(xp):
+    """The fused ``w − V c`` (``addmv`` in torch) against NumPy in float64, on a basis stored
+    as the transposed view the Krylov solvers use."""
+    rng = np.random.default_rng(3)
+    rows, w, c = rng.standard_normal((4, 50)), rng.standard_normal(50), rng.standard_normal(4)
+    basis = xp.asarray(rows).T  # (50, 4), a view of row-major storage
+    got = _xp.minus_product(xp.asarray(w), basis, xp.asarray(c))
+    np.testing.assert_allclose(xp.to_numpy(got), w - rows.T @ c, rtol=xp.rtol, atol=xp.rtol)

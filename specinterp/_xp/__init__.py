@@ -12,7 +12,14 @@ these helpers supply what the standard leaves out, one idea per module:
 """
 
 from .host_threads import host_blas_single
-from .kernels import QR_FIRST_ASPECT, eigvalsh, power_of_two_scaled, safe_magnitudes, svdvals
+from .kernels import (
+    QR_FIRST_ASPECT,
+    eigvalsh,
+    minus_product,
+    power_of_two_scaled,
+    safe_magnitudes,
+    svdvals,
+)
 from .namespaces import (
     NamespaceMismatchError,
     all_finite,
@@ -63,6 +70,7 @@ __all__ = [
     "host_generator",
     "is_array",
     "is_lazy",
+    "minus_product",
     "namespace",
     "power_of_two_scaled",
     "safe_magnitudes",

@@ -1,7 +1,7 @@
 """Linear-algebra kernels the array API lacks or leaves slow.
 
-Batched SVD and eigenvalues (QR-first for long matrices, blockwise on Dask) and power-of-two
-scaling against over- and underflow.
+Batched SVD and eigenvalues (QR-first for long matrices, blockwise on Dask), power-of-two
+scaling against over- and underflow, and a fused ``w − V c`` for the Krylov solvers.
 """
 
 from __future__ import annotations
@@ -113,3 +113,16 @@ def _dask_blockwise(a: Array, fn: Any, r: int, dtype: Any) -> Array:
     return whole.map_blocks(
         fn, drop_axis=a.ndim - 1, chunks=(*whole.chunks[:-2], (r,)), dtype=dtype
     )
+
+
+def minus_product(w: Array, basis: Array, c: Array) -> Array:
+    """``w − V c`` for a vector ``w``: one fused pass in PyTorch (``addmv``), else two.
+
+    The Krylov solvers' orthogonalisation is bound by passes over ``V`` and ``w``; the fused
+    form writes no ``V c`` temporary.
+    """
+    if compat.is_torch_array(w) and w.ndim == 1:
+        import torch
+
+        return torch.addmv(w, basis, c, alpha=-1)
+    return w - basis @ c

@@ -51,12 +51,12 @@ def project_out(v_basis: Basis | Array | None, w: Array) -> tuple[Array, np.ndar
     if k > 2:
         tail = v_basis[:, k - 2 :]
         c = tail.T @ w
-        w = w - tail @ c
+        w = _xp.minus_product(w, tail, c)
         coef[k - 2 :] += _xp.to_numpy(c)
     before = float(xp.linalg.vector_norm(w))
     for _ in range(2):
         c = v_basis.T @ w
-        w = w - v_basis @ c
+        w = _xp.minus_product(w, v_basis, c)
         coef += _xp.to_numpy(c)
         after = float(xp.linalg.vector_norm(w))
         if after > DGKS_ETA * before:
