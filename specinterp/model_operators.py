@@ -155,12 +155,15 @@ class HessianOperator(LinearOperator):
         self.loss = get_loss(loss)
         m = self.model
         self.loss.check(natural_outputs(m, x), y)  # eagerly: a traced product cannot
-        try:
-            mv = use(m, ReusableHVP, x, y, loss)
-        except NotImplementedError:
+        product: list[Any] = []  # built at the first product: eigsh may solve a compression
 
-            def mv(v: Array) -> Array:
-                return m.hvp(x, y, v, loss)
+        def mv(v: Array) -> Array:
+            if not product:
+                try:
+                    product.append(use(m, ReusableHVP, x, y, loss))
+                except NotImplementedError:
+                    product.append(lambda u: m.hvp(x, y, u, loss))
+            return product[0](v)
 
         super().__init__((m.num_params, m.num_params), mv, symmetric=True, **_space(m))
         self._compression: Compression | bool | None = False  # False: not asked yet
