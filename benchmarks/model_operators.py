@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from specinterp.adapters import arraynet as an
+from specinterp.adapters._torch_hvp import gradient_graph_hvp  # the route of other modules
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
 import specinterp as si
@@ -230,7 +231,17 @@ def _ntk_cases(repeats, name="mlp-784-128-10"):
 
 
 # ---------------------------------------------------------------------- one HVP
-def _hvp_cases(repeats, name="mlp-784-512-512-10"):
+def _hvp_cases(repeats):
+    rows = []
+    for name in MLP_SIZES:
+        rows += _hvp_case(repeats, name)
+    return rows
+
+
+def _hvp_case(repeats, name):
+    """One HVP at batch 256: the layer-wise R-operator (an ``nn.Sequential`` MLP's
+    ``hessian_operator``), its product on the first layer's input span (what ``eigsh`` runs),
+    the gradient graph every other torch module reuses, and the peers' products."""
     bench = trained(name)
     x, y = bench.batch(256)
     x_np, y_np = x.numpy(), y.numpy()
@@ -239,11 +250,22 @@ def _hvp_cases(repeats, name="mlp-784-512-512-10"):
         np.random.default_rng(2).standard_normal(model.num_params).astype(np.float32)
     )
     v_np = v.numpy()
-    t_op = si.hessian_operator(model, x, y, "cross_entropy")  # reuses one gradient graph
+    t_op = si.hessian_operator(model, x, y, "cross_entropy")
+    small = t_op.compression().operator
+    v_small = torch.randn(small.shape[0])
+    graph = gradient_graph_hvp(
+        lambda p: torch.nn.functional.cross_entropy(functional_call(bench.net, p, (x,)), y),
+        model.params,
+        model.unflatten,
+    )
     a_op = si.hessian_operator(anet, x_np, y_np, "cross_entropy")  # reuses the forward pass
     cands = {
         "specinterp torch (model.hvp)": lambda: model.hvp(x, y, v, "cross_entropy"),
-        "specinterp torch (hessian_operator)": lambda: t_op.matvec(v),
+        "specinterp torch (hessian_operator: R-operator)": lambda: t_op.matvec(v),
+        f"specinterp torch (compressed, {small.shape[0]} coordinates)": lambda: small.matvec(
+            v_small
+        ),
+        "specinterp torch (gradient graph: other modules)": lambda: graph(v),
         "specinterp arraynet (model.hvp)": lambda: anet.hvp(x_np, y_np, v_np, "cross_entropy"),
         "specinterp arraynet (hessian_operator)": lambda: a_op.matvec(v_np),
     }
@@ -261,10 +283,10 @@ def _hvp_cases(repeats, name="mlp-784-512-512-10"):
 
         params = list(bench.net.parameters())
         loss = torch.nn.functional.cross_entropy(bench.net(x), y)
-        graph = torch.autograd.grad(loss, params, create_graph=True)  # as PyHessian keeps it
+        keep = torch.autograd.grad(loss, params, create_graph=True)  # as PyHessian keeps it
         sizes = [p.numel() for p in params]
         parts = [t.reshape(p.shape) for t, p in zip(v.split(sizes), params, strict=True)]
-        cands["PyHessian"] = lambda: hessian_vector_product(graph, params, parts)
+        cands["PyHessian"] = lambda: hessian_vector_product(keep, params, parts)
         products["PyHessian"] = "1 HVP"
     except ImportError:
         pass
