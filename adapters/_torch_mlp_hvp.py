@@ -18,12 +18,13 @@ from ._torch_mlp import dense_stack
 
 __all__ = ["first_layer_compression", "sequential_hvp"]
 
+Tensor = torch.Tensor
 Tensors = dict[str, torch.Tensor]
 Product = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _derivatives(
-    act: Any, z: torch.Tensor
+    act: Any, z: torch.Tensor, second: bool
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``φ(z)``, ``φ'(z)`` and ``φ''(z)`` (``None`` where it vanishes, as for ReLU).
 
@@ -35,7 +36,7 @@ def _derivatives(
         h = act(t)
         (d1,) = torch.autograd.grad(h.sum(), t, create_graph=True)
         d2 = None
-        if d1.requires_grad:
+        if second and d1.requires_grad:
             (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
     if d2 is not None and not bool(torch.any(d2 != 0)):
         d2 = None
@@ -43,13 +44,15 @@ def _derivatives(
 
 
 def sequential_hvp(
-    module: Any, tensors: Tensors, names: list[str], x: torch.Tensor, y: Any, loss: Any
+    module: Any, tensors: Tensors, names: list[str], x: Tensor, y: Any, loss: Any, ggn: bool = False
 ) -> Product:
     """``v ↦ H v`` (flat, in the order of ``names``) for the mean loss of an MLP at ``x, y``.
 
     ``tensors`` maps every parameter name to its value; ``names`` are those differentiated
     (the rest are held fixed). ``loss`` is a :class:`~specinterp.losses.Loss`: its output
-    gradient and ``Λ`` products give the last layer's signals.
+    gradient and ``Λ`` products give the last layer's signals. With ``ggn`` the
+    product is the GGN's, ``(1/N) Σ G_iᵀ Λ_i G_i v``: the same sweeps without the terms in the
+    loss gradient ``δ`` (the residual curvature; :ref:`theory-mlp-hvp`).
 
     Raises
     ------
@@ -68,18 +71,20 @@ def sequential_hvp(
             b = tensors.get(f"{name}.bias")
             z = h @ w.T if b is None else torch.addmm(b, h, w.T)
             if act is not None:
-                h, d1, d2 = _derivatives(act, z)
+                h, d1, d2 = _derivatives(act, z, not ggn)
                 slopes.append(d1)
                 curvatures.append(d2)
         out = z
         curvature = loss.hessian_at(out, y)  # dz ↦ Λ dz, the targets checked once
         # δ_l = ∂L/∂z_l, and e_l ⊙ φ''(z_l) with e_l = δ_{l+1} W_{l+1} (the φ'' term of R δ_l)
-        deltas = [loss.gradient(out, y) / n]
-        bends: list[torch.Tensor | None] = []
-        for w, d1, d2 in zip(weights[:0:-1], slopes[::-1], curvatures[::-1], strict=True):
-            e = deltas[0] @ w
-            deltas.insert(0, e * d1)
-            bends.insert(0, None if d2 is None else e * d2)
+        deltas: list[torch.Tensor | None] = [None] * len(layers)  # none in the GGN
+        bends: list[torch.Tensor | None] = [None] * len(slopes)
+        if not ggn:
+            deltas[-1] = loss.gradient(out, y) / n
+            for i in range(len(slopes) - 1, -1, -1):
+                e = deltas[i + 1] @ weights[i + 1]
+                deltas[i] = e * slopes[i]
+                bends[i] = None if curvatures[i] is None else e * curvatures[i]
     wkeys = [f"{name}.weight" for name, _ in layers]
     bkeys = [f"{name}.bias" for name, _ in layers]
     trained = [(wk in names or bk in names) for wk, bk in zip(wkeys, bkeys, strict=True)]
@@ -111,14 +116,14 @@ def sequential_hvp(
             for i in range(last, low - 1, -1):
                 if wkeys[i] in parts:
                     gw = rd.T @ inputs[i]
-                    if r_in[i] is not None:
+                    if r_in[i] is not None and deltas[i] is not None:
                         gw.addmm_(deltas[i].T, r_in[i])
                     result[wkeys[i]] = gw
                 if bkeys[i] in parts:
                     result[bkeys[i]] = rd.sum(0)
                 if i > low:
                     e = rd @ weights[i]
-                    if wkeys[i] in parts:
+                    if wkeys[i] in parts and deltas[i] is not None:
                         e.addmm_(deltas[i], parts[wkeys[i]])
                     rd = e * slopes[i - 1]
                     if bends[i - 1] is not None:
@@ -129,9 +134,9 @@ def sequential_hvp(
 
 
 def first_layer_compression(
-    module: Any, tensors: Tensors, names: list[str], x: torch.Tensor, y: Any, loss: Any
+    module: Any, tensors: Tensors, names: list[str], x: Tensor, y: Any, loss: Any, ggn: bool = False
 ) -> tuple[Product, int, Product, Product]:
-    """``(matvec, m, lift, restrict)`` of the Hessian on the span of the first layer's inputs.
+    """``(matvec, m, lift, restrict)`` of the Hessian (or the GGN) on the first layer's inputs.
 
     With ``Q`` (``n_0 × N``) orthonormal columns spanning the batch's inputs ``h_0``, the loss
     depends on ``W_1`` only through ``W_1 Q``: ``H`` vanishes on the directions of ``W_1``
@@ -152,7 +157,7 @@ def first_layer_compression(
         raise NotImplementedError("the first layer's inputs span its whole input space")
     q = torch.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
     reduced = {**tensors, first: tensors[first] @ q}
-    matvec = sequential_hvp(module, reduced, names, h @ q, y, loss)
+    matvec = sequential_hvp(module, reduced, names, h @ q, y, loss, ggn)
     at = names.index(first)
     sizes = [tensors[k].numel() for k in names]
     small = [reduced[k].numel() for k in names]

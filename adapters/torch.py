@@ -21,18 +21,18 @@ from typing import Any
 
 import array_api_compat.torch as xp_torch
 import torch
-from torch.func import grad, jvp, vjp
+from torch.func import jvp, vjp
 
 from specinterp import _xp
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import ModelError
-from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._outputs import OutputSelector, output_selector
 from ._torch_calls import refuse_retrained, refuse_unusable, split_parameters, with_context
 from ._torch_conv import torch_conv_kernels
-from ._torch_dense import vmap_hessian, vmap_input_jacobian, vmap_param_jacobian
+from ._torch_curvature import TorchCurvature
+from ._torch_dense import vmap_input_jacobian, vmap_param_jacobian
 from ._torch_embedding import (
     capture_output,
     check_ids,
@@ -44,15 +44,13 @@ from ._torch_embedding import (
     pad_warning,
 )
 from ._torch_head import head_factor, output_head
-from ._torch_hvp import gradient_graph_hvp
 from ._torch_mlp import sequential_factors
-from ._torch_mlp_hvp import first_layer_compression, sequential_hvp
 from ._torch_regions import region_boundaries
 
 __all__ = ["TorchModel"]
 
 
-class TorchModel(ModelBase):
+class TorchModel(TorchCurvature, ModelBase):
     """A torch model behind the :class:`~specinterp.model.Model` protocol.
 
     Parameters
@@ -301,51 +299,6 @@ class TorchModel(ModelBase):
         self.check_input(x)
         _, pullback = vjp(lambda p: self._flat(p, x), self.params)
         return self.flatten(pullback(u)[0])
-
-    def hvp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, loss: Any) -> torch.Tensor:
-        """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
-        self.check_input(x)
-        lf = get_loss(loss)
-        g = grad(lambda p: lf.value(self._f(p, x), y))
-        return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
-
-    def loss_hessian(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> torch.Tensor:
-        """The dense ``H`` by ``vmap`` over its columns (``NativeHessian``; :mod:`._torch_dense`).
-
-        ``NotImplementedError`` where ``vmap`` cannot map the module (a padding mask, an
-        operation without a batching or forward-mode rule): the caller takes ``p`` products.
-        """
-        self.check_input(x)
-        try:
-            return vmap_hessian(self, x, y, loss)
-        except RuntimeError as exc:
-            raise NotImplementedError(f"vmap cannot map this module: {exc}") from exc
-
-    def hvp_operator(
-        self, x: torch.Tensor, y: torch.Tensor, loss: Any
-    ) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``v ↦ H v`` at a fixed batch, the work all products share done once.
-
-        An ``nn.Sequential`` MLP: the layer-wise R-operator (:mod:`._torch_mlp_hvp`). Others:
-        one gradient graph with ``create_graph=True``, a backward pass through it per product
-        (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).
-        """
-        self.check_input(x)
-        lf = get_loss(loss)
-        try:
-            tensors = {**self._fixed, **self.params}
-            return sequential_hvp(self._plain_module(x), tensors, [*self.params], x, y, lf)
-        except NotImplementedError:
-            return gradient_graph_hvp(
-                lambda p: lf.value(self._f(p, x), y), self.params, self.unflatten
-            )
-
-    def compressed_hvp_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Any:
-        """The Hessian on the span of an MLP's first-layer inputs (:mod:`._torch_mlp_hvp`)."""
-        self.check_input(x)
-        tensors = {**self._fixed, **self.params}
-        module, names = self._plain_module(x), [*self.params]
-        return first_layer_compression(module, tensors, names, x, y, get_loss(loss))
 
     # ------------------------------------------------------------------ capabilities
     def region_boundaries(self, x: torch.Tensor, max_bytes: int) -> Iterator[list[tuple]]:

@@ -7,7 +7,8 @@ offer faster or more exact routes; each is a protocol naming one method:
 capability                    method                                      used by
 ============================  ==========================================  =====================
 :class:`ReusableHVP`          ``hvp_operator(x, y, loss) -> (v ↦ H v)``   Hessian operators
-:class:`CompressedHVP`        ``compressed_hvp_operator(x, y, loss)``     Hessian ``eigsh``
+:class:`ReusableGGN`          ``gauss_newton_operator(x, y, loss)``       GGN operators
+:class:`CompressedCurvature`  ``compressed_curvature(x, y, loss, ggn)``   curvature ``eigsh``
 :class:`NativeInputJacobian`  ``input_jacobian(x) -> (N, C, d)``          dense ``J``
 :class:`NativeParamJacobian`  ``param_jacobian(x) -> (N, C, p)``          dense ``G``, NTK
 :class:`NativeHessian`        ``loss_hessian(x, y, loss) -> (p, p)``      dense ``H``
@@ -37,7 +38,7 @@ from typing import Any, Protocol, runtime_checkable
 Array = Any
 
 __all__ = [
-    "CompressedHVP",
+    "CompressedCurvature",
     "ConvKernel",
     "ConvKernels",
     "JacobianFactor",
@@ -48,6 +49,7 @@ __all__ = [
     "NativeParamJacobian",
     "ProductForm",
     "RegionBoundaries",
+    "ReusableGGN",
     "ReusableHVP",
     "TokenEmbedding",
     "WeightMatrices",
@@ -66,14 +68,24 @@ class ReusableHVP(Protocol):
 
 
 @runtime_checkable
-class CompressedHVP(Protocol):
-    """A subspace outside which the Hessian vanishes, and the Hessian's products inside it."""
+class ReusableGGN(Protocol):
+    """A Gauss–Newton product that reuses work across products."""
 
-    def compressed_hvp_operator(self, x: Array, y: Array, loss: Any) -> Any:
+    def gauss_newton_operator(self, x: Array, y: Array, loss: Any) -> Any:
+        """``v ↦ (1/N) Σ_i G_iᵀ Λ_i G_i v`` at the fixed batch ``(x, y)``."""
+        ...
+
+
+@runtime_checkable
+class CompressedCurvature(Protocol):
+    """A subspace outside which the Hessian (or GGN) vanishes, and its products inside it."""
+
+    def compressed_curvature(self, x: Array, y: Array, loss: Any, ggn: bool = False) -> Any:
         """``(matvec, m, lift, restrict)`` with ``H = L H̃ Lᵀ`` (:ref:`theory-compression`).
 
-        ``L`` (``p × m``) has orthonormal columns and ``H`` is zero on the complement of its
-        range; ``matvec`` is ``ṽ ↦ H̃ ṽ``, ``lift`` is ``ṽ ↦ L ṽ``, ``restrict`` ``v ↦ Lᵀ v``.
+        ``L`` (``p × m``) has orthonormal columns and ``H`` (the GGN with ``ggn``) is zero on
+        the complement of its range; ``matvec`` is ``ṽ ↦ H̃ ṽ``, ``lift`` is ``ṽ ↦ L ṽ``,
+        ``restrict`` ``v ↦ Lᵀ v``.
         """
         ...
 

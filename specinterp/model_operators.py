@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .capabilities import CompressedHVP, ReusableHVP, use
+from .capabilities import CompressedCurvature, ReusableGGN, ReusableHVP, use
 from .errors import ShapeError
 from .linalg import LinearOperator
 from .linalg.compression import Compression
@@ -142,7 +142,38 @@ class NTKOperator(LinearOperator):
         )
 
 
-class HessianOperator(LinearOperator):
+class _Compressible:
+    """``compression()`` of a curvature operator of a model's loss (Hessian or GGN)."""
+
+    model: Model
+    x: Array
+    y: Array
+    loss: Any
+    _ggn = False
+    _compression: Compression | bool | None = False  # False: not asked yet
+
+    def compression(self) -> Compression | None:
+        """``A = L Ã Lᵀ`` where ``A`` vanishes outside a subspace the model knows, else ``None``.
+
+        An MLP's first dense layer seeing fewer samples than inputs (:ref:`theory-mlp-hvp`).
+        Built on first use (:ref:`theory-compression`).
+        """
+        if self._compression is False:
+            model, args = self.model, (self.x, self.y, self.loss, self._ggn)
+            try:
+                mv, m, lift, restrict = use(model, CompressedCurvature, *args)
+            except NotImplementedError:
+                self._compression = None
+            else:
+                psd = self._ggn and self.loss.convex
+                small = LinearOperator(
+                    (m, m), mv, symmetric=True, positive_semidefinite=psd, **_space(model)
+                )
+                self._compression = Compression(small, lift, restrict)
+        return self._compression
+
+
+class HessianOperator(_Compressible, LinearOperator):
     """The loss Hessian ``H = ∇²_θ (1/N) Σ_i ℓ(f(x_i), y_i)``, symmetric ``p × p``.
 
     Products are the adapter's Hessian-vector products (forward-over-reverse, or the
@@ -166,33 +197,18 @@ class HessianOperator(LinearOperator):
             return product[0](v)
 
         super().__init__((m.num_params, m.num_params), mv, symmetric=True, **_space(m))
-        self._compression: Compression | bool | None = False  # False: not asked yet
-
-    def compression(self) -> Compression | None:
-        """``H = L H̃ Lᵀ`` where ``H`` vanishes outside a subspace the model knows, else ``None``.
-
-        An MLP's first dense layer seeing fewer samples than inputs (:ref:`theory-mlp-hvp`).
-        Built on first use (:ref:`theory-compression`).
-        """
-        if self._compression is False:
-            try:
-                mv, m, lift, restrict = use(
-                    self.model, CompressedHVP, self.x, self.y, self.loss
-                )  # fmt: skip
-                small = LinearOperator((m, m), mv, symmetric=True, **_space(self.model))
-                self._compression = Compression(small, lift, restrict)
-            except NotImplementedError:
-                self._compression = None
-        return self._compression
 
 
-class GGNOperator(LinearOperator):
+class GGNOperator(_Compressible, LinearOperator):
     """The generalised Gauss–Newton ``(1/N) Σ_i G_iᵀ Λ_i G_i``, symmetric ``p × p``.
 
     ``v ↦ (1/N) Gᵀ Λ G v`` with ``Λ`` applied matrix-free (for cross-entropy
     ``p ⊙ u − p⟨p, u⟩`` per token), so memory stays that of the outputs. Positive
-    semi-definite for the built-in (convex) losses (T7, :ref:`theory-t7`).
+    semi-definite for the built-in (convex) losses (T7, :ref:`theory-t7`). An ``nn.Sequential``
+    MLP takes the layer-wise sweeps (:ref:`theory-mlp-hvp`; capability ``ReusableGGN``).
     """
+
+    _ggn = True
 
     def __init__(self, model: Any, x: Array, y: Array, loss: Any) -> None:
         self.model, self.x, self.y = _prepared(model, x), x, y
@@ -204,11 +220,23 @@ class GGNOperator(LinearOperator):
             raise ShapeError("model outputs must have one row per sample")
         lf.check(z, y)
         c = math.prod(z.shape[1:])
-        lam = lf.hessian_at(z, y)
+        product: list[Any] = []  # built at the first product, as the Hessian's
 
         def mv(v: Array) -> Array:
-            dz = xp.reshape(m.jvp_params(x, v), tuple(z.shape))
-            return m.vjp_params(x, xp.reshape(lam(dz), (n, c))) / n
+            if not product:
+                try:
+                    product.append(use(m, ReusableGGN, x, y, lf))
+                except NotImplementedError:
+                    lam = lf.hessian_at(z, y)
+                    product.append(
+                        lambda u: (
+                            m.vjp_params(
+                                x, xp.reshape(lam(xp.reshape(m.jvp_params(x, u), z.shape)), (n, c))
+                            )
+                            / n
+                        )
+                    )
+            return product[0](v)
 
         super().__init__(
             (m.num_params, m.num_params),

@@ -334,7 +334,7 @@ def test_dense_hessian_by_vmap_over_columns_and_its_fallback(tiny_lm, monkeypatc
     def unmappable(*args, **kwargs):
         raise RuntimeError("vmap: no batching rule (simulated)")
 
-    monkeypatch.setattr(si.adapters.torch, "vmap_hessian", unmappable)
+    monkeypatch.setattr(si.adapters._torch_curvature, "vmap_hessian", unmappable)
     with pytest.raises(NotImplementedError, match="vmap cannot map"):
         model.loss_hessian(x, y, "cross_entropy")
     torch.testing.assert_close(si.hessian(model, x, y, "cross_entropy"), h_ref, rtol=0, atol=1e-10)

@@ -165,7 +165,7 @@ def test_first_layer_compression_is_the_hessian_on_the_input_span():
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
     y = _targets("cross_entropy", 4)
     model = si.as_model(net)
-    mv, m, lift, restrict = model.compressed_hvp_operator(x, y, "cross_entropy")
+    mv, m, lift, restrict = model.compressed_curvature(x, y, "cross_entropy")
     p = model.num_params
     assert m == p - 5 * (9 - 4)
     lmat = torch.stack([lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], dim=1)
@@ -225,3 +225,70 @@ def test_no_compression_where_it_does_not_apply():
     assert si.hessian_operator(net, x, y, "mse").compression() is None
     net[0].weight.requires_grad_(False)
     assert si.hessian_operator(net, x[:4], y[:4], "mse").compression() is None
+
+
+def _dense_ggn(net, names, x, y, loss) -> np.ndarray:
+    """``(1/N) Σ_i G_iᵀ Λ_i G_i`` from torch's Jacobian of the outputs in the parameters
+    ``names`` and torch's Hessian of each sample's loss in its outputs."""
+    values = {k: v.detach() for k, v in net.named_parameters()}
+    fixed = {k: v for k, v in values.items() if k not in names}
+
+    def outputs(*parts):
+        return functional_call(net, {**fixed, **dict(zip(names, parts, strict=True))}, (x,))
+
+    jac = torch.autograd.functional.jacobian(outputs, tuple(values[k] for k in names))
+    n, c = x.shape[0], 3
+    g = torch.cat([j.reshape(n, c, -1) for j in jac], dim=2)
+    z = outputs(*(values[k] for k in names)).detach()
+    lam = torch.stack(
+        [
+            torch.autograd.functional.hessian(
+                lambda zi, i=i: _LOSSES[loss](zi[None], y[i : i + 1]), z[i]
+            )
+            for i in range(n)
+        ]
+    )
+    return (torch.einsum("nap,nab,nbq->pq", g, lam, g) / n).numpy()
+
+
+@pytest.mark.parametrize("loss", sorted(_LOSSES))
+@pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.ReLU, torch.nn.GELU])
+def test_layerwise_ggn_is_the_dense_ggn(act, loss):
+    """The GGN sweeps (the R-operator without the loss-gradient terms) of the adapter, and the
+    ``ggn_operator`` built on them, against the dense ``(1/N) Σ G_iᵀ Λ_i G_i``."""
+    net = _net(act)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    y = _targets(loss, 6)
+    model = si.as_model(net)
+    want = _dense_ggn(net, [k for k, _ in net.named_parameters()], x, y, loss)
+    got = _products(model.gauss_newton_operator(x, y, loss), model.num_params)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    op = si.ggn_operator(net, x, y, loss)
+    np.testing.assert_allclose(_products(op.matvec, model.num_params), want, atol=1e-12)
+
+
+def test_ggn_compression_and_eigsh():
+    """A frozen last bias, four samples of nine inputs: the GGN's compression satisfies
+    ``GGN = L G̃ Lᵀ``, and ``eigsh`` of ``ggn_operator`` (every product the compression's) gives
+    the dense GGN's top eigenvalues and eigenvectors."""
+    net = _wide_net()
+    net[2].bias.requires_grad_(False)
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    y = _targets("cross_entropy", 4)
+    names = [k for k, p in net.named_parameters() if p.requires_grad]
+    want = _dense_ggn(net, names, x, y, "cross_entropy")
+    op = si.ggn_operator(net, x, y, "cross_entropy")
+    comp = op.compression()
+    m = comp.operator.shape[0]
+    assert m == op.shape[0] - 5 * (9 - 4) and comp.operator.positive_semidefinite
+    lmat = torch.stack([comp.lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], 1)
+    np.testing.assert_allclose(
+        lmat.numpy() @ _products(comp.operator.matvec, m) @ lmat.numpy().T, want, atol=1e-12
+    )
+    calls, product = [], comp.operator._matvec
+    comp.operator._matvec = lambda v: calls.append(1) or product(v)
+    res = si.linalg.eigsh(op, 3, tol=1e-10, return_vectors=True)
+    assert len(calls) == res.num_matvecs > 0
+    np.testing.assert_allclose(res.values.numpy(), np.linalg.eigvalsh(want)[::-1][:3], rtol=1e-8)
+    vecs = res.vectors.numpy()
+    np.testing.assert_allclose(want @ vecs, vecs * res.values.numpy(), atol=1e-9)

@@ -65,7 +65,7 @@ def eigsh(
     """``k`` eigenpairs of a symmetric operator by thick-restart (band) Lanczos.
 
     An operator that knows a subspace outside which it vanishes (``op.compression()``: the
-    Hessian of an MLP whose first dense layer sees fewer samples than it has inputs) is solved
+    Hessian or GGN of an MLP whose first dense layer sees fewer samples than inputs) is solved
     on that subspace for ``"LA"`` / ``"SA"`` at block size 1 without ``v0`` — unless its zeros
     belong to the answer (docs: theory, #theory-compression); ``num_matvecs`` then counts the
     products of the compressed operator.
