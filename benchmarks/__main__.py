@@ -6,6 +6,7 @@ rows. Groups and the issue's cases they measure:
 
 * ``hessian_peers``  — 1 Hessian top-5 eigenvalues, 3 Hessian SLQ density (PyHessian,
   curvlinops + ARPACK)
+* ``ggn_peers``      — 1b GGN top-5 eigenvalues of the MLPs (curvlinops + ARPACK)
 * ``trace_peers``    — 2 Hessian trace at 1 % relative SE (PyHessian, curvlinops)
 * ``model_operators`` — 4 NTK, 5 per-sample input-Jacobian spectra, one HVP (torch.func, JAX,
   curvlinops)
@@ -39,6 +40,7 @@ from itertools import groupby
 from . import (
     eigsh_vs_arpack,
     full_data,
+    ggn_peers,
     hessian_peers,
     host_threads,
     language_model,
@@ -54,6 +56,7 @@ from . import (
 
 CASES = {
     "hessian_peers": hessian_peers.run,
+    "ggn_peers": ggn_peers.run,
     "trace_peers": trace_peers.run,
     "model_operators": model_operators.run,
     "spectra_overhead": spectra_overhead.run,

@@ -23,6 +23,20 @@ def curvlinops_hessian(net: Any, x: Any, y: Any = None) -> Any:
     )
 
 
+def curvlinops_ggn(net: Any, x: Any, y: Any) -> Any:
+    """curvlinops' ``GGNLinearOperator`` of the mean cross-entropy of ``net`` on one batch."""
+    import torch
+    from curvlinops import GGNLinearOperator
+
+    return GGNLinearOperator(
+        net,
+        torch.nn.CrossEntropyLoss(),
+        list(net.parameters()),
+        [(x, y)],
+        check_deterministic=False,
+    )
+
+
 def arpack_top5(
     hop: Any, tol: float = 1e-3, k: int = 5, one_thread: bool = False
 ) -> tuple[Any, int]:
