@@ -4,8 +4,8 @@
 runs those groups. Peers come from ``benchmarks/requirements.txt``; a missing peer drops its
 rows. Groups and the issue's cases they measure:
 
-* ``hessian_peers``  — 1 Hessian top-5 eigenvalues, 3 Hessian SLQ density (PyHessian,
-  curvlinops + ARPACK)
+* ``hessian_peers``  — 1 Hessian top-5 eigenvalues (PyHessian, curvlinops + ARPACK)
+* ``hessian_density`` — 3 Hessian SLQ density (PyHessian)
 * ``ggn_peers``      — 1b GGN top-5 eigenvalues of the MLPs (curvlinops + ARPACK)
 * ``trace_peers``    — 2 Hessian trace at 1 % relative SE (PyHessian, curvlinops)
 * ``model_operators`` — 4 NTK, 5 per-sample input-Jacobian spectra, one HVP (torch.func, JAX,
@@ -56,6 +56,7 @@ from . import (
 
 CASES = {
     "hessian_peers": hessian_peers.run,
+    "hessian_density": hessian_peers.run_density,
     "ggn_peers": ggn_peers.run,
     "trace_peers": trace_peers.run,
     "model_operators": model_operators.run,

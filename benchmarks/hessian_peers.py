@@ -15,7 +15,8 @@ ratios are reported beside the checked ones.
 Every timed call includes building the operator (one gradient graph for specinterp and
 PyHessian, nothing for curvlinops).
 
-Case 3: spectral density by SLQ, 1 probe × 90 steps, vs PyHessian ``density``.
+Case 3 (:func:`run_density`, group ``hessian_density``): spectral density by SLQ, 1 probe ×
+90 steps, vs PyHessian ``density``.
 
 Models (``benchmarks._nets``): trained MLPs 784-128-10 and 784-512-512-10 on MNIST-5k and CNNs
 on 3×32×32 with 16 and 64 channels; batch 256, float32 (PyHessian draws float32 probes),
@@ -141,8 +142,10 @@ def _drop_grads(net):
         p.grad = None
 
 
-def _slq(net, x, y, reorthogonalize="full"):
+def _slq(net, x, y, reorthogonalize="full", whole=False):
     op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
+    if whole:  # not the compression: every probe on the whole operator
+        op = si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
     dens = si.linalg.spectral_density(
         op, num_probes=1, num_steps=90, seed=0, reorthogonalize=reorthogonalize
     )
@@ -202,20 +205,37 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
             )
         _add_ratios(case_rows)
         rows += case_rows
-
-        cands = {
-            "specinterp SLQ": lambda net=net, x=x, y=y: _slq(net, x, y),
-            "specinterp SLQ partial reorth.": lambda net=net, x=x, y=y: _slq(net, x, y, "partial"),
-        }
-        if pyh is not None:
-            cands["PyHessian density"] = lambda net=net, x=x, y=y: pyh.density(net, x, y)
-        for method, (secs, (outcome, hvps)) in interleaved_runs(cands, repeats=repeats).items():
-            rows.append(
-                {"case": "3 SLQ 1x90", "model": name, "params": bench.num_params}
-                | {"method": method, "hvps": hvps, "median_s": None if outcome else secs}
-                | ({"outcome": outcome} if outcome else {})
-            )
     return rows
+
+
+def run_density(repeats: int = 3) -> list[dict[str, object]]:
+    """Case 3: SLQ 1 probe × 90 steps (full and partial reorthogonalisation; on the MLPs also
+    on the whole operator instead of its compression) against PyHessian's ``density``."""
+    try:
+        pyh = _PyHessian()
+    except ImportError:
+        pyh = None
+    return [row for name in [*MLP_SIZES, *CNN_SIZES] for row in _density_case(name, pyh, repeats)]
+
+
+def _density_case(name, pyh, repeats):
+    bench = trained(name)
+    net, (x, y) = bench.net, bench.batch(BATCH)
+    cands = {
+        "specinterp SLQ": lambda: _slq(net, x, y),
+        "specinterp SLQ partial reorth.": lambda: _slq(net, x, y, "partial"),
+    }
+    if si.hessian_operator(si.as_model(net), x, y, "cross_entropy").compression() is not None:
+        cands["specinterp SLQ, whole operator"] = lambda: _slq(net, x, y, whole=True)
+        cands["specinterp SLQ partial, whole operator"] = lambda: _slq(net, x, y, "partial", True)
+    if pyh is not None:
+        cands["PyHessian density"] = lambda: pyh.density(net, x, y)
+    return [
+        {"case": "3 SLQ 1x90", "model": name, "params": bench.num_params}
+        | {"method": method, "hvps": hvps, "median_s": None if outcome else secs}
+        | ({"outcome": outcome} if outcome else {})
+        for method, (secs, (outcome, hvps)) in interleaved_runs(cands, repeats=repeats).items()
+    ]
 
 
 PEERS = (("PyHessian", "PyHessian"), ("ARPACK", "curvlinops + ARPACK"))

@@ -292,3 +292,28 @@ def test_ggn_compression_and_eigsh():
     np.testing.assert_allclose(res.values.numpy(), np.linalg.eigvalsh(want)[::-1][:3], rtol=1e-8)
     vecs = res.vectors.numpy()
     np.testing.assert_allclose(want @ vecs, vecs * res.values.numpy(), atol=1e-9)
+
+
+def test_spectral_density_through_the_compression():
+    """SLQ of a compressible Hessian runs on ``H̃`` and adds the zeros' exact atom: each rule
+    ends in the node 0 of weight ``1 − m/p``; the rules' second moment and trace estimate
+    ``‖H‖_F²`` and ``tr H`` of torch's dense Hessian within five standard errors."""
+    net = _wide_net()
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
+    y = _targets("cross_entropy", 4)
+    op = si.hessian_operator(net, x, y, "cross_entropy")
+    small = op.compression().operator
+    p, m = op.shape[0], small.shape[0]
+    calls, product = [], small._matvec
+    small._matvec = lambda v: calls.append(1) or product(v)
+    dens = si.linalg.spectral_density(op, num_probes=300, num_steps=m, seed=1)
+    assert len(calls) == dens.num_matvecs > 0  # each run may end early (an exact rule)
+    np.testing.assert_array_equal(dens.nodes[:, -1], 0.0)
+    np.testing.assert_allclose(dens.weights[:, -1], 1 - m / p, rtol=1e-14)
+    np.testing.assert_allclose(dens.weights.sum(axis=1), 1.0, rtol=1e-12)
+    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    lam = np.linalg.eigvalsh(h)
+    for power in (1, 2):
+        per_probe = p * np.sum(dens.weights * dens.nodes**power, axis=1)
+        err = np.std(per_probe, ddof=1) / np.sqrt(len(per_probe))
+        assert abs(per_probe.mean() - np.sum(lam**power)) < 5 * err

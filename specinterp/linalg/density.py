@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import _xp
 from ._scaling import SelfScaling, unscale
+from .compression import compression_of
 from .operator import LinearOperator, aslinearoperator
 from .results import Density, TraceResult
 from .tridiagonal import lanczos_tridiagonal
@@ -47,7 +48,9 @@ def slq_rules(
 
     Unending: the caller takes as many probes as it needs (the first ``k`` are those of
     :func:`slq_nodes` with ``num_probes=k`` and the same seed). ``nodes`` and ``weights`` have
-    ``min(num_steps, n)`` entries; a probe whose Lanczos run ends early (an invariant subspace:
+    ``min(num_steps, n)`` entries (one more for an operator with a compression, ``A = L Ã Lᵀ``:
+    the rules are ``Ã``'s with weights times ``m/n`` and an exact node at 0 of weight
+    ``1 − m/n``); a probe whose Lanczos run ends early (an invariant subspace:
     the rule is already exact) is padded with zero-weight copies of its last node.
     ``reorthogonalize`` is that of :func:`~specinterp.linalg.tridiagonal.lanczos_tridiagonal`.
     ``with_half`` also yields the rule of the first half of the steps (the leading principal
@@ -58,6 +61,14 @@ def slq_rules(
         raise ValueError("stochastic Lanczos quadrature needs a symmetric operator")
     if num_steps < 1:
         raise ValueError("num_probes and num_steps must be ≥ 1")
+    comp = compression_of(op)
+    if comp is not None:  # A = L Ã Lᵀ: Ã's rules, weighted m/n, and the zeros' exact atom
+        inner = slq_rules(
+            comp.operator, num_steps, seed=seed, reorthogonalize=reorthogonalize,
+            with_half=with_half,
+        )  # fmt: skip
+        yield from (_with_zeros(rule, comp.operator.shape[0] / op.shape[0]) for rule in inner)
+        return
     n = op.shape[0]
     steps = min(int(num_steps), n)
     rng = _xp.as_generator(seed, op.xp, op.device)
@@ -75,6 +86,19 @@ def slq_rules(
         h = (used + 1) // 2
         half_nodes, half_weights = gauss_rule(alpha[:h], beta[: h - 1])
         yield nodes * c, weights, used, half_nodes * c, half_weights
+
+
+def _with_zeros(rule: tuple[Any, ...], share: float) -> tuple[Any, ...]:
+    """A compression's rule as the whole operator's (:ref:`theory-slq`).
+
+    Weights times ``share = m/n``, and a node at 0 of weight ``1 − share``: the zeros outside
+    the subspace.
+    """
+    nodes, weights, used, *half = rule
+    out = [np.append(nodes, 0.0), np.append(weights * share, 1.0 - share), used]
+    if half:
+        out += [np.append(half[0], 0.0), np.append(half[1] * share, 1.0 - share)]
+    return tuple(out)
 
 
 def gauss_rule(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
