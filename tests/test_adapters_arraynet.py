@@ -94,3 +94,41 @@ def test_relu_family_by_maximum_equals_torch(slope):
         want[np.isneginf(z)] = 0.0
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(an.ReLU().f(z), torch.relu(torch.tensor(z)).numpy())
+
+
+@pytest.mark.parametrize("ggn", [False, True], ids=["hessian", "ggn"])
+def test_first_dense_compression_on_every_backend(xp_eager, ggn):
+    """A network opening with ``Flatten`` and a dense layer, four samples of 2·3·2 = 12 inputs:
+    the Hessian (GGN) is ``L H̃ Lᵀ`` with ``L`` orthonormal, and ``eigsh`` through the
+    compression gives its top eigenvalues. Truth: the dense matrix from the whole operator's
+    products (arraynet's R-operator, or Jacobian products), in float64 NumPy."""
+    xp = xp_eager
+    rng = np.random.default_rng(2)
+
+    def net(mod, dtype):
+        def arr(shape):
+            return mod.asarray(np.random.default_rng(3).standard_normal(shape), dtype=dtype)
+
+        return an.Sequential(
+            [an.Flatten(), an.Dense(arr((5, 12)), arr((5,))), an.Tanh(), an.Dense(arr((3, 5)))]
+        )
+
+    x, y = rng.standard_normal((4, 2, 3, 2)), rng.integers(0, 3, size=4)
+    build = si.ggn_operator if ggn else si.hessian_operator
+    whole = build(si.as_model(net(np, np.float64)), x, y, "cross_entropy")
+    dense = np.stack([whole.matvec(e) for e in np.eye(whole.shape[0])], axis=1)
+    op = build(si.as_model(net(xp.xp, xp.dtype)), xp.asarray(x), xp.xp.asarray(y), "cross_entropy")
+    comp = op.compression()
+    m = comp.operator.shape[0]
+    assert m == op.shape[0] - 5 * (12 - 4)
+    eye = np.eye(m)
+    lmat = np.stack([xp.to_numpy(comp.lift(xp.asarray(eye[j]))) for j in range(m)], axis=1)
+    small = np.stack(
+        [xp.to_numpy(comp.operator.matvec(xp.asarray(eye[j]))) for j in range(m)], axis=1
+    )
+    tol = 1e-10 if xp.is_float64 else 2e-4
+    np.testing.assert_allclose(lmat.T @ lmat, eye, atol=tol)
+    np.testing.assert_allclose(lmat @ small @ lmat.T, dense, atol=tol * np.abs(dense).max())
+    res = si.linalg.eigsh(op, 3, tol=1e-6 if xp.is_float64 else 1e-3)
+    want = np.linalg.eigvalsh(dense)[::-1][:3]
+    np.testing.assert_allclose(xp.to_numpy(res.values), want, rtol=1e-5 if xp.is_float64 else 1e-3)

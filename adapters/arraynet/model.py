@@ -2,8 +2,9 @@
 
 Every operator of the framework — input and parameter Jacobians, NTK, exact Hessian-vector
 products (Pearlmutter's R-operator through the layers), GGN — is computed from the layers'
-analytic derivatives (the ``layer`` contract), without an autodiff framework. MLPs also expose their
-product form (``product_form``).
+analytic derivatives (the ``layer`` contract), without an autodiff framework. MLPs also expose
+their product form (``product_form``), and networks that open with a dense layer their
+curvature on its inputs' span (``compression``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,12 @@ from specinterp.model import ModelBase
 from specinterp.operators import DEFAULT_MAX_BYTES
 
 from . import param_jacobian as jacobian_routes
+from .compression import first_dense_compression
 from .conv import Conv2d
 from .dense import Dense, Flatten
 from .jacobian_layout import batch_last_passes, r_factors, stack_transposed
 from .network import Sequential
-from .product_form import (
-    LayerFactors,
-    layer_factors,
-    output_side_product,
-)
+from .product_form import LayerFactors, layer_factors, output_side_product
 
 Array = Any
 
@@ -228,6 +226,10 @@ class ArrayNetModel(ModelBase):
     def hvp(self, x: Array, y: Array, v: Array, loss: str) -> Array:
         """Exact ``H v`` by Pearlmutter's R-operator: R-forward, then R-backward."""
         return self.hvp_operator(x, y, loss)(v)
+
+    def compressed_curvature(self, x: Array, y: Array, loss: Any, ggn: bool = False) -> Any:
+        """The Hessian (or GGN) on the first dense layer's input span (:mod:`.compression`)."""
+        return first_dense_compression(self, x, y, loss, ggn)
 
     def hvp_operator(self, x: Array, y: Array, loss: str) -> Any:
         """``v ↦ H v`` at a fixed batch, reusing one forward pass's caches."""
