@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ._torch_mlp import dense_stack
+from ._torch_mlp import dense_stack, sequential_factors
 
 __all__ = ["first_layer_compression", "sequential_hvp"]
 
@@ -23,24 +23,19 @@ Tensors = dict[str, torch.Tensor]
 Product = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _derivatives(
-    act: Any, z: torch.Tensor, second: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``φ(z)``, ``φ'(z)`` and ``φ''(z)`` (``None`` where it vanishes, as for ReLU).
+def _second_derivative(act: Any, z: torch.Tensor) -> torch.Tensor | None:
+    """``φ''(z)``, or ``None`` where it vanishes (as for ReLU).
 
     Reverse over reverse on ``Σ φ``: exact for an elementwise ``φ``, and every activation has
     a double backward (not every one a forward-mode rule for its backward, e.g. SiLU).
     """
     with torch.enable_grad():
         t = z.detach().requires_grad_(True)
-        h = act(t)
-        (d1,) = torch.autograd.grad(h.sum(), t, create_graph=True)
-        d2 = None
-        if second and d1.requires_grad:
-            (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
-    if d2 is not None and not bool(torch.any(d2 != 0)):
-        d2 = None
-    return h.detach(), d1.detach(), d2
+        (d1,) = torch.autograd.grad(act(t).sum(), t, create_graph=True)
+        if not d1.requires_grad:
+            return None
+        (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
+    return d2 if d2 is not None and bool(torch.any(d2 != 0)) else None
 
 
 def sequential_hvp(
@@ -61,20 +56,18 @@ def sequential_hvp(
 
     """
     with torch.no_grad():
-        h, layers = dense_stack(module, x.detach())
-        n = int(h.shape[0])
-        weights = [tensors[f"{name}.weight"] for name, _ in layers]
-        inputs, slopes, curvatures = [], [], []
-        z = h
-        for (name, act), w in zip(layers, weights, strict=True):
-            inputs.append(h)
-            b = tensors.get(f"{name}.bias")
-            z = h @ w.T if b is None else torch.addmm(b, h, w.T)
-            if act is not None:
-                h, d1, d2 = _derivatives(act, z, not ggn)
-                slopes.append(d1)
-                curvatures.append(d2)
-        out = z
+        x = x.detach()
+        _, layers = dense_stack(module, x)
+        fac = sequential_factors(module, tensors, x)  # h_{l−1}, φ'(z_l), W_l, z_l
+        inputs, slopes, weights = fac.inputs, fac.diagonals, fac.weights
+        curvatures = [
+            None if ggn else _second_derivative(act, z)
+            for (_, act), z in zip(layers[:-1], fac.preactivations, strict=True)
+        ]
+        n = int(inputs[0].shape[0])
+        b = tensors.get(f"{layers[-1][0]}.bias")
+        h, w = inputs[-1], weights[-1]
+        out = h @ w.T if b is None else torch.addmm(b, h, w.T)
         curvature = loss.hessian_at(out, y)  # dz ↦ Λ dz, the targets checked once
         # δ_l = ∂L/∂z_l, and e_l ⊙ φ''(z_l) with e_l = δ_{l+1} W_{l+1} (the φ'' term of R δ_l)
         deltas: list[torch.Tensor | None] = [None] * len(layers)  # none in the GGN

@@ -12,6 +12,7 @@ composing ``G.T @ G`` or ``G @ G.T`` gives a symmetric positive semi-definite op
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .capabilities import CompressedCurvature, ReusableGGN, ReusableHVP, use
@@ -142,6 +143,26 @@ class NTKOperator(LinearOperator):
         )
 
 
+def _on_first_product(
+    model: Model, capability: type, args: tuple, fallback: Callable[[], Callable[[Array], Array]]
+) -> Callable[[Array], Array]:
+    """``v ↦ A v`` by the model's reusable ``capability``, else by ``fallback()``.
+
+    Built at the first product, not before: ``eigsh`` may solve a compression and never need it.
+    """
+    built: list[Callable[[Array], Array]] = []
+
+    def mv(v: Array) -> Array:
+        if not built:
+            try:
+                built.append(use(model, capability, *args))
+            except NotImplementedError:
+                built.append(fallback())
+        return built[0](v)
+
+    return mv
+
+
 class _Compressible:
     """``compression()`` of a curvature operator of a model's loss (Hessian or GGN)."""
 
@@ -186,16 +207,11 @@ class HessianOperator(_Compressible, LinearOperator):
         self.loss = get_loss(loss)
         m = self.model
         self.loss.check(natural_outputs(m, x), y)  # eagerly: a traced product cannot
-        product: list[Any] = []  # built at the first product: eigsh may solve a compression
 
-        def mv(v: Array) -> Array:
-            if not product:
-                try:
-                    product.append(use(m, ReusableHVP, x, y, loss))
-                except NotImplementedError:
-                    product.append(lambda u: m.hvp(x, y, u, loss))
-            return product[0](v)
+        def one_by_one(v: Array) -> Array:
+            return m.hvp(x, y, v, loss)
 
+        mv = _on_first_product(m, ReusableHVP, (x, y, loss), lambda: one_by_one)
         super().__init__((m.num_params, m.num_params), mv, symmetric=True, **_space(m))
 
 
@@ -220,24 +236,17 @@ class GGNOperator(_Compressible, LinearOperator):
             raise ShapeError("model outputs must have one row per sample")
         lf.check(z, y)
         c = math.prod(z.shape[1:])
-        product: list[Any] = []  # built at the first product, as the Hessian's
 
-        def mv(v: Array) -> Array:
-            if not product:
-                try:
-                    product.append(use(m, ReusableGGN, x, y, lf))
-                except NotImplementedError:
-                    lam = lf.hessian_at(z, y)
-                    product.append(
-                        lambda u: (
-                            m.vjp_params(
-                                x, xp.reshape(lam(xp.reshape(m.jvp_params(x, u), z.shape)), (n, c))
-                            )
-                            / n
-                        )
-                    )
-            return product[0](v)
+        def jacobian_products() -> Callable[[Array], Array]:
+            lam = lf.hessian_at(z, y)
 
+            def product(v: Array) -> Array:
+                dz = lam(xp.reshape(m.jvp_params(x, v), tuple(z.shape)))
+                return m.vjp_params(x, xp.reshape(dz, (n, c))) / n
+
+            return product
+
+        mv = _on_first_product(m, ReusableGGN, (x, y, lf), jacobian_products)
         super().__init__(
             (m.num_params, m.num_params),
             mv,

@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from specinterp.losses import get_loss
-
 from .dense import Dense
 from .network import Sequential
 
@@ -35,6 +33,8 @@ def first_dense_compression(
         parameter-free layers before it) are ``(N, n_0)`` with ``N < n_0``.
 
     """
+    from specinterp.model_operators import GGNOperator, HessianOperator
+
     from .model import ArrayNetModel
 
     model.check_input(x)
@@ -53,16 +53,8 @@ def first_dense_compression(
     small, h_small = ArrayNetModel(small_net), h @ q
     rows = int(dense.weight.shape[0])
     head = rows * n  # the first weight leads the flat vector: no layer before it has any
-    if ggn:
-        lf = get_loss(loss)
-        z = small.net(h_small)
-        lam = lf.hessian_at(z, y)
-
-        def matvec(u: Array) -> Array:
-            dz = xp.reshape(small.jvp_params(h_small, u), tuple(z.shape))
-            return small.vjp_params(h_small, xp.reshape(lam(dz), (n, -1))) / n
-    else:
-        matvec = small.hvp_operator(h_small, y, loss)
+    curvature = GGNOperator if ggn else HessianOperator  # the reduced network's own products
+    matvec = curvature(small, h_small, y, loss).matvec
 
     def lift(u: Array) -> Array:
         top = xp.reshape(xp.reshape(u[:head], (rows, n)) @ q.T, (-1,))
