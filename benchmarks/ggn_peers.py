@@ -21,13 +21,14 @@ import specinterp as si
 from ._nets import MLP_SIZES, trained
 from ._peers import arpack_top5, curvlinops_ggn
 from ._timing import interleaved_runs
+from .hessian_peers import whole_operator
 
 
 def _reference(net, x, y):
     net64 = copy.deepcopy(net).double()
     op = si.ggn_operator(si.as_model(net64), x.double(), y, "cross_entropy")
-    whole = si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
-    return np.asarray(si.linalg.eigsh(whole, 5, tol=1e-10, seed=0, max_iter=500).values)
+    res = si.linalg.eigsh(whole_operator(op), 5, tol=1e-10, seed=0, max_iter=500)
+    return np.asarray(res.values)
 
 
 def _specinterp(net, x, y, verify=True, routes=True):

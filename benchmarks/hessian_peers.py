@@ -46,8 +46,7 @@ def _reference(net, x, y):
     net64 = copy.deepcopy(net).double()
     op = si.hessian_operator(si.as_model(net64), x.double(), y, "cross_entropy")
     # the whole operator, not its compression: the errors check that route too
-    whole = si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
-    res = si.linalg.eigsh(whole, 5, tol=1e-10, seed=0, max_iter=500)
+    res = si.linalg.eigsh(whole_operator(op), 5, tol=1e-10, seed=0, max_iter=500)
     if not res.converged:
         raise RuntimeError("the float64 reference eigenvalues did not converge")
     return np.asarray(res.values)
@@ -76,6 +75,12 @@ def _krylov_floor(net, x, y, ref, max_steps=40):
         if np.max(np.abs(vals - ref) / np.abs(ref)) <= 1e-3:
             return j, vals
     raise RuntimeError(f"Lanczos did not reach 1e-3 in {max_steps} steps")
+
+
+def whole_operator(op):
+    """``op``'s products as a plain symmetric operator: without its compression (docs: theory,
+    #theory-compression), so ``eigsh`` and SLQ run on the whole Hessian or GGN."""
+    return si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
 
 
 def _solved(op):
@@ -145,7 +150,7 @@ def _drop_grads(net):
 def _slq(net, x, y, reorthogonalize="full", whole=False):
     op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
     if whole:  # not the compression: every probe on the whole operator
-        op = si.linalg.LinearOperator(op.shape, op.matvec, symmetric=True, dtype=op.dtype, xp=op.xp)
+        op = whole_operator(op)
     dens = si.linalg.spectral_density(
         op, num_probes=1, num_steps=90, seed=0, reorthogonalize=reorthogonalize
     )
