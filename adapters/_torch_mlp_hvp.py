@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from specinterp.linalg.compression import weight_block_maps
+
 from ._torch_mlp import dense_stack, sequential_factors
 
 __all__ = ["first_layer_compression", "sequential_hvp"]
@@ -151,19 +153,6 @@ def first_layer_compression(
     q = torch.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
     reduced = {**tensors, first: tensors[first] @ q}
     matvec = sequential_hvp(module, reduced, names, h @ q, y, loss, ggn)
-    at = names.index(first)
-    sizes = [tensors[k].numel() for k in names]
-    small = [reduced[k].numel() for k in names]
-    rows = int(tensors[first].shape[0])
-
-    def lift(u: torch.Tensor) -> torch.Tensor:
-        parts = list(torch.split(u, small))
-        parts[at] = (parts[at].view(rows, n) @ q.T).reshape(-1)
-        return torch.cat(parts)
-
-    def restrict(v: torch.Tensor) -> torch.Tensor:
-        parts = list(torch.split(v, sizes))
-        parts[at] = (parts[at].view(rows, d) @ q).reshape(-1)
-        return torch.cat(parts)
-
-    return matvec, sum(small), lift, restrict
+    start = sum(tensors[k].numel() for k in names[: names.index(first)])
+    lift, restrict = weight_block_maps(q, int(tensors[first].shape[0]), start)
+    return matvec, sum(reduced[k].numel() for k in names), lift, restrict

@@ -317,3 +317,20 @@ def test_spectral_density_through_the_compression():
         per_probe = p * np.sum(dens.weights * dens.nodes**power, axis=1)
         err = np.std(per_probe, ddof=1) / np.sqrt(len(per_probe))
         assert abs(per_probe.mean() - np.sum(lam**power)) < 5 * err
+
+
+def test_compression_with_the_first_weight_not_leading():
+    """``param_names`` that put the first weight after another block: the lift and restriction
+    change that block where it lies (``H = L H̃ Lᵀ`` against torch's dense Hessian)."""
+    net = _wide_net()
+    names = ["2.bias", "0.weight", "2.weight"]
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(15))
+    y = _targets("cross_entropy", 4)
+    model = si.as_model(net, param_names=names)
+    mv, m, lift, restrict = model.compressed_curvature(x, y, "cross_entropy")
+    assert m == model.num_params - 5 * (9 - 4)
+    lmat = torch.stack([lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], dim=1)
+    v = torch.randn(model.num_params, dtype=torch.float64)
+    np.testing.assert_allclose(restrict(v).numpy(), (lmat.T @ v).numpy(), atol=1e-13)
+    h = _dense_hessian(net, names, x, y, _LOSSES["cross_entropy"])
+    np.testing.assert_allclose(lmat.numpy() @ _products(mv, m) @ lmat.numpy().T, h, atol=1e-12)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from specinterp.linalg.compression import weight_block_maps
+
 from .dense import Dense
 from .network import Sequential
 
@@ -47,21 +49,11 @@ def first_dense_compression(
     if not isinstance(dense, Dense) or h.ndim != 2 or int(h.shape[0]) >= int(h.shape[1]):
         raise NotImplementedError("the first dense layer's inputs span its whole input space")
     xp = model.xp
-    n, d = (int(s) for s in h.shape)
     q = xp.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
     small_net = Sequential([Dense(dense.weight @ q, dense.bias), *layers[first + 1 :]])
     small, h_small = ArrayNetModel(small_net), h @ q
-    rows = int(dense.weight.shape[0])
-    head = rows * n  # the first weight leads the flat vector: no layer before it has any
     curvature = GGNOperator if ggn else HessianOperator  # the reduced network's own products
     matvec = curvature(small, h_small, y, loss).matvec
-
-    def lift(u: Array) -> Array:
-        top = xp.reshape(xp.reshape(u[:head], (rows, n)) @ q.T, (-1,))
-        return xp.concat([top, u[head:]])
-
-    def restrict(v: Array) -> Array:
-        top = xp.reshape(xp.reshape(v[: rows * d], (rows, d)) @ q, (-1,))
-        return xp.concat([top, v[rows * d :]])
-
+    # the first weight leads the flat vector: no layer before it has parameters
+    lift, restrict = weight_block_maps(q, int(dense.weight.shape[0]), 0)
     return matvec, small.num_params, lift, restrict

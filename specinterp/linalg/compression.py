@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from .. import _xp
 from .operator import LinearOperator
 from .results import EigResult
 
 Array = Any
 
-__all__ = ["Compression", "compression_of"]
+__all__ = ["Compression", "compression_of", "weight_block_maps"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,28 @@ class Compression:
     operator: LinearOperator
     lift: Callable[[Array], Array]
     restrict: Callable[[Array], Array]
+
+
+def weight_block_maps(q: Array, rows: int, start: int) -> tuple[Callable, Callable]:
+    """``(lift, restrict)`` of the isometry ``L`` that changes one weight block's coordinates.
+
+    The flat vectors' entries ``start:`` hold a ``rows × d`` weight ``W`` (row-major) in the
+    whole space and a ``rows × m`` block ``M`` in the compressed one, with ``W = M Qᵀ`` for
+    ``Q`` (``d × m``) with orthonormal columns; every other entry is kept. ``L`` is an isometry
+    because right-multiplication by ``Qᵀ`` preserves the Frobenius norm on ``rows × m`` blocks.
+    """
+    xp = _xp.namespace(q)
+    d, m = (int(s) for s in q.shape)
+
+    def lift(u: Array) -> Array:
+        block = xp.reshape(xp.reshape(u[start : start + rows * m], (rows, m)) @ q.T, (-1,))
+        return xp.concat([u[:start], block, u[start + rows * m :]])
+
+    def restrict(v: Array) -> Array:
+        block = xp.reshape(xp.reshape(v[start : start + rows * d], (rows, d)) @ q, (-1,))
+        return xp.concat([v[:start], block, v[start + rows * d :]])
+
+    return lift, restrict
 
 
 def compression_of(op: LinearOperator) -> Compression | None:
