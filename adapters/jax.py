@@ -22,11 +22,11 @@ from specinterp import _xp
 from specinterp.capabilities import ConvKernel
 from specinterp.errors import LabelError, ModelError, ShapeError
 from specinterp.gram import gram
-from specinterp.losses import get_loss
 from specinterp.model import ModelBase
 
 from ._jax_calls import LinenApply, is_linen, with_context
 from ._jax_conv import jax_conv_kernels
+from ._jax_curvature import JaxCurvature
 from ._jax_equinox import equinox_parts
 from ._outputs import output_selector
 from .jax_regularizers import (  # noqa: F401 - importable from here, as before the split
@@ -38,7 +38,7 @@ from .jax_regularizers import (  # noqa: F401 - importable from here, as before 
 __all__ = ["JaxModel"]  # the regularisers are documented in .jax_regularizers
 
 
-class JaxModel(ModelBase):
+class JaxModel(JaxCurvature, ModelBase):
     """A JAX function of ``(params, x)`` behind the :class:`~specinterp.model.Model` protocol.
 
     Parameters
@@ -322,57 +322,6 @@ class JaxModel(ModelBase):
         """``Σ_i G_iᵀ u_i``."""
         self.check_input(x)
         return self._vjp_p(self.flat, x, u)
-
-    def _hvp_compiled(self, loss: Any) -> Callable[..., jax.Array]:
-        """The jit-compiled ``(θ, x, y, v) ↦ H v`` for ``loss`` (forward-over-reverse)."""
-        lf = get_loss(loss)
-        if lf not in self._hvps:
-            f = self._natural
-
-            def hvp(t: jax.Array, x: jax.Array, y: jax.Array, v: jax.Array) -> jax.Array:
-                g = jax.grad(lambda tt: lf.value(f(tt, x), y))
-                return jax.jvp(g, (t,), (v,))[1]
-
-            self._hvps[lf] = jax.jit(hvp)
-        return self._hvps[lf]
-
-    def hvp(self, x: jax.Array, y: jax.Array, v: jax.Array, loss: Any) -> jax.Array:
-        """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
-        self.check_input(x)
-        self.check_flat_params(v)
-        return self._hvp_compiled(loss)(self.flat, x, y, v)
-
-    def hvp_operator(
-        self, x: jax.Array, y: jax.Array, loss: Any
-    ) -> Callable[[jax.Array], jax.Array]:
-        """``v ↦ H v`` at a fixed batch: the compiled product, checks done once.
-
-        The forward-over-reverse product is compiled once per loss and input shape (an eager
-        ``jax.linearize`` of a Flax model took seconds to trace and ran no faster).
-        """
-        self.check_input(x)
-        compiled, theta = self._hvp_compiled(loss), self.flat
-        return lambda v: compiled(theta, x, y, v)
-
-    def loss_hessian(self, x: jax.Array, y: jax.Array, loss: Any) -> jax.Array:
-        """The dense ``H`` ``(p, p)`` by one compiled ``jax.hessian`` (``NativeHessian``).
-
-        One XLA program for all ``p`` columns (forward-over-reverse, vectorised), in place of
-        ``p`` calls of the compiled HVP; symmetrised inside it.
-        """
-        self.check_input(x)
-        lf = get_loss(loss)
-        key = ("hessian", lf)
-        if key not in self._hvps:
-            f = self._natural
-            hess = jax.hessian(lambda t, xx, yy: lf.value(f(t, xx), yy))
-
-            def symmetric(t: jax.Array, xx: jax.Array, yy: jax.Array) -> jax.Array:
-                h = hess(t, xx, yy)
-                return 0.5 * (h + h.T)
-
-            self._hvps[key] = jax.jit(symmetric)
-        return self._hvps[key](self.flat, x, y)
 
     def input_jacobian(self, x: jax.Array) -> jax.Array:
         """``(N, C, d)`` by ``vmap(jacrev)`` (``jacfwd`` where ``d < C``)."""
