@@ -3,8 +3,9 @@
 :class:`TorchCurvature` is mixed into :class:`~specinterp.adapters.torch.TorchModel`; it uses
 the model's ``params`` / ``_fixed`` tensors, ``_f`` (outputs at given parameters),
 ``flatten`` / ``unflatten``, ``check_input`` and ``_plain_module`` (the module where it is an
-``nn.Sequential`` whose outputs are the model's). An ``nn.Sequential`` MLP gets the layer-wise
-sweeps of :mod:`._torch_mlp_hvp` (:ref:`theory-mlp-hvp`); any other module one reused gradient
+``nn.Sequential`` whose outputs are the model's). An ``nn.Sequential`` stack of ``Linear`` /
+``ConvNd`` layers and elementwise activations gets the layer-wise sweeps of
+:mod:`._torch_sequential_hvp` (:ref:`theory-mlp-hvp`); any other module one reused gradient
 graph (:mod:`._torch_hvp`) or, for the GGN, the core's Jacobian products.
 """
 
@@ -20,7 +21,7 @@ from specinterp.losses import get_loss
 
 from ._torch_dense import vmap_hessian
 from ._torch_hvp import gradient_graph_hvp
-from ._torch_mlp_hvp import first_layer_compression, sequential_hvp
+from ._torch_sequential_hvp import first_layer_compression, sequential_hvp
 
 __all__ = ["TorchCurvature"]
 
@@ -34,7 +35,7 @@ class TorchCurvature:
     _fixed: dict[str, torch.Tensor]
 
     def _sweeps(self, x: torch.Tensor) -> tuple[Any, dict[str, torch.Tensor], list[str]]:
-        """The module, every tensor and the differentiated names, for the MLP sweeps."""
+        """The module, every tensor and the differentiated names, for the layer-wise sweeps."""
         self.check_input(x)
         module = self._plain_module(x)
         return module, {**self._fixed, **self.params}, [*self.params]
@@ -61,7 +62,8 @@ class TorchCurvature:
     def hvp_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Product:
         """``v ↦ H v`` at a fixed batch, the work all products share done once.
 
-        An ``nn.Sequential`` MLP: the layer-wise R-operator (:mod:`._torch_mlp_hvp`). Others:
+        An ``nn.Sequential`` stack of ``Linear`` / ``ConvNd`` layers and elementwise activations:
+        the layer-wise R-operator (:mod:`._torch_sequential_hvp`). Others:
         one gradient graph with ``create_graph=True``, a backward pass through it per product
         (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).
         """
@@ -77,7 +79,7 @@ class TorchCurvature:
             )
 
     def gauss_newton_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Product:
-        """``v ↦ GGN v`` of an ``nn.Sequential`` MLP by the layer-wise sweeps.
+        """``v ↦ GGN v`` of an ``nn.Sequential`` layer stack by the layer-wise sweeps.
 
         Other modules raise ``NotImplementedError``: the core then takes Jacobian products.
         """
@@ -89,7 +91,7 @@ class TorchCurvature:
     ) -> tuple[Product, int, Product, Product]:
         """The Hessian (or GGN) on the span of an MLP's first-layer inputs.
 
-        ``(matvec, m, lift, restrict)`` (:func:`._torch_mlp_hvp.first_layer_compression`).
+        ``(matvec, m, lift, restrict)`` (:func:`._torch_sequential_hvp.first_layer_compression`).
         """
         module, tensors, names = self._sweeps(x)
         return first_layer_compression(module, tensors, names, x, y, get_loss(loss), ggn)

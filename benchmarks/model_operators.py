@@ -233,15 +233,15 @@ def _ntk_cases(repeats, name="mlp-784-128-10"):
 # ---------------------------------------------------------------------- one HVP
 def _hvp_cases(repeats):
     rows = []
-    for name in MLP_SIZES:
+    for name in (*MLP_SIZES, *CNN_SIZES):
         rows += _hvp_case(repeats, name)
     return rows
 
 
 def _hvp_case(repeats, name):
-    """One HVP at batch 256: the layer-wise R-operator (an ``nn.Sequential`` MLP's
-    ``hessian_operator``), its product on the first layer's input span (what ``eigsh`` runs),
-    the gradient graph every other torch module reuses, and the peers' products."""
+    """One HVP at batch 256: the layer-wise R-operator (the ``hessian_operator`` of an
+    ``nn.Sequential`` MLP or CNN), an MLP's product on the first layer's input span (what
+    ``eigsh`` runs), the gradient graph every other torch module reuses, and the peers'."""
     bench = trained(name)
     x, y = bench.batch(256)
     x_np, y_np = x.numpy(), y.numpy()
@@ -251,8 +251,7 @@ def _hvp_case(repeats, name):
     )
     v_np = v.numpy()
     t_op = si.hessian_operator(model, x, y, "cross_entropy")
-    small = t_op.compression().operator
-    v_small = torch.randn(small.shape[0])
+    comp = t_op.compression()  # an MLP's (fewer samples than inputs); none for the CNNs
     graph = gradient_graph_hvp(
         lambda p: torch.nn.functional.cross_entropy(functional_call(bench.net, p, (x,)), y),
         model.params,
@@ -262,13 +261,14 @@ def _hvp_case(repeats, name):
     cands = {
         "specinterp torch (model.hvp)": lambda: model.hvp(x, y, v, "cross_entropy"),
         "specinterp torch (hessian_operator: R-operator)": lambda: t_op.matvec(v),
-        f"specinterp torch (compressed, {small.shape[0]} coordinates)": lambda: small.matvec(
-            v_small
-        ),
         "specinterp torch (gradient graph: other modules)": lambda: graph(v),
         "specinterp arraynet (model.hvp)": lambda: anet.hvp(x_np, y_np, v_np, "cross_entropy"),
         "specinterp arraynet (hessian_operator)": lambda: a_op.matvec(v_np),
     }
+    if comp is not None:
+        small, v_small = comp.operator, torch.randn(comp.operator.shape[0])
+        label = f"specinterp torch (compressed, {small.shape[0]} coordinates)"
+        cands[label] = lambda: small.matvec(v_small)
     products = dict.fromkeys(cands, "1 HVP")
     base = "specinterp torch (model.hvp)"
     try:

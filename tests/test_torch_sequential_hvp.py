@@ -15,6 +15,15 @@ from torch.func import functional_call
 
 import specinterp as si
 
+from .torch_curvature import (
+    LOSSES,
+    assert_ggn_products,
+    dense_ggn,
+    dense_hessian,
+    products,
+    targets,
+)
+
 
 def _net(act: type[torch.nn.Module], bias_middle: bool = True) -> torch.nn.Sequential:
     torch.manual_seed(0)
@@ -28,59 +37,20 @@ def _net(act: type[torch.nn.Module], bias_middle: bool = True) -> torch.nn.Seque
     ).double()
 
 
-def _targets(loss: str, n: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(1)
-    if loss == "cross_entropy":
-        return torch.randint(0, 3, (n,), generator=gen)
-    if loss == "bce_with_logits":
-        return torch.randint(0, 2, (n, 3), generator=gen).double()
-    return torch.randn(n, 3, generator=gen, dtype=torch.float64)
-
-
-def _dense_hessian(net, names, x, y, loss_fn) -> np.ndarray:
-    """``∇²_θ L`` over the flat parameters ``names`` (the rest held at their values)."""
-    values = dict(net.named_parameters())
-    shapes = [values[k].shape for k in names]
-    sizes = [values[k].numel() for k in names]
-
-    def loss_of(flat: torch.Tensor) -> torch.Tensor:
-        parts = {k: t.view(s) for k, t, s in zip(names, flat.split(sizes), shapes, strict=True)}
-        fixed = {k: v.detach() for k, v in values.items() if k not in parts}
-        return loss_fn(functional_call(net, {**fixed, **parts}, (x,)), y)
-
-    flat = torch.cat([values[k].detach().reshape(-1) for k in names])
-    return torch.autograd.functional.hessian(loss_of, flat).numpy()
-
-
-_LOSSES = {
-    "cross_entropy": torch.nn.functional.cross_entropy,
-    "mse": lambda z, y: 0.5 * ((z - y) ** 2).sum(1).mean(),
-    "bce_with_logits": lambda z, y: (
-        torch.nn.functional.binary_cross_entropy_with_logits(z, y, reduction="none").sum(1).mean()
-    ),
-}
-
-
-def _products(hvp, p: int) -> np.ndarray:
-    """The operator's dense matrix, column by column."""
-    eye = torch.eye(p, dtype=torch.float64)
-    return torch.stack([hvp(eye[j]) for j in range(p)], dim=1).numpy()
-
-
-@pytest.mark.parametrize("loss", sorted(_LOSSES))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.ReLU, torch.nn.GELU, torch.nn.Softplus])
 def test_r_operator_is_the_dense_hessian(act, loss):
     """Smooth activations exercise the ``φ''`` term, ReLU the piecewise-linear case (its second
     derivative 0, as autograd takes it); no-bias middle layer; three losses."""
     net = _net(act, bias_middle=act is not torch.nn.ReLU)
     x = torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    y = _targets(loss, 7)
+    y = targets(loss, 7)
     model = si.as_model(net)
     hvp = model.hvp_operator(x, y, loss)
-    assert hvp.__module__.endswith("_torch_mlp_hvp")  # the layer-wise route, not the graph
+    assert hvp.__module__.endswith("_torch_sequential_hvp")  # the layer-wise route, not the graph
     names = [k for k, _ in net.named_parameters()]
-    want = _dense_hessian(net, names, x, y, _LOSSES[loss])
-    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    want = dense_hessian(net, names, x, y, LOSSES[loss])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -93,13 +63,13 @@ def test_r_operator_over_the_trained_parameters_only(frozen):
     for name, p in net.named_parameters():
         p.requires_grad_(name not in frozen)
     x = torch.randn(6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    y = _targets("cross_entropy", 6)
+    y = targets("cross_entropy", 6)
     model = si.as_model(net)
     hvp = model.hvp_operator(x, y, "cross_entropy")
-    assert hvp.__module__.endswith("_torch_mlp_hvp")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
     names = [k for k, _ in net.named_parameters() if k not in frozen]
-    want = _dense_hessian(net, names, x, y, torch.nn.functional.cross_entropy)
-    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    want = dense_hessian(net, names, x, y, torch.nn.functional.cross_entropy)
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
 def test_r_operator_in_the_order_of_param_names():
@@ -107,11 +77,11 @@ def test_r_operator_in_the_order_of_param_names():
     net = _net(torch.nn.Tanh)
     names = ["5.bias", "1.weight", "3.weight"]
     x = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-    y = _targets("mse", 5)
+    y = targets("mse", 5)
     model = si.as_model(net, param_names=names)
     hvp = model.hvp_operator(x, y, "mse")
-    want = _dense_hessian(net, list(model.params), x, y, _LOSSES["mse"])
-    np.testing.assert_allclose(_products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    want = dense_hessian(net, list(model.params), x, y, LOSSES["mse"])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
 def test_r_operator_with_a_user_loss_and_float32():
@@ -128,7 +98,7 @@ def test_r_operator_with_a_user_loss_and_float32():
 
     model = si.as_model(net)
     hvp = model.hvp_operator(x, y, huber)
-    assert hvp.__module__.endswith("_torch_mlp_hvp")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
     params = {k: v.detach() for k, v in net.named_parameters()}
     ref = gradient_graph_hvp(
         lambda p: huber(functional_call(net, p, (x,)), y).mean(), params, model.unflatten
@@ -163,7 +133,7 @@ def test_first_layer_compression_is_the_hessian_on_the_input_span():
     Hessian."""
     net = _wide_net()
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     model = si.as_model(net)
     mv, m, lift, restrict = model.compressed_curvature(x, y, "cross_entropy")
     p = model.num_params
@@ -172,8 +142,8 @@ def test_first_layer_compression_is_the_hessian_on_the_input_span():
     np.testing.assert_allclose((lmat.T @ lmat).numpy(), np.eye(m), atol=1e-13)
     v = torch.randn(p, dtype=torch.float64)
     np.testing.assert_allclose(restrict(v).numpy(), (lmat.T @ v).numpy(), atol=1e-13)
-    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
-    h_small = _products(mv, m)
+    h = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
+    h_small = products(mv, m)
     np.testing.assert_allclose(lmat.numpy() @ h_small @ lmat.numpy().T, h, atol=1e-12)
     complement = np.eye(p) - lmat.numpy() @ lmat.numpy().T
     np.testing.assert_allclose(h @ complement, 0, atol=1e-12)
@@ -185,12 +155,12 @@ def test_eigsh_through_the_compression(which):
     (dense ``eigh`` of torch's Hessian), for the largest and the smallest."""
     net = _wide_net()
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     op = si.hessian_operator(net, x, y, "cross_entropy")
     small = op.compression().operator
     calls, product = [], small._matvec
     small._matvec = lambda v: calls.append(1) or product(v)  # every product is H̃'s
-    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    h = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
     exact = np.linalg.eigvalsh(h)
     res = si.linalg.eigsh(op, 3, which=which, tol=1e-10, return_vectors=True)
     assert len(calls) == res.num_matvecs > 0
@@ -206,10 +176,10 @@ def test_eigsh_needs_the_null_space_zeros():
     the answer, and ``eigsh`` gives them (dense ``eigvalsh`` of torch's Hessian)."""
     net = _wide_net()
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     op = si.hessian_operator(net, x, y, "cross_entropy")
     m = op.compression().operator.shape[0]
-    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    h = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
     exact = np.linalg.eigvalsh(h)[::-1]
     k = int(np.sum(exact > 1e-9)) + 2  # two zeros wanted
     assert k < m
@@ -220,51 +190,22 @@ def test_eigsh_needs_the_null_space_zeros():
 def test_no_compression_where_it_does_not_apply():
     """A frozen first layer, or a batch with as many samples as inputs: no compression."""
     net = _wide_net()
-    y = _targets("mse", 9)
+    y = targets("mse", 9)
     x = torch.randn(9, 9, dtype=torch.float64)
     assert si.hessian_operator(net, x, y, "mse").compression() is None
     net[0].weight.requires_grad_(False)
     assert si.hessian_operator(net, x[:4], y[:4], "mse").compression() is None
 
 
-def _dense_ggn(net, names, x, y, loss) -> np.ndarray:
-    """``(1/N) Σ_i G_iᵀ Λ_i G_i`` from torch's Jacobian of the outputs in the parameters
-    ``names`` and torch's Hessian of each sample's loss in its outputs."""
-    values = {k: v.detach() for k, v in net.named_parameters()}
-    fixed = {k: v for k, v in values.items() if k not in names}
-
-    def outputs(*parts):
-        return functional_call(net, {**fixed, **dict(zip(names, parts, strict=True))}, (x,))
-
-    jac = torch.autograd.functional.jacobian(outputs, tuple(values[k] for k in names))
-    n, c = x.shape[0], 3
-    g = torch.cat([j.reshape(n, c, -1) for j in jac], dim=2)
-    z = outputs(*(values[k] for k in names)).detach()
-    lam = torch.stack(
-        [
-            torch.autograd.functional.hessian(
-                lambda zi, i=i: _LOSSES[loss](zi[None], y[i : i + 1]), z[i]
-            )
-            for i in range(n)
-        ]
-    )
-    return (torch.einsum("nap,nab,nbq->pq", g, lam, g) / n).numpy()
-
-
-@pytest.mark.parametrize("loss", sorted(_LOSSES))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.ReLU, torch.nn.GELU])
 def test_layerwise_ggn_is_the_dense_ggn(act, loss):
     """The GGN sweeps (the R-operator without the loss-gradient terms) of the adapter, and the
     ``ggn_operator`` built on them, against the dense ``(1/N) Σ G_iᵀ Λ_i G_i``."""
     net = _net(act)
     x = torch.randn(6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
-    y = _targets(loss, 6)
-    model = si.as_model(net)
-    want = _dense_ggn(net, [k for k, _ in net.named_parameters()], x, y, loss)
-    got = _products(model.gauss_newton_operator(x, y, loss), model.num_params)
-    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
-    op = si.ggn_operator(net, x, y, loss)
-    np.testing.assert_allclose(_products(op.matvec, model.num_params), want, atol=1e-12)
+    y = targets(loss, 6)
+    assert_ggn_products(net, x, y, loss)
 
 
 def test_ggn_compression_and_eigsh():
@@ -274,16 +215,16 @@ def test_ggn_compression_and_eigsh():
     net = _wide_net()
     net[2].bias.requires_grad_(False)
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     names = [k for k, p in net.named_parameters() if p.requires_grad]
-    want = _dense_ggn(net, names, x, y, "cross_entropy")
+    want = dense_ggn(net, names, x, y, "cross_entropy")
     op = si.ggn_operator(net, x, y, "cross_entropy")
     comp = op.compression()
     m = comp.operator.shape[0]
     assert m == op.shape[0] - 5 * (9 - 4) and comp.operator.positive_semidefinite
     lmat = torch.stack([comp.lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], 1)
     np.testing.assert_allclose(
-        lmat.numpy() @ _products(comp.operator.matvec, m) @ lmat.numpy().T, want, atol=1e-12
+        lmat.numpy() @ products(comp.operator.matvec, m) @ lmat.numpy().T, want, atol=1e-12
     )
     calls, product = [], comp.operator._matvec
     comp.operator._matvec = lambda v: calls.append(1) or product(v)
@@ -300,7 +241,7 @@ def test_spectral_density_through_the_compression():
     ``‖H‖_F²`` and ``tr H`` of torch's dense Hessian within five standard errors."""
     net = _wide_net()
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(14))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     op = si.hessian_operator(net, x, y, "cross_entropy")
     small = op.compression().operator
     p, m = op.shape[0], small.shape[0]
@@ -311,7 +252,7 @@ def test_spectral_density_through_the_compression():
     np.testing.assert_array_equal(dens.nodes[:, -1], 0.0)
     np.testing.assert_allclose(dens.weights[:, -1], 1 - m / p, rtol=1e-14)
     np.testing.assert_allclose(dens.weights.sum(axis=1), 1.0, rtol=1e-12)
-    h = _dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, _LOSSES["cross_entropy"])
+    h = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
     lam = np.linalg.eigvalsh(h)
     for power in (1, 2):
         per_probe = p * np.sum(dens.weights * dens.nodes**power, axis=1)
@@ -325,12 +266,12 @@ def test_compression_with_the_first_weight_not_leading():
     net = _wide_net()
     names = ["2.bias", "0.weight", "2.weight"]
     x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(15))
-    y = _targets("cross_entropy", 4)
+    y = targets("cross_entropy", 4)
     model = si.as_model(net, param_names=names)
     mv, m, lift, restrict = model.compressed_curvature(x, y, "cross_entropy")
     assert m == model.num_params - 5 * (9 - 4)
     lmat = torch.stack([lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], dim=1)
     v = torch.randn(model.num_params, dtype=torch.float64)
     np.testing.assert_allclose(restrict(v).numpy(), (lmat.T @ v).numpy(), atol=1e-13)
-    h = _dense_hessian(net, names, x, y, _LOSSES["cross_entropy"])
-    np.testing.assert_allclose(lmat.numpy() @ _products(mv, m) @ lmat.numpy().T, h, atol=1e-12)
+    h = dense_hessian(net, names, x, y, LOSSES["cross_entropy"])
+    np.testing.assert_allclose(lmat.numpy() @ products(mv, m) @ lmat.numpy().T, h, atol=1e-12)

@@ -1,0 +1,209 @@
+"""Hessian-vector products of an ``nn.Sequential`` network's loss by the layer-wise R-operator.
+
+For a stack of bilinear layers — ``Linear`` and zero-padded ``ConvNd`` — each optionally
+followed by an elementwise activation (:func:`._torch_stack.bilinear_stack`), everything a
+product shares — the activations, ``φ'`` and ``φ''`` of every layer, the back-propagated loss
+gradients — is computed once; each product is then one forward and one backward sweep of
+layer products in the direction ``v`` (Pearlmutter 1994), with no autograd graph
+(:ref:`theory-mlp-hvp`). Exact: the same ``H v`` as reverse-over-reverse, to rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from specinterp.linalg.compression import weight_block_maps
+
+from ._torch_mlp import dense_stack
+from ._torch_stack import Stage, bilinear_stack
+
+__all__ = ["first_layer_compression", "sequential_hvp"]
+
+Tensor = torch.Tensor
+Tensors = dict[str, torch.Tensor]
+Product = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _second_derivative(act: Any, z: torch.Tensor) -> torch.Tensor | None:
+    """``φ''(z)``, or ``None`` where it vanishes (as for ReLU).
+
+    Reverse over reverse on ``Σ φ``: exact for an elementwise ``φ``, and every activation has
+    a double backward (not every one a forward-mode rule for its backward, e.g. SiLU).
+    """
+    with torch.enable_grad():
+        t = z.detach().requires_grad_(True)
+        (d1,) = torch.autograd.grad(act(t).sum(), t, create_graph=True)
+        if not d1.requires_grad:
+            return None
+        (d2,) = torch.autograd.grad(d1.sum(), t, allow_unused=True)
+    return d2 if d2 is not None and bool(torch.any(d2 != 0)) else None
+
+
+class _Forward:
+    """The forward pass at ``x``, once per operator.
+
+    Each stage's input ``h_{l−1}``, output ``z_l``, ``φ'(z_l)`` (``None``: no activation) and
+    ``φ''(z_l)`` (``None``: zero, or no activation).
+    """
+
+    def __init__(self, stages: list[Stage], tensors: Tensors, x: Tensor, ggn: bool) -> None:
+        self.inputs: list[Tensor] = []
+        self.outputs: list[Tensor] = []
+        self.slopes: list[Tensor | None] = []
+        self.curvatures: list[Tensor | None] = []
+        h = x
+        for st in stages:
+            h = self.stage_input(st, h)
+            if h.ndim != st.layer.input_ndim:
+                raise NotImplementedError(f"the input of layer {st.name} has {h.ndim} axes")
+            self.inputs.append(h)
+            z = st.layer.apply(h, tensors[f"{st.name}.weight"])
+            b = tensors.get(f"{st.name}.bias")
+            if b is not None:
+                z.add_(st.layer.bias(b))
+            self.outputs.append(z)
+            if st.act is None:
+                h, slope, bend = z, None, None
+            else:
+                h, slope = torch.func.jvp(st.act, (z,), (torch.ones_like(z),))
+                bend = None if ggn else _second_derivative(st.act, z)
+            self.slopes.append(slope)
+            self.curvatures.append(bend)
+
+    @staticmethod
+    def stage_input(st: Stage, h: Tensor) -> Tensor:
+        """The previous stage's output (or a direction in it) as ``st``'s input."""
+        return st.layer.layout(torch.flatten(h, 1) if st.flatten else h)
+
+    def previous_output(self, stages: list[Stage], i: int, g: Tensor) -> Tensor:
+        """A cotangent of stage ``i``'s input as one of stage ``i − 1``'s output."""
+        if stages[i].flatten:
+            g = g.reshape(self.outputs[i - 1].shape)
+        return stages[i - 1].layer.layout(g)
+
+
+def sequential_hvp(
+    module: Any, tensors: Tensors, names: list[str], x: Tensor, y: Any, loss: Any, ggn: bool = False
+) -> Product:
+    """``v ↦ H v`` (flat, in the order of ``names``) for the mean loss of a layer stack at ``x, y``.
+
+    ``tensors`` maps every parameter name to its value; ``names`` are those differentiated
+    (the rest are held fixed). ``loss`` is a :class:`~specinterp.losses.Loss`: its output
+    gradient and ``Λ`` products give the last layer's signals. With ``ggn`` the
+    product is the GGN's, ``(1/N) Σ G_iᵀ Λ_i G_i v``: the same sweeps without the terms in the
+    loss gradient ``δ`` (the residual curvature; :ref:`theory-mlp-hvp`).
+
+    Raises
+    ------
+    NotImplementedError
+        Unless ``module`` is an ``nn.Sequential`` stack of bilinear layers and elementwise
+        activations (:func:`._torch_stack.bilinear_stack`).
+
+    """
+    stages = bilinear_stack(module, tensors)
+    with torch.no_grad():
+        fwd = _Forward(stages, tensors, x.detach(), ggn)
+        slopes, inputs = fwd.slopes, fwd.inputs
+        weights = [st.layer.layout(tensors[f"{st.name}.weight"]) for st in stages]
+        n = int(inputs[0].shape[0])
+        out = fwd.outputs[-1]
+        curvature = loss.hessian_at(out, y)  # dz ↦ Λ dz, the targets checked once
+        wkeys = [f"{st.name}.weight" for st in stages]
+        bkeys = [f"{st.name}.bias" for st in stages]
+        trained = [(wk in names or bk in names) for wk, bk in zip(wkeys, bkeys, strict=True)]
+        low = trained.index(True)  # no signal is needed below the first differentiated layer
+        # δ_l = ∂L/∂z_l, and e_l ⊙ φ''(z_l) with e_l = A*_{l+1}(δ_{l+1}) (R δ_l's φ'' term)
+        deltas: list[Tensor | None] = [None] * len(stages)  # none in the GGN
+        bends: list[Tensor | None] = [None] * len(stages)
+        if not ggn:
+            deltas[-1] = loss.gradient(out, y) / n
+            for i in range(len(stages) - 1, low, -1):
+                e = stages[i].layer.input_adjoint(deltas[i], weights[i], inputs[i])
+                e = fwd.previous_output(stages, i, e)
+                s, c = slopes[i - 1], fwd.curvatures[i - 1]
+                deltas[i - 1] = e if s is None else e * s
+                bends[i - 1] = None if c is None else e * c
+    shapes = [tuple(tensors[k].shape) for k in names]
+    sizes = [tensors[k].numel() for k in names]
+    last = len(stages) - 1
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            parts = {
+                k: p.view(s) for k, p, s in zip(names, torch.split(v, sizes), shapes, strict=True)
+            }
+            r_in: list[Tensor | None] = [None] * len(stages)  # R h_{l-1}
+            r_pre: list[Tensor | None] = [None] * len(stages)  # R z_l
+            rz = None
+            for i in range(low, len(stages)):
+                layer = stages[i].layer
+                if i > low:
+                    s = slopes[i - 1]
+                    if s is not None:  # keep R z_{l−1} where the φ'' term needs it
+                        rz = rz * s if bends[i - 1] is not None else rz.mul_(s)
+                    r_in[i] = fwd.stage_input(stages[i], rz)
+                dw, db = parts.get(wkeys[i]), parts.get(bkeys[i])
+                if r_in[i] is not None:
+                    rz = layer.apply_pair(r_in[i], weights[i], inputs[i], dw)
+                elif dw is not None:
+                    rz = layer.apply(inputs[i], dw)
+                if db is not None:
+                    if rz is None:
+                        rz = torch.zeros_like(fwd.outputs[i])
+                    rz.add_(layer.bias(db))
+                r_pre[i] = rz
+            rd = curvature(rz) / n  # R δ_L
+            result: dict[str, Tensor] = {}
+            for i in range(last, low - 1, -1):
+                layer = stages[i].layer
+                dw = parts.get(wkeys[i])
+                if dw is not None:
+                    gw = layer.weight_adjoint(rd, inputs[i])
+                    if r_in[i] is not None and deltas[i] is not None:
+                        gw = layer.weight_adjoint(deltas[i], r_in[i], out=gw)
+                    result[wkeys[i]] = gw
+                if bkeys[i] in parts:
+                    result[bkeys[i]] = layer.bias_adjoint(rd)
+                if i > low:
+                    e = layer.input_adjoint_pair(rd, weights[i], deltas[i], dw, inputs[i])
+                    rd = fwd.previous_output(stages, i, e)
+                    if slopes[i - 1] is not None:
+                        rd = rd.mul_(slopes[i - 1])
+                    if bends[i - 1] is not None:
+                        rd.addcmul_(bends[i - 1], r_pre[i - 1])
+            return torch.cat([result[k].reshape(-1) for k in names])
+
+    return hvp
+
+
+def first_layer_compression(
+    module: Any, tensors: Tensors, names: list[str], x: Tensor, y: Any, loss: Any, ggn: bool = False
+) -> tuple[Product, int, Product, Product]:
+    """``(matvec, m, lift, restrict)`` of the Hessian (or the GGN) on the first layer's inputs.
+
+    With ``Q`` (``n_0 × N``) orthonormal columns spanning the batch's inputs ``h_0``, the loss
+    depends on ``W_1`` only through ``W_1 Q``: ``H`` vanishes on the directions of ``W_1``
+    orthogonal to ``Q``, and on the rest it is the Hessian of the same MLP at inputs
+    ``h_0 Q`` with first weight ``W_1 Q`` (:ref:`theory-mlp-hvp`).
+
+    Raises
+    ------
+    NotImplementedError
+        Unless ``module`` is an ``nn.Sequential`` MLP whose first weight is differentiated and
+        whose batch has fewer samples than that layer has inputs.
+
+    """
+    h, layers = dense_stack(module, x.detach())
+    first = f"{layers[0][0]}.weight"
+    n, d = (int(s) for s in h.shape)
+    if first not in names or n >= d:
+        raise NotImplementedError("the first layer's inputs span its whole input space")
+    q = torch.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
+    reduced = {**tensors, first: tensors[first] @ q}
+    matvec = sequential_hvp(module, reduced, names, h @ q, y, loss, ggn)
+    start = sum(tensors[k].numel() for k in names[: names.index(first)])
+    lift, restrict = weight_block_maps(q, int(tensors[first].shape[0]), start)
+    return matvec, sum(reduced[k].numel() for k in names), lift, restrict

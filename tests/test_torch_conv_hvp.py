@@ -1,0 +1,151 @@
+"""The layer-wise Hessian and GGN products of ``nn.Sequential`` convolutional stacks.
+
+Convolutions are bilinear layers like ``Linear``: the same R-operator sweeps with a
+correlation for ``A`` and its two adjoints (docs: theory, Hessian-vector products). Truth:
+torch's dense float64 Hessian and GGN (``tests.torch_curvature``) and, in float32, torch's
+own reverse-over-reverse product through the gradient graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from specinterp.adapters._torch_hvp import gradient_graph_hvp
+from torch import nn
+from torch.func import functional_call
+
+import specinterp as si
+
+from .torch_curvature import LOSSES, assert_ggn_products, dense_hessian, products, targets
+
+
+def _conv2d_net(act: type[nn.Module]) -> nn.Sequential:
+    """Stride, padding, dilation, groups, a layer without bias, two layers with no activation
+    between them, and a flattening into a dense head."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, stride=2, padding=1),
+        act(),
+        nn.Conv2d(4, 4, 2, padding=(1, 0), dilation=(1, 2), groups=2, bias=False),
+        nn.Conv2d(4, 2, 1),
+        act(),
+        nn.Flatten(),
+        nn.Linear(2 * 5 * 2, 3),
+    ).double()
+
+
+def _x(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("act", [nn.Tanh, nn.ReLU, nn.SiLU])
+def test_conv2d_stack_is_the_dense_hessian(act, loss):
+    """Every product of the layer-wise route equals torch's dense Hessian (float64)."""
+    net = _conv2d_net(act)
+    x, y = _x((5, 2, 8, 8), 1), targets(loss, 5)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, loss)
+    assert hvp.__module__.endswith("_torch_sequential_hvp")  # not the gradient graph
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES[loss])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_conv2d_stack_is_the_dense_ggn(loss):
+    """The GGN sweeps and ``ggn_operator`` equal ``(1/N) Σ G_iᵀ Λ_i G_i`` (float64)."""
+    net = _conv2d_net(nn.Tanh)
+    x, y = _x((4, 2, 8, 8), 2), targets(loss, 4)
+    assert_ggn_products(net, x, y, loss)
+
+
+@pytest.mark.parametrize(
+    "frozen", [["0.weight", "0.bias"], ["2.weight", "6.bias"], ["0.bias", "3.weight"]]
+)
+def test_conv_stack_over_the_trained_parameters_only(frozen):
+    """A frozen first convolution, a frozen weight without its bias and the reverse: the
+    Hessian over the differentiated parameters."""
+    net = _conv2d_net(nn.Tanh)
+    for name, p in net.named_parameters():
+        p.requires_grad_(name not in frozen)
+    x, y = _x((4, 2, 8, 8), 3), targets("cross_entropy", 4)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    names = [k for k, _ in net.named_parameters() if k not in frozen]
+    want = dense_hessian(net, names, x, y, LOSSES["cross_entropy"])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_conv1d_and_conv3d_stacks(dim):
+    """One- and three-dimensional convolutions (stride, padding) take the same route."""
+    conv = {1: nn.Conv1d, 3: nn.Conv3d}[dim]
+    torch.manual_seed(4)
+    size = {1: (7,), 3: (4, 3, 4)}[dim]
+    net = nn.Sequential(
+        conv(2, 3, 3, stride=2, padding=1), nn.GELU(), conv(3, 2, 2), nn.Flatten()
+    ).double()
+    x = _x((3, 2, *size), 5)
+    width = int(net(x).shape[1])
+    net.append(nn.Linear(width, 3).double())
+    y = targets("cross_entropy", 3)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+def test_float32_cnn_matches_the_gradient_graph():
+    """The benchmark's CNN shape in float32 (channels-last kernels): each product equals torch's
+    reverse-over-reverse product to float32 rounding, and ``eigsh`` gives the same top
+    eigenvalues as on the gradient graph's operator."""
+    torch.manual_seed(6)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(8 * 4 * 4, 10),
+    )  # fmt: skip
+    x, y = torch.randn(32, 3, 16, 16), torch.randint(0, 10, (32,))
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    lf = torch.nn.functional.cross_entropy
+    ref = gradient_graph_hvp(
+        lambda p: lf(functional_call(net, p, (x,)), y), params, model.unflatten
+    )
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(3):
+        v = torch.randn(model.num_params, generator=gen)
+        got, want = hvp(v), ref(v)
+        assert float((got - want).norm() / want.norm()) < 1e-5
+    op = si.hessian_operator(net, x, y, "cross_entropy")
+    graph = si.linalg.LinearOperator(op.shape, ref, symmetric=True, dtype=op.dtype, xp=op.xp)
+    vals = [si.linalg.eigsh(o, 3, tol=1e-4, seed=0).values.numpy() for o in (op, graph)]
+    np.testing.assert_allclose(vals[0], vals[1], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(32, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.Flatten(),
+                      nn.Linear(32, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(),
+                      nn.Linear(8, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 2), nn.Tanh()),
+    ],
+    ids=["same-padding", "circular-padding", "pooling", "final-activation"],
+)  # fmt: skip
+def test_other_stacks_keep_the_gradient_graph(net):
+    """What the sweeps do not cover takes the gradient graph, and is right there too."""
+    net = net.double()
+    x, y = _x((3, 1, 4, 4), 8), _x((3, 2), 9)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "mse")
+    assert hvp.__module__.endswith("_torch_hvp")
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["mse"])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
