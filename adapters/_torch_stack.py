@@ -116,7 +116,7 @@ class Convolution(Bilinear):
         buf = self._buffers.get(key)
         if buf is None:
             n, c, *rest = fixed.shape
-            buf = self.layout(torch.empty(n, channels + c, *rest, dtype=fixed.dtype))
+            buf = self.layout(fixed.new_empty((n, channels + c, *rest)))
             buf[:, channels:] = fixed
             self._buffers[key] = buf
         return buf

@@ -1,20 +1,23 @@
 """Progress bars and time estimates for long Krylov and SLQ runs.
 
 :func:`counting` (or :func:`counted`, in a ``with`` block) wraps an operator so that every
-product it applies advances a bar (tqdm when
-installed, nothing otherwise). A bar appears only once a run has lasted ``DELAY`` seconds, so
-short runs print nothing; after the first product the expected time of the run is printed when
-it exceeds ``ESTIMATE_AFTER`` seconds. ``enabled=False`` is silent.
+product it applies advances a bar (tqdm when installed, nothing otherwise); an operator's
+compression (a model's Hessian or GGN that vanishes outside a known subspace) is kept, its
+products counted on the same bar. A bar appears only once a run has lasted ``DELAY`` seconds,
+so short runs print nothing; after the first product the expected time of the run is printed
+when it exceeds ``ESTIMATE_AFTER`` seconds. ``enabled=False`` is silent.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
+from .linalg.compression import Compression
 from .linalg.operator import LinearOperator
 
 __all__ = ["counted", "counted_range", "counting"]
@@ -116,7 +119,18 @@ def counting(
         symmetric=op.symmetric,
         positive_semidefinite=getattr(op, "positive_semidefinite", False),
     )
+    get = getattr(op, "compression", None)
+    if callable(get):  # a model's Hessian or GGN: keep its compression, counted on the same bar
+        wrapped.compression = functools.cache(lambda: _counted_compression(get(), desc, bar))
     return wrapped, bar
+
+
+def _counted_compression(comp: Compression | None, desc: str, bar: _Bar) -> Compression | None:
+    """``comp`` with its operator's products counted on ``bar`` (:ref:`theory-compression`)."""
+    if comp is None:
+        return None
+    small, _ = counting(comp.operator, desc, bar=bar)
+    return Compression(small, comp.lift, comp.restrict)
 
 
 @contextlib.contextmanager

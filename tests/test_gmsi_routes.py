@@ -86,6 +86,30 @@ def test_counting_operator_counts_products_and_estimates_time(capsys, monkeypatc
     assert capsys.readouterr().err == ""
 
 
+def test_counting_keeps_a_hessians_compression():
+    """A counted Hessian of an MLP with fewer samples than inputs keeps its compression: ``eigsh``
+    and the SLQ entropy through the bar run every product on it, the bar counts them, and the
+    answers are the dense Hessian's (its eigenvalues; its exact entropy within 3 stated errors)."""
+    net = tanh_mlp(20, 16, 3).double()
+    x = torch.randn(6, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (6,), generator=torch.Generator().manual_seed(1))
+    op = si.hessian_operator(net, x, y, "cross_entropy")
+    small = op.compression().operator
+    calls, product = [], small._matvec
+    small._matvec = lambda v: calls.append(1) or product(v)
+    lam = np.linalg.eigvalsh(si.hessian(net, x, y, "cross_entropy").numpy())
+    wrapped, bar = _progress.counting(op, "demo", enabled=True)
+    res = si.linalg.eigsh(wrapped, 3, tol=1e-10)
+    bar.close()
+    assert len(calls) == res.num_matvecs == bar.count > 0
+    np.testing.assert_allclose(res.values.numpy(), lam[::-1][:3], rtol=1e-8)
+    calls.clear()
+    with _progress.counted(op, "entropy", enabled=True) as counted_op:
+        est = slq_entropy(counted_op, num_probes=40, num_steps=30, seed=2)
+    assert len(calls) == est.num_matvecs > 0
+    assert abs(est.value - entropy_from_values(lam)) < 3 * est.error
+
+
 def test_gmsi_forms_a_small_ntk_densely_whatever_p_and_is_silent_without_progress(capsys):
     net = tanh_mlp(20, 64, 3).double()
     x = torch.randn(8, 20, dtype=torch.float64)

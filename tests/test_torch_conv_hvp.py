@@ -149,3 +149,23 @@ def test_other_stacks_keep_the_gradient_graph(net):
     assert hvp.__module__.endswith("_torch_hvp")
     want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["mse"])
     np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch has no CUDA device here")
+def test_cnn_products_stay_on_the_gpu():
+    """On a CUDA device every buffer of the sweeps is made there: the products equal the
+    gradient graph's (float64) and come back on the device."""
+    net = _conv2d_net(nn.Tanh).cuda()
+    x, y = _x((4, 2, 8, 8), 10).cuda(), targets("cross_entropy", 4).cuda()
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    lf = torch.nn.functional.cross_entropy
+    ref = gradient_graph_hvp(
+        lambda p: lf(functional_call(net, p, (x,)), y), params, model.unflatten
+    )
+    v = torch.randn(model.num_params, dtype=torch.float64, device="cuda")
+    got = hvp(v)
+    assert got.device == v.device
+    torch.testing.assert_close(got, ref(v), rtol=1e-10, atol=1e-12)
