@@ -98,6 +98,17 @@ def test_conv1d_and_conv3d_stacks(dim):
     np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
+def _sweeps_and_graph(model, net, x, y):
+    """The layer-wise cross-entropy HVP and torch's reverse-over-reverse one of the same loss."""
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    lf = torch.nn.functional.cross_entropy
+    return hvp, gradient_graph_hvp(
+        lambda p: lf(functional_call(net, p, (x,)), y), params, model.unflatten
+    )
+
+
 def test_float32_cnn_matches_the_gradient_graph():
     """The benchmark's CNN shape in float32 (channels-last kernels): each product equals torch's
     reverse-over-reverse product to float32 rounding, and ``eigsh`` gives the same top
@@ -110,13 +121,7 @@ def test_float32_cnn_matches_the_gradient_graph():
     )  # fmt: skip
     x, y = torch.randn(32, 3, 16, 16), torch.randint(0, 10, (32,))
     model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, "cross_entropy")
-    assert hvp.__module__.endswith("_torch_sequential_hvp")
-    params = {k: v.detach() for k, v in net.named_parameters()}
-    lf = torch.nn.functional.cross_entropy
-    ref = gradient_graph_hvp(
-        lambda p: lf(functional_call(net, p, (x,)), y), params, model.unflatten
-    )
+    hvp, ref = _sweeps_and_graph(model, net, x, y)
     gen = torch.Generator().manual_seed(7)
     for _ in range(3):
         v = torch.randn(model.num_params, generator=gen)
@@ -158,13 +163,7 @@ def test_cnn_products_stay_on_the_gpu():
     net = _conv2d_net(nn.Tanh).cuda()
     x, y = _x((4, 2, 8, 8), 10).cuda(), targets("cross_entropy", 4).cuda()
     model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, "cross_entropy")
-    assert hvp.__module__.endswith("_torch_sequential_hvp")
-    params = {k: v.detach() for k, v in net.named_parameters()}
-    lf = torch.nn.functional.cross_entropy
-    ref = gradient_graph_hvp(
-        lambda p: lf(functional_call(net, p, (x,)), y), params, model.unflatten
-    )
+    hvp, ref = _sweeps_and_graph(model, net, x, y)
     v = torch.randn(model.num_params, dtype=torch.float64, device="cuda")
     got = hvp(v)
     assert got.device == v.device
