@@ -4,7 +4,7 @@
 the model's ``params`` / ``_fixed`` tensors, ``_f`` (outputs at given parameters),
 ``flatten`` / ``unflatten``, ``check_input`` and ``_plain_module`` (the module where it is an
 ``nn.Sequential`` whose outputs are the model's). An ``nn.Sequential`` stack of ``Linear`` /
-``ConvNd`` layers and elementwise activations gets the layer-wise sweeps of
+``ConvNd`` layers, elementwise activations and pooling gets the layer-wise sweeps of
 :mod:`._torch_sequential_hvp` (:ref:`theory-mlp-hvp`); any other module one reused gradient
 graph (:mod:`._torch_hvp`) or, for the GGN, the core's Jacobian products.
 """
@@ -62,7 +62,7 @@ class TorchCurvature:
     def hvp_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Product:
         """``v ↦ H v`` at a fixed batch, the work all products share done once.
 
-        An ``nn.Sequential`` stack of ``Linear`` / ``ConvNd`` layers and elementwise activations:
+        An ``nn.Sequential`` stack of ``Linear`` / ``ConvNd`` layers, activations and pooling:
         the layer-wise R-operator (:mod:`._torch_sequential_hvp`). Others:
         one gradient graph with ``create_graph=True``, a backward pass through it per product
         (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).

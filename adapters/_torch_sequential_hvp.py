@@ -1,7 +1,8 @@
 """Hessian-vector products of an ``nn.Sequential`` network's loss by the layer-wise R-operator.
 
 For a stack of bilinear layers — ``Linear`` and zero-padded ``ConvNd`` — each optionally
-followed by an elementwise activation (:func:`._torch_stack.bilinear_stack`), everything a
+followed by an elementwise activation and by flattening or pooling
+(:func:`._torch_stack.bilinear_stack`), everything a
 product shares — the activations, ``φ'`` and ``φ''`` of every layer, the back-propagated loss
 gradients — is computed once; each product is then one forward and one backward sweep of
 layer products in the direction ``v`` (Pearlmutter 1994), with no autograd graph
@@ -56,7 +57,9 @@ class _Forward:
         self.curvatures: list[Tensor | None] = []
         h = x
         for st in stages:
-            h = self.stage_input(st, h)
+            for fixed in st.maps:
+                h = fixed.forward(h)
+            h = st.layer.layout(h)
             if h.ndim != st.layer.input_ndim:
                 raise NotImplementedError(f"the input of layer {st.name} has {h.ndim} axes")
             self.inputs.append(h)
@@ -74,14 +77,17 @@ class _Forward:
             self.curvatures.append(bend)
 
     @staticmethod
-    def stage_input(st: Stage, h: Tensor) -> Tensor:
-        """The previous stage's output (or a direction in it) as ``st``'s input."""
-        return st.layer.layout(torch.flatten(h, 1) if st.flatten else h)
+    def stage_input(st: Stage, r: Tensor) -> Tensor:
+        """A direction in the previous stage's output as one in ``st``'s input."""
+        for fixed in st.maps:
+            r = fixed.linear(r)
+        return st.layer.layout(r)
 
-    def previous_output(self, stages: list[Stage], i: int, g: Tensor) -> Tensor:
+    @staticmethod
+    def previous_output(stages: list[Stage], i: int, g: Tensor) -> Tensor:
         """A cotangent of stage ``i``'s input as one of stage ``i − 1``'s output."""
-        if stages[i].flatten:
-            g = g.reshape(self.outputs[i - 1].shape)
+        for fixed in reversed(stages[i].maps):
+            g = fixed.adjoint(g)
         return stages[i - 1].layer.layout(g)
 
 

@@ -1,4 +1,4 @@
-"""An ``nn.Sequential`` of bilinear layers and elementwise activations, as the R-operator sees it.
+"""An ``nn.Sequential`` of bilinear layers, activations and pooling, as the R-operator sees it.
 
 A *bilinear* layer computes ``z = A(W, h) + b`` with ``A`` linear in the weight ``W`` for a
 fixed input ``h`` and linear in ``h`` for a fixed ``W``: ``nn.Linear`` (``A = h Wᵀ``) and
@@ -6,7 +6,9 @@ fixed input ``h`` and linear in ``h`` for a fixed ``W``: ``nn.Linear`` (``A = h 
 and its two adjoints — the input adjoint ``A_h^*(g)`` (``g W`` for a dense layer, the
 transposed convolution for a convolution) and the weight adjoint ``A_W^*(g)`` (``gᵀ h``, the
 correlation of ``g`` with the inputs) — which is all the layer-wise Hessian and GGN products
-need (:ref:`theory-mlp-hvp`).
+need (:ref:`theory-mlp-hvp`). Between two layers, parameter-free linear or piecewise-linear
+maps (:class:`FixedMap`: flattening, max and average pooling) are carried through their
+Jacobian at the batch and its transpose.
 
 Two-dimensional convolutions run in the channels-last layout, where oneDNN's kernels on a CPU
 are 3–7× faster than on NCHW tensors (the gradient-input pass of a 16-channel 3×3 convolution:
@@ -15,6 +17,7 @@ are 3–7× faster than on NCHW tensors (the gradient-input pass of a 16-channel
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,18 +159,84 @@ class Convolution(Bilinear):
         return g.sum([0, *range(2, g.ndim)])
 
 
+#: parameter-free modules that are linear or piecewise linear in their input (no curvature)
+FIXED_MAPS = (
+    nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+    nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+)  # fmt: skip
+
+
+class FixedMap:
+    """A parameter-free module ``P`` between two stages, linearised where the forward pass met it.
+
+    ``P`` is linear (flattening, average pooling) or piecewise linear (max pooling): its
+    Jacobian ``P'`` at the batch's activations is the map the R-operator carries directions
+    through, ``P'ᵀ`` the one cotangents come back through, and its second derivative is zero
+    (almost everywhere; taken as zero at ties, as automatic differentiation takes it).
+    """
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.at: Tensor | None = None
+        self.pullback: Any = None
+
+    def forward(self, h: Tensor) -> Tensor:
+        """``P(h)`` at the forward pass, recording where it is linearised."""
+        self.at = h
+        out, self.pullback = torch.func.vjp(self.module, h)
+        return out
+
+    def linear(self, r: Tensor) -> Tensor:
+        """``P'(h) r`` (forward mode at the recorded ``h``)."""
+        return torch.func.jvp(self.module, (self.at,), (r,))[1]
+
+    def adjoint(self, g: Tensor) -> Tensor:
+        """``P'(h)ᵀ g``."""
+        return self.pullback(g)[0]
+
+
+class Flatten(FixedMap):
+    """``nn.Flatten()``: a reshape and its inverse, with no automatic differentiation."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        self.shape = h.shape
+        return torch.flatten(h, 1)
+
+    def linear(self, r: Tensor) -> Tensor:
+        return torch.flatten(r, 1)
+
+    def adjoint(self, g: Tensor) -> Tensor:
+        return g.reshape(self.shape)
+
+
+class MaxPool(FixedMap):
+    """Max pooling: ``P'(h) r`` gathers ``r`` at the maxima's indices, found once."""
+
+    def forward(self, h: Tensor) -> Tensor:
+        out = super().forward(h)
+        with_indices = copy.copy(self.module)
+        with_indices.return_indices = True
+        self.index = with_indices(h)[1].flatten(2)
+        self.shape = out.shape
+        return out
+
+    def linear(self, r: Tensor) -> Tensor:
+        return torch.gather(r.flatten(2), 2, self.index).view(self.shape)
+
+
 @dataclass
 class Stage:
     """One bilinear layer of a stack.
 
-    Its module name, its :class:`Bilinear`, the activation after it (``None``: none), and
-    whether its input is flattened from the previous stage's output.
+    Its module name, its :class:`Bilinear`, the activation after it (``None``: none), and the
+    :class:`FixedMap` s (flattening, pooling) that take the previous stage's output to its input.
     """
 
     name: str
     layer: Bilinear
     act: Any
-    flatten: bool
+    maps: list[FixedMap]
 
 
 def _bilinear(module: Any, tensors: dict[str, Tensor], name: str) -> Bilinear | None:
@@ -180,40 +249,48 @@ def _bilinear(module: Any, tensors: dict[str, Tensor], name: str) -> Bilinear | 
     return None
 
 
-def bilinear_stack(module: Any, tensors: dict[str, Tensor]) -> list[Stage]:
-    """The stages of ``[Flatten,] B, [φ,] [Flatten,] B, …, B`` with bilinear ``B``.
+def _fixed_map(module: Any) -> FixedMap | None:
+    if isinstance(module, nn.Flatten):
+        return Flatten(module) if module.start_dim == 1 and module.end_dim == -1 else None
+    if isinstance(module, FIXED_MAPS) and not getattr(module, "return_indices", False):
+        return MaxPool(module) if hasattr(module, "return_indices") else FixedMap(module)
+    return None
 
-    Each bilinear layer may be followed by one elementwise activation and the next preceded by
-    ``nn.Flatten()``; the stack ends with a bilinear layer.
+
+def bilinear_stack(module: Any, tensors: dict[str, Tensor]) -> list[Stage]:
+    """The stages of ``[P…] B [φ] [P…] B [φ] … B`` with bilinear ``B``.
+
+    Each bilinear layer may be followed by one elementwise activation ``φ``, and any number of
+    fixed maps ``P`` (:data:`FIXED_MAPS`: flattening, max and average pooling) may come between
+    it and the next bilinear layer; the stack ends with a bilinear layer.
 
     Raises
     ------
     NotImplementedError
-        For any other module (residual blocks, pooling, normalisation, a final activation, …).
+        For any other module (residual blocks, normalisation, a final activation, …).
 
     """
     children = list(module.named_children()) if isinstance(module, nn.Sequential) else []
     stages: list[Stage] = []
-    flatten = False
+    maps: list[FixedMap] = []
     for name, child in children:
-        if isinstance(child, nn.Flatten) and child.start_dim == 1 and child.end_dim == -1:
-            if flatten:
-                break
-            flatten = True
+        fixed = _fixed_map(child)
+        if fixed is not None:
+            maps.append(fixed)
             continue
-        if isinstance(child, ELEMENTWISE) and stages and stages[-1].act is None and not flatten:
+        if isinstance(child, ELEMENTWISE) and stages and stages[-1].act is None and not maps:
             stages[-1].act = child
             continue
         layer = _bilinear(child, tensors, name)
         if layer is None:
             break
-        stages.append(Stage(name, layer, None, flatten))
-        flatten = False
+        stages.append(Stage(name, layer, None, maps))
+        maps = []
     else:
-        if stages and stages[-1].act is None and not flatten:
+        if stages and stages[-1].act is None and not maps:
             return stages
     raise NotImplementedError(
         "the layer-wise products are known for an nn.Sequential of Linear / zero-padded ConvNd "
-        "layers, each optionally followed by an elementwise activation (and nn.Flatten() "
-        "before a layer), ending with a Linear or ConvNd"
+        "layers, each optionally followed by an elementwise activation and by flattening or "
+        "pooling, ending with a Linear or ConvNd"
     )

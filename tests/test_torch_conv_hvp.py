@@ -133,21 +133,58 @@ def test_float32_cnn_matches_the_gradient_graph():
     np.testing.assert_allclose(vals[0], vals[1], rtol=1e-4)
 
 
+def _pooled_net(kind: str) -> nn.Sequential:
+    """Pooling between the stages: max pooling with overlapping windows (an input may be the
+    maximum of two windows), average pooling with padding, adaptive pooling, a 1-D max pool."""
+    torch.manual_seed(11)
+    if kind == "max-avg":
+        return nn.Sequential(
+            nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1),
+            nn.Conv2d(3, 4, 2), nn.Tanh(), nn.AvgPool2d(2, padding=1, count_include_pad=False),
+            nn.Flatten(), nn.Linear(4 * 2 * 2, 3),
+        ).double()  # fmt: skip
+    if kind == "adaptive":
+        return nn.Sequential(
+            nn.Conv2d(2, 3, 3), nn.GELU(), nn.AdaptiveMaxPool2d(3), nn.Conv2d(3, 3, 2),
+            nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 3),
+        ).double()  # fmt: skip
+    return nn.Sequential(
+        nn.Conv1d(2, 3, 3), nn.Tanh(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(27, 3)
+    ).double()  # fmt: skip
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+@pytest.mark.parametrize("kind", ["max-avg", "adaptive", "max-1d"])
+def test_pooling_between_stages_is_the_dense_hessian(kind, loss):
+    """Pooling is linear (average) or piecewise linear (max) with no curvature of its own: the
+    sweeps carry directions through its Jacobian at the batch and cotangents back through its
+    transpose, and equal torch's dense float64 Hessian and GGN."""
+    net = _pooled_net(kind)
+    shape = (5, 2, 20) if kind == "max-1d" else (5, 2, 8, 8)
+    x, y = _x(shape, 12), targets(loss, 5)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, loss)
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES[loss])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    assert_ggn_products(net, x, y, loss)
+
+
 @pytest.mark.parametrize(
     "net",
     [
         nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(32, 2)),
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.Flatten(),
                       nn.Linear(32, 2)),
-        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(),
-                      nn.Linear(8, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Flatten(),
+                      nn.Linear(32, 2)),
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 2), nn.Tanh()),
     ],
-    ids=["same-padding", "circular-padding", "pooling", "final-activation"],
+    ids=["same-padding", "circular-padding", "normalisation", "final-activation"],
 )  # fmt: skip
 def test_other_stacks_keep_the_gradient_graph(net):
     """What the sweeps do not cover takes the gradient graph, and is right there too."""
-    net = net.double()
+    net = net.double().eval()
     x, y = _x((3, 1, 4, 4), 8), _x((3, 2), 9)
     model = si.as_model(net)
     hvp = model.hvp_operator(x, y, "mse")
