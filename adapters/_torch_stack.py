@@ -257,12 +257,22 @@ def _fixed_map(module: Any) -> FixedMap | None:
     return None
 
 
+def _leaves(module: Any, prefix: str = "") -> Any:
+    """``(dotted name, module)`` of a Sequential's children, nested Sequentials expanded."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Sequential):
+            yield from _leaves(child, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}", child
+
+
 def bilinear_stack(module: Any, tensors: dict[str, Tensor]) -> list[Stage]:
     """The stages of ``[P…] B [φ] [P…] B [φ] … B`` with bilinear ``B``.
 
     Each bilinear layer may be followed by one elementwise activation ``φ``, and any number of
     fixed maps ``P`` (:data:`FIXED_MAPS`: flattening, max and average pooling) may come between
-    it and the next bilinear layer; the stack ends with a bilinear layer.
+    it and the next bilinear layer; the stack ends with a bilinear layer. Nested
+    ``nn.Sequential`` blocks (``features``, ``classifier``) are read as one stack.
 
     Raises
     ------
@@ -270,10 +280,9 @@ def bilinear_stack(module: Any, tensors: dict[str, Tensor]) -> list[Stage]:
         For any other module (residual blocks, normalisation, a final activation, …).
 
     """
-    children = list(module.named_children()) if isinstance(module, nn.Sequential) else []
     stages: list[Stage] = []
     maps: list[FixedMap] = []
-    for name, child in children:
+    for name, child in _leaves(module) if isinstance(module, nn.Sequential) else []:
         fixed = _fixed_map(child)
         if fixed is not None:
             maps.append(fixed)

@@ -78,6 +78,22 @@ def test_conv_stack_over_the_trained_parameters_only(frozen):
     np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
+def test_nested_sequential_blocks_are_one_stack():
+    """``Sequential(features, Flatten, classifier)``, the usual layout of a VGG-style network:
+    the blocks are read as one stack (dotted parameter names) and the products are the dense
+    Hessian's."""
+    torch.manual_seed(13)
+    features = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(2))
+    classifier = nn.Sequential(nn.Linear(3 * 3 * 3, 5), nn.Tanh(), nn.Linear(5, 3))
+    net = nn.Sequential(features, nn.Flatten(), classifier).double()
+    x, y = _x((4, 2, 8, 8), 14), targets("cross_entropy", 4)
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, "cross_entropy")
+    assert hvp.__module__.endswith("_torch_sequential_hvp")
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("dim", [1, 3])
 def test_conv1d_and_conv3d_stacks(dim):
     """One- and three-dimensional convolutions (stride, padding) take the same route."""
