@@ -163,8 +163,10 @@ class Convolution(Bilinear):
 FIXED_MAPS = (
     nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
     nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d,
+    nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Identity,
 )  # fmt: skip
+#: the identity in evaluation mode (a module in training mode is refused before it gets here)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
 
 class FixedMap:
@@ -252,6 +254,8 @@ def _bilinear(module: Any, tensors: dict[str, Tensor], name: str) -> Bilinear | 
 def _fixed_map(module: Any) -> FixedMap | None:
     if isinstance(module, nn.Flatten):
         return Flatten(module) if module.start_dim == 1 and module.end_dim == -1 else None
+    if isinstance(module, _DROPOUT) and not module.training:
+        return FixedMap(nn.Identity())
     if isinstance(module, FIXED_MAPS) and not getattr(module, "return_indices", False):
         return MaxPool(module) if hasattr(module, "return_indices") else FixedMap(module)
     return None
@@ -270,7 +274,8 @@ def bilinear_stack(module: Any, tensors: dict[str, Tensor]) -> list[Stage]:
     """The stages of ``[P…] B [φ] [P…] B [φ] … B`` with bilinear ``B``.
 
     Each bilinear layer may be followed by one elementwise activation ``φ``, and any number of
-    fixed maps ``P`` (:data:`FIXED_MAPS`: flattening, max and average pooling) may come between
+    fixed maps ``P`` (:data:`FIXED_MAPS`: flattening, max and average pooling; dropout in
+    evaluation mode, the identity) may come between
     it and the next bilinear layer; the stack ends with a bilinear layer. Nested
     ``nn.Sequential`` blocks (``features``, ``classifier``) are read as one stack.
 

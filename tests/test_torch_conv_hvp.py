@@ -79,13 +79,15 @@ def test_conv_stack_over_the_trained_parameters_only(frozen):
 
 
 def test_nested_sequential_blocks_are_one_stack():
-    """``Sequential(features, Flatten, classifier)``, the usual layout of a VGG-style network:
-    the blocks are read as one stack (dotted parameter names) and the products are the dense
-    Hessian's."""
+    """``Sequential(features, Flatten, classifier)``, the usual layout of a VGG-style network
+    (dropout in evaluation mode in the classifier): the blocks are read as one stack (dotted
+    parameter names) and the products are the dense Hessian's."""
     torch.manual_seed(13)
     features = nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.MaxPool2d(2))
-    classifier = nn.Sequential(nn.Linear(3 * 3 * 3, 5), nn.Tanh(), nn.Linear(5, 3))
-    net = nn.Sequential(features, nn.Flatten(), classifier).double()
+    classifier = nn.Sequential(
+        nn.Dropout(0.5), nn.Linear(3 * 3 * 3, 5), nn.Tanh(), nn.Dropout(0.5), nn.Linear(5, 3)
+    )  # fmt: skip
+    net = nn.Sequential(features, nn.Flatten(), classifier).double().eval()
     x, y = _x((4, 2, 8, 8), 14), targets("cross_entropy", 4)
     model = si.as_model(net)
     hvp = model.hvp_operator(x, y, "cross_entropy")
