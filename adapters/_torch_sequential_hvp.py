@@ -60,10 +60,10 @@ class _Forward:
             for fixed in st.maps:
                 h = fixed.forward(h)
             h = st.layer.layout(h)
-            if h.ndim != st.layer.input_ndim:
+            if st.layer.input_ndim and h.ndim != st.layer.input_ndim:
                 raise NotImplementedError(f"the input of layer {st.name} has {h.ndim} axes")
             self.inputs.append(h)
-            z = st.layer.apply(h, tensors[f"{st.name}.weight"])
+            z = st.layer.apply(h, tensors.get(f"{st.name}.weight"))
             b = tensors.get(f"{st.name}.bias")
             if b is not None:
                 z.add_(st.layer.bias(b))
@@ -113,7 +113,7 @@ def sequential_hvp(
     with torch.no_grad():
         fwd = _Forward(stages, tensors, x.detach(), ggn)
         slopes, inputs = fwd.slopes, fwd.inputs
-        weights = [st.layer.layout(tensors[f"{st.name}.weight"]) for st in stages]
+        weights = [st.layer.layout(tensors.get(f"{st.name}.weight")) for st in stages]
         n = int(inputs[0].shape[0])
         out = fwd.outputs[-1]
         curvature = loss.hessian_at(out, y)  # dz ↦ Λ dz, the targets checked once

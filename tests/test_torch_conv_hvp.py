@@ -39,17 +39,23 @@ def _x(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
+def _assert_sweeps_are_the_dense_hessian(net, x, y, loss) -> None:
+    """The model's HVP operator takes the layer-wise sweeps, and each of its products equals a
+    column of torch's dense float64 Hessian."""
+    model = si.as_model(net)
+    hvp = model.hvp_operator(x, y, loss)
+    assert hvp.__module__.endswith("_torch_sequential_hvp")  # not the gradient graph
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES[loss])
+    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("act", [nn.Tanh, nn.ReLU, nn.SiLU])
 def test_conv2d_stack_is_the_dense_hessian(act, loss):
     """Every product of the layer-wise route equals torch's dense Hessian (float64)."""
     net = _conv2d_net(act)
     x, y = _x((5, 2, 8, 8), 1), targets(loss, 5)
-    model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, loss)
-    assert hvp.__module__.endswith("_torch_sequential_hvp")  # not the gradient graph
-    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES[loss])
-    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    _assert_sweeps_are_the_dense_hessian(net, x, y, loss)
 
 
 @pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
@@ -89,11 +95,37 @@ def test_nested_sequential_blocks_are_one_stack():
     )  # fmt: skip
     net = nn.Sequential(features, nn.Flatten(), classifier).double().eval()
     x, y = _x((4, 2, 8, 8), 14), targets("cross_entropy", 4)
-    model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, "cross_entropy")
-    assert hvp.__module__.endswith("_torch_sequential_hvp")
-    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
-    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    _assert_sweeps_are_the_dense_hessian(net, x, y, "cross_entropy")
+
+
+def _with_statistics(net: nn.Sequential, seed: int) -> nn.Sequential:
+    """``net`` in evaluation mode with random running statistics and affine parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.randn(m.num_features, generator=gen))
+                m.bias.data.copy_(torch.randn(m.num_features, generator=gen))
+    return net.eval()
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_batch_normalisation_in_evaluation_mode_is_the_dense_hessian(loss):
+    """Conv – BN – ReLU, a BN without ``γ, β``, a BN1d after a dense layer: each an affine map
+    with running statistics and (when affine) a per-channel scale and shift, differentiated
+    like any layer; products against torch's dense float64 Hessian and GGN."""
+    torch.manual_seed(15)
+    net = nn.Sequential(
+        nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(3, 4, 2, bias=False), nn.BatchNorm2d(4, affine=False), nn.Tanh(),
+        nn.Flatten(), nn.Linear(4 * 2 * 2, 5), nn.BatchNorm1d(5), nn.SiLU(), nn.Linear(5, 3),
+    ).double()  # fmt: skip
+    net = _with_statistics(net, 16)
+    x, y = _x((5, 2, 8, 8), 17), targets(loss, 5)
+    _assert_sweeps_are_the_dense_hessian(net, x, y, loss)
+    assert_ggn_products(net, x, y, loss)
 
 
 @pytest.mark.parametrize("dim", [1, 3])
@@ -109,11 +141,7 @@ def test_conv1d_and_conv3d_stacks(dim):
     width = int(net(x).shape[1])
     net.append(nn.Linear(width, 3).double())
     y = targets("cross_entropy", 3)
-    model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, "cross_entropy")
-    assert hvp.__module__.endswith("_torch_sequential_hvp")
-    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
-    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    _assert_sweeps_are_the_dense_hessian(net, x, y, "cross_entropy")
 
 
 def _sweeps_and_graph(model, net, x, y):
@@ -180,11 +208,7 @@ def test_pooling_between_stages_is_the_dense_hessian(kind, loss):
     net = _pooled_net(kind)
     shape = (5, 2, 20) if kind == "max-1d" else (5, 2, 8, 8)
     x, y = _x(shape, 12), targets(loss, 5)
-    model = si.as_model(net)
-    hvp = model.hvp_operator(x, y, loss)
-    assert hvp.__module__.endswith("_torch_sequential_hvp")
-    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES[loss])
-    np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    _assert_sweeps_are_the_dense_hessian(net, x, y, loss)
     assert_ggn_products(net, x, y, loss)
 
 
@@ -194,11 +218,12 @@ def test_pooling_between_stages_is_the_dense_hessian(kind, loss):
         nn.Sequential(nn.Conv2d(1, 2, 3, padding="same"), nn.Flatten(), nn.Linear(32, 2)),
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="circular"), nn.Flatten(),
                       nn.Linear(32, 2)),
-        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Flatten(),
-                      nn.Linear(32, 2)),
+        nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2, track_running_stats=False),
+                      nn.Flatten(), nn.Linear(32, 2)),
+        nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.LayerNorm(4), nn.Linear(4, 2)),
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 2), nn.Tanh()),
     ],
-    ids=["same-padding", "circular-padding", "normalisation", "final-activation"],
+    ids=["same-padding", "circular-padding", "batch-statistics", "layer-norm", "final-activation"],
 )  # fmt: skip
 def test_other_stacks_keep_the_gradient_graph(net):
     """What the sweeps do not cover takes the gradient graph, and is right there too."""
