@@ -46,18 +46,16 @@ class FixedMap:
 
     def __init__(self, module: Any) -> None:
         self.module = module
-        self.at: Tensor | None = None
         self.pullback: Any = None
 
     def forward(self, h: Tensor) -> Tensor:
-        """``P(h)`` at the forward pass, recording where it is linearised."""
-        self.at = h
+        """``P(h)`` at the forward pass, recording its transpose there."""
         out, self.pullback = torch.func.vjp(self.module, h)
         return out
 
     def linear(self, r: Tensor) -> Tensor:
-        """``P'(h) r`` (forward mode at the recorded ``h``)."""
-        return torch.func.jvp(self.module, (self.at,), (r,))[1]
+        """``P'(h) r``: ``P(r)`` for a linear ``P`` (subclasses linearise the others)."""
+        return self.module(r)
 
     def adjoint(self, g: Tensor) -> Tensor:
         """``P'(h)ᵀ g``."""
@@ -91,6 +89,25 @@ class MaxPool(FixedMap):
 
     def linear(self, r: Tensor) -> Tensor:
         return torch.gather(r.flatten(2), 2, self.index).view(self.shape)
+
+
+class Normalise(FixedMap):
+    """``h ↦ (h − μ) s`` per channel with ``s = 1/√(v + ε)``; ``P'`` and ``P'ᵀ`` scale by ``s``."""
+
+    def __init__(self, mean: Tensor, var: Tensor, eps: float) -> None:
+        self.mean, self.scale = mean, torch.rsqrt(var + eps)
+
+    def _per_channel(self, t: Tensor, like: Tensor) -> Tensor:
+        return t.view(-1, *([1] * (like.ndim - 2)))
+
+    def forward(self, h: Tensor) -> Tensor:
+        return (h - self._per_channel(self.mean, h)) * self._per_channel(self.scale, h)
+
+    def linear(self, r: Tensor) -> Tensor:
+        return r * self._per_channel(self.scale, r)
+
+    def adjoint(self, g: Tensor) -> Tensor:
+        return self.linear(g)
 
 
 @dataclass
@@ -127,13 +144,8 @@ def _normalisation(module: Any) -> tuple[FixedMap, Bilinear] | None:
     """
     if module.training or module.running_mean is None:
         return None
-    mean, var = module.running_mean, module.running_var
-
-    def normalise(h: Tensor) -> Tensor:
-        shape = (-1, *([1] * (h.ndim - 2)))
-        return (h - mean.view(shape)) * torch.rsqrt(var.view(shape) + module.eps)
-
-    return FixedMap(normalise), ChannelScale() if module.affine else Unweighted()
+    norm = Normalise(module.running_mean, module.running_var, module.eps)
+    return norm, ChannelScale() if module.affine else Unweighted()
 
 
 def _fixed_map(module: Any) -> FixedMap | None:
