@@ -1,9 +1,9 @@
-"""GGN top-5 eigenvalues of the MNIST MLPs against curvlinops + ARPACK (the GGN of case 1).
+"""GGN top-5 eigenvalues of case 1's MLPs and CNNs against curvlinops + ARPACK.
 
 specinterp ``eigsh`` on ``ggn_operator`` — with the missed-eigenvalue check (the default) and
 without it (``verify=False``) — at tolerance 1e-2, and the same ``eigsh`` with the GGN taken by
-the model's Jacobian products (the route of every module that is not an ``nn.Sequential`` MLP:
-``jvp`` then ``vjp``; the layer-wise sweeps and the compression switched off), against
+the model's Jacobian products (the route of every module that is not an ``nn.Sequential`` layer
+stack: ``jvp`` then ``vjp``; the layer-wise sweeps and the compression switched off), against
 curvlinops' ``GGNLinearOperator`` with ``scipy.sparse.linalg.eigsh`` (ARPACK, one BLAS thread)
 at 1e-3. Error: the largest relative error against the whole operator's eigenvalues in float64
 at tolerance 1e-10. Batch 256, float32, cross-entropy.
@@ -18,7 +18,7 @@ from specinterp.adapters import _torch_curvature
 
 import specinterp as si
 
-from ._nets import MLP_SIZES, trained
+from ._nets import CNN_SIZES, MLP_SIZES, trained
 from ._peers import arpack_top5, curvlinops_ggn
 from ._timing import interleaved_runs
 from .hessian_peers import whole_operator
@@ -49,7 +49,7 @@ def _specinterp(net, x, y, verify=True, routes=True):
 
 
 def run(repeats: int = 5) -> list[dict[str, object]]:
-    return [row for name in MLP_SIZES for row in _case(name, repeats)]
+    return [row for name in (*MLP_SIZES, *CNN_SIZES) for row in _case(name, repeats)]
 
 
 def _case(name: str, repeats: int) -> list[dict[str, object]]:
