@@ -102,6 +102,9 @@ def sequential_hvp(
     product is the GGN's, ``(1/N) Σ G_iᵀ Λ_i G_i v``: the same sweeps without the terms in the
     loss gradient ``δ`` (the residual curvature; :ref:`theory-mlp-hvp`).
 
+    The product reuses buffers of the operator (a convolution's paired channels): one product
+    at a time per operator, as every Krylov method calls it.
+
     Raises
     ------
     NotImplementedError
