@@ -18,7 +18,7 @@ import torch
 
 from specinterp.linalg.compression import weight_block_maps
 
-from ._torch_mlp import dense_stack
+from ._torch_bilinear import Bilinear
 from ._torch_stack import Stage, bilinear_stack
 
 __all__ = ["first_layer_compression", "sequential_hvp"]
@@ -195,18 +195,29 @@ def first_layer_compression(
 
     With ``Q`` (``n_0 × N``) orthonormal columns spanning the batch's inputs ``h_0``, the loss
     depends on ``W_1`` only through ``W_1 Q``: ``H`` vanishes on the directions of ``W_1``
-    orthogonal to ``Q``, and on the rest it is the Hessian of the same MLP at inputs
-    ``h_0 Q`` with first weight ``W_1 Q`` (:ref:`theory-mlp-hvp`).
+    orthogonal to ``Q``, and on the rest it is the Hessian of the same network at inputs
+    ``h_0 Q`` with first weight ``W_1 Q`` (:ref:`theory-mlp-hvp`). Whatever follows the first
+    layer (activations, dropout, normalisation, more layers) is unchanged.
 
     Raises
     ------
     NotImplementedError
-        Unless ``module`` is an ``nn.Sequential`` MLP whose first weight is differentiated and
-        whose batch has fewer samples than that layer has inputs.
+        Unless ``module`` is a layer stack (:func:`._torch_stack.bilinear_stack`) whose first
+        layer is a dense layer on the (flattened) inputs, its weight differentiated, and the
+        batch has fewer samples than that layer has inputs.
 
     """
-    h, layers = dense_stack(module, x.detach())
-    first = f"{layers[0][0]}.weight"
+    head = bilinear_stack(module, tensors)[0]
+    identity = (torch.nn.Flatten, torch.nn.Identity)  # or dropout in evaluation mode
+    plain = all(isinstance(getattr(m, "module", None), identity) for m in head.maps)
+    if type(head.layer) is not Bilinear or not plain:
+        raise NotImplementedError("the network does not start with a dense layer on its inputs")
+    h = x.detach()
+    for fixed in head.maps:
+        h = fixed.forward(h)
+    if h.ndim != 2:
+        raise NotImplementedError("the first dense layer sees more than one axis")
+    first = f"{head.name}.weight"
     n, d = (int(s) for s in h.shape)
     if first not in names or n >= d:
         raise NotImplementedError("the first layer's inputs span its whole input space")

@@ -187,6 +187,30 @@ def test_eigsh_needs_the_null_space_zeros():
     np.testing.assert_allclose(res.values.numpy(), exact[:k], atol=1e-9)
 
 
+def test_compression_of_an_mlp_with_dropout_and_batch_normalisation():
+    """Dropout on the inputs and after the first layer, a BatchNorm1d (evaluation mode, running
+    statistics): the first layer still sees the inputs, so ``H = L H̃ Lᵀ`` with ``5 · (9 − 4)``
+    fewer coordinates, and ``eigsh`` through it gives torch's dense Hessian's top eigenvalues."""
+    torch.manual_seed(16)
+    net = torch.nn.Sequential(
+        torch.nn.Dropout(0.2), torch.nn.Linear(9, 5), torch.nn.BatchNorm1d(5), torch.nn.Tanh(),
+        torch.nn.Dropout(0.5), torch.nn.Linear(5, 3),
+    ).double()  # fmt: skip
+    net[2].running_mean.copy_(torch.randn(5))
+    net[2].running_var.copy_(torch.rand(5) + 0.5)
+    net.eval()
+    x = torch.randn(4, 9, dtype=torch.float64, generator=torch.Generator().manual_seed(17))
+    y = targets("cross_entropy", 4)
+    model = si.as_model(net)
+    mv, m, lift, _ = model.compressed_curvature(x, y, "cross_entropy")
+    assert m == model.num_params - 5 * (9 - 4)
+    lmat = torch.stack([lift(torch.eye(m, dtype=torch.float64)[j]) for j in range(m)], dim=1)
+    h = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["cross_entropy"])
+    np.testing.assert_allclose(lmat.numpy() @ products(mv, m) @ lmat.numpy().T, h, atol=1e-12)
+    res = si.linalg.eigsh(si.hessian_operator(net, x, y, "cross_entropy"), 3, tol=1e-10)
+    np.testing.assert_allclose(res.values.numpy(), np.linalg.eigvalsh(h)[::-1][:3], rtol=1e-8)
+
+
 def test_no_compression_where_it_does_not_apply():
     """A frozen first layer, or a batch with as many samples as inputs: no compression."""
     net = _wide_net()
