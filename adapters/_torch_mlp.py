@@ -87,7 +87,8 @@ def sequential_factors(
         z = h @ w.T if b is None else torch.addmm(b, h, w.T)
         if act is not None:
             pre.append(z)
-            h, d = torch.func.jvp(act, (z,), (torch.ones_like(z),))
+            # on a copy: an in-place activation (ReLU(inplace=True)) would overwrite z_l
+            h, d = torch.func.jvp(act, (z.clone(),), (torch.ones_like(z),))
             diags.append(d)
             pwl = pwl and isinstance(act, _KINK_AT_ZERO)
     trained = None

@@ -128,6 +128,8 @@ def _call(layer: nn.Module, name: str, tensors: dict[str, torch.Tensor], h: torc
     prefix = f"{name}." if name else ""
     local = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     own = {k: v for k, v in local.items() if "." not in k}
+    if getattr(layer, "inplace", False):  # ReLU(inplace=True) would overwrite the values walked
+        h = h.clone()
     return functional_call(layer, own, (h,))
 
 

@@ -36,6 +36,39 @@ def test_torch_mlp_equals_arraynet_product_form():
     np.testing.assert_allclose(rho.numpy(), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("conv", [False, True], ids=["mlp", "cnn"])
+def test_in_place_activations_give_the_same_radius(conv):
+    """``ReLU(inplace=True)`` overwrote the pre-activations the radius is measured from (the
+    MLP's radius came out 3.5–20× too large). Truth: arraynet's product form on the same
+    weights (MLP) and the Jacobian-change property (CNN, as above)."""
+    torch.manual_seed(5)
+    if conv:
+        net = nn.Sequential(
+            nn.Conv2d(1, 3, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Flatten(),
+            nn.Linear(27, 4), nn.LeakyReLU(0.1, inplace=True), nn.Linear(4, 3),
+        ).double()  # fmt: skip
+        x = torch.randn(6, 1, 8, 8, dtype=torch.float64)
+    else:
+        net = nn.Sequential(
+            nn.Linear(6, 10), nn.ReLU(inplace=True), nn.Linear(10, 8),
+            nn.LeakyReLU(0.1, inplace=True), nn.Linear(8, 3),
+        ).double()  # fmt: skip
+        x = torch.randn(16, 6, dtype=torch.float64)
+    rho, direction = si.certified_radius(net, x, return_direction=True)
+    if not conv:
+        expected = si.certified_radius(an.from_torch(net), x.numpy())
+        np.testing.assert_allclose(rho.numpy(), expected, rtol=1e-10)
+        pre = si.as_model(net).layer_factors(x).preactivations  # the product form's, too
+        torch.testing.assert_close(pre[0], net[0](x), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(pre[1], net[2](torch.relu(net[0](x))), rtol=1e-12, atol=1e-12)
+    shape = (-1, *([1] * (x.ndim - 1)))
+    j0 = _jacobians(net, x)
+    inside = x + 0.99 * rho.reshape(shape) * direction.reshape(x.shape)
+    torch.testing.assert_close(_jacobians(net, inside), j0, rtol=1e-9, atol=1e-12)
+    outside = _jacobians(net, x + 1.001 * rho.reshape(shape) * direction.reshape(x.shape))
+    assert bool(((outside - j0).reshape(x.shape[0], -1).abs().amax(dim=1) > 1e-9).all())
+
+
 def test_affine_network_has_infinite_radius():
     x = torch.randn(3, 4, dtype=torch.float64)
     rho = si.certified_radius(nn.Sequential(nn.Linear(4, 2)).double(), x)

@@ -84,6 +84,22 @@ def test_conv_stack_over_the_trained_parameters_only(frozen):
     np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("conv", [False, True], ids=["mlp", "cnn"])
+def test_in_place_activations(conv):
+    """``ReLU(inplace=True)`` / ``ELU(inplace=True)`` (common in VGG-style code) took the sweeps
+    to an autograd error on a leaf; the products are the dense Hessian's."""
+    torch.manual_seed(18)
+    if conv:
+        net = nn.Sequential(
+            nn.Conv2d(2, 3, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(3 * 6 * 6, 3)
+        ).double()  # fmt: skip
+        x = _x((4, 2, 8, 8), 19)
+    else:
+        net = nn.Sequential(nn.Linear(6, 5), nn.ELU(inplace=True), nn.Linear(5, 3)).double()
+        x = _x((4, 6), 19)
+    _assert_sweeps_are_the_dense_hessian(net, x, targets("cross_entropy", 4), "cross_entropy")
+
+
 def test_nested_sequential_blocks_are_one_stack():
     """``Sequential(features, Flatten, classifier)``, the usual layout of a VGG-style network
     (dropout in evaluation mode in the classifier): the blocks are read as one stack (dotted
