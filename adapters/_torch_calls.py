@@ -75,6 +75,8 @@ def with_context(x: torch.Tensor) -> Iterator[None]:
         with differentiable_kernels():
             yield
     except (RuntimeError, IndexError) as exc:  # shape / dtype errors inside the layers
+        if "forward AD" in str(exc):  # torch reports a missing forward-mode rule this way too
+            raise _no_derivative(exc) from exc
         kind = (
             "token ids" if not x.is_floating_point() else f"per-sample shape {tuple(x.shape[1:])}"
         )
@@ -84,8 +86,12 @@ def with_context(x: torch.Tensor) -> Iterator[None]:
             "input_shape=...) checks the shape before any call)"
         ) from exc
     except NotImplementedError as exc:
-        raise ModelError(
-            f"{str(exc).splitlines()[0]} — an operation of this model has no forward-mode "
-            "or second derivative in torch, which Jacobian and Hessian products need; for "
-            "Hugging Face models build them with attn_implementation='eager'"
-        ) from exc
+        raise _no_derivative(exc) from exc
+
+
+def _no_derivative(exc: Exception) -> ModelError:
+    return ModelError(
+        f"{str(exc).splitlines()[0]} — an operation of this model has no forward-mode "
+        "or second derivative in torch, which Jacobian and Hessian products need; for "
+        "Hugging Face models build them with attn_implementation='eager'"
+    )

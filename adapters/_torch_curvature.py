@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch.func import grad, jvp
 
+from specinterp.errors import ModelError
 from specinterp.losses import get_loss
 
 from ._torch_dense import vmap_hessian
@@ -26,6 +27,33 @@ from ._torch_sequential_hvp import first_layer_compression, sequential_hvp
 __all__ = ["TorchCurvature"]
 
 Product = Callable[[torch.Tensor], torch.Tensor]
+
+
+def refuse_weight_norm(module: Any) -> None:
+    """Raise ``ModelError`` for a module with torch's ``weight_norm`` anywhere in it.
+
+    torch's fused ``_weight_norm_interface`` has a wrong double backward (torch 2.13): the
+    Hessian it gives through ``parametrizations.weight_norm`` (or the older
+    ``utils.weight_norm``) is not symmetric — off by 0.9 on a 3 × 3 convolution and by 2.3 on a
+    16 × 2 linear layer, its columns matching finite differences of the gradient and its rows
+    not — so every Hessian product would be silently wrong. Reverse-mode first derivatives
+    (Jacobians, the NTK) are right and are not refused; torch has no forward mode through it.
+    """
+    wn_type = getattr(torch.nn.utils.parametrizations, "_WeightNorm", ())
+    for name, mod in module.named_modules() if module is not None else []:
+        plist = getattr(mod, "parametrizations", {})
+        found = any(isinstance(p, wn_type) for ps in plist.values() for p in ps)
+        found = found or any(
+            type(h).__name__ == "WeightNorm" for h in mod._forward_pre_hooks.values()
+        )
+        if found:
+            raise ModelError(
+                f"module {name or '(root)'} uses torch's weight_norm, whose second derivatives "
+                "torch computes wrongly (a non-symmetric Hessian), so Hessian products would be "
+                "silently wrong; register the weight with a parametrization written in plain "
+                "tensor operations instead (g * v / v.norm over all but the first axis), or "
+                "analyse the Jacobians or the NTK, which need first derivatives only"
+            )
 
 
 class TorchCurvature:
@@ -43,6 +71,7 @@ class TorchCurvature:
     def hvp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, loss: Any) -> torch.Tensor:
         """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
         self.check_input(x)
+        refuse_weight_norm(getattr(self, "_module", None))
         lf = get_loss(loss)
         g = grad(lambda p: lf.value(self._f(p, x), y))
         return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
@@ -54,9 +83,10 @@ class TorchCurvature:
         operation without a batching or forward-mode rule): the caller takes ``p`` products.
         """
         self.check_input(x)
+        refuse_weight_norm(getattr(self, "_module", None))
         try:
             return vmap_hessian(self, x, y, loss)
-        except RuntimeError as exc:
+        except (RuntimeError, ModelError) as exc:  # a real input error recurs in the products
             raise NotImplementedError(f"vmap cannot map this module: {exc}") from exc
 
     def hvp_operator(self, x: torch.Tensor, y: torch.Tensor, loss: Any) -> Product:
@@ -68,6 +98,7 @@ class TorchCurvature:
         (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).
         """
         module, tensors, names = self._sweeps(x)
+        refuse_weight_norm(getattr(self, "_module", None))
         lf = get_loss(loss)
         try:
             return sequential_hvp(module, tensors, names, x, y, lf)

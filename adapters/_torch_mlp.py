@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrize import is_parametrized
 
 from .arraynet import LayerFactors
 
@@ -47,7 +48,7 @@ def dense_stack(module: Any, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[
     shape_ok = bool(layers) and len(layers) % 2 == 1 and h.ndim == 2
     if not (
         shape_ok
-        and all(isinstance(lay, nn.Linear) for _, lay in layers[::2])
+        and all(isinstance(lay, nn.Linear) and not is_parametrized(lay) for _, lay in layers[::2])
         and all(isinstance(act, ELEMENTWISE) for _, act in layers[1::2])
     ):
         raise NotImplementedError(

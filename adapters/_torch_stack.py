@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ._torch_bilinear import CONV, Bilinear, ChannelScale, Convolution, Unweighted
 from ._torch_mlp import ELEMENTWISE
@@ -125,6 +126,8 @@ class Stage:
 
 
 def _bilinear(module: Any, tensors: dict[str, Tensor], name: str) -> Bilinear | None:
+    if f"{name}.weight" not in tensors or parametrize.is_parametrized(module):
+        return None  # weight_norm, spectral_norm: the weight is computed, not a parameter
     if isinstance(module, nn.Linear):
         return Bilinear()
     if type(module) in CONV and module.padding_mode == "zeros":

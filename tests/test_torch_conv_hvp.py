@@ -14,10 +14,18 @@ import torch
 from specinterp.adapters._torch_hvp import gradient_graph_hvp
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm, weight_norm
 
 import specinterp as si
 
-from .torch_curvature import LOSSES, assert_ggn_products, dense_hessian, products, targets
+from .torch_curvature import (
+    LOSSES,
+    assert_ggn_products,
+    dense_hessian,
+    products,
+    targets,
+)
 
 
 def _conv2d_net(act: type[nn.Module]) -> nn.Sequential:
@@ -237,12 +245,17 @@ def test_pooling_between_stages_is_the_dense_hessian(kind, loss):
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2, track_running_stats=False),
                       nn.Flatten(), nn.Linear(32, 2)),
         nn.Sequential(nn.Flatten(), nn.Linear(16, 4), nn.LayerNorm(4), nn.Linear(4, 2)),
+        nn.Sequential(nn.Flatten(), spectral_norm(nn.Linear(16, 4)), nn.Tanh(), nn.Linear(4, 2)),
         nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Flatten(), nn.Linear(32, 2), nn.Tanh()),
     ],
-    ids=["same-padding", "circular-padding", "batch-statistics", "layer-norm", "final-activation"],
+    ids=[
+        "same-padding", "circular-padding", "batch-statistics", "layer-norm", "spectral-norm",
+        "final-activation",
+    ],
 )  # fmt: skip
 def test_other_stacks_keep_the_gradient_graph(net):
-    """What the sweeps do not cover takes the gradient graph, and is right there too."""
+    """What the sweeps do not cover takes the gradient graph, and is right there too (a
+    parametrised weight stopped the sweeps with an AttributeError)."""
     net = net.double().eval()
     x, y = _x((3, 1, 4, 4), 8), _x((3, 2), 9)
     model = si.as_model(net)
@@ -250,6 +263,60 @@ def test_other_stacks_keep_the_gradient_graph(net):
     assert hvp.__module__.endswith("_torch_hvp")
     want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["mse"])
     np.testing.assert_allclose(products(hvp, model.num_params), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(si.hessian(net, x, y, "mse").numpy(), want, atol=1e-12)
+
+
+class _PlainWeightNorm(nn.Module):
+    """``w = g v / ‖v‖`` (norm over all but the first axis) in plain tensor operations."""
+
+    def forward(self, g, v):
+        return g * v / v.flatten(1).norm(dim=1).view(-1, *([1] * (v.ndim - 1)))
+
+    def right_inverse(self, w):
+        return w.flatten(1).norm(dim=1).view(-1, *([1] * (w.ndim - 1))), w
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["linear", "conv"])
+def test_torch_weight_norm_is_refused_for_hessians_and_a_plain_one_is_right(conv):
+    """torch's ``weight_norm`` has a wrong double backward (its Hessian is not symmetric), so
+    Hessian products are refused with the fix named, GGN products say that torch has no
+    forward mode through it (they said to check the input's shape); the NTK still runs,
+    and the same normalisation written as a plain parametrisation gives torch's dense Hessian,
+    which is symmetric there."""
+    torch.manual_seed(20)
+
+    def fresh():
+        return nn.Conv2d(1, 2, 3, padding=1) if conv else nn.Linear(16, 2)
+
+    layer = fresh()
+    head = [nn.Flatten(), nn.Linear(32, 2)] if conv else []
+    x, y = _x((3, 1, 4, 4), 21), _x((3, 2), 22)
+    net = nn.Sequential(*([] if conv else [nn.Flatten()]), weight_norm(layer), *head).double()
+    for call in (
+        lambda: si.linalg.eigsh(si.hessian_operator(net, x, y, "mse"), 2),
+        lambda: si.hessian(net, x, y, "mse"),
+        lambda: si.as_model(net).hvp(x, y, torch.ones(si.as_model(net).num_params).double(), "mse"),
+    ):
+        with pytest.raises(si.errors.ModelError, match=r"weight_norm.*plain"):
+            call()
+    ggn = si.ggn_operator(net, x, y, "mse")  # Jacobian-vector products: torch has none here
+    with pytest.raises(si.errors.ModelError, match="no forward-mode"):
+        ggn.matvec(torch.ones(ggn.shape[0], dtype=torch.float64))
+    params = {k: v.detach() for k, v in net.named_parameters()}
+    jac = torch.autograd.functional.jacobian(
+        lambda *ps: functional_call(net, dict(zip(params, ps, strict=True)), (x,)),
+        tuple(params.values()),
+    )
+    g = torch.cat([j.reshape(3 * 2, -1) for j in jac], dim=1)  # first derivatives are right
+    np.testing.assert_allclose(si.ntk(net, x).numpy(), (g @ g.T).numpy(), rtol=1e-10)
+    plain = fresh().double()
+    parametrize.register_parametrization(plain, "weight", _PlainWeightNorm(), unsafe=True)
+    net = nn.Sequential(*([] if conv else [nn.Flatten()]), plain, *head).double()
+    want = dense_hessian(net, [k for k, _ in net.named_parameters()], x, y, LOSSES["mse"])
+    np.testing.assert_allclose(want, want.T, atol=1e-12)
+    model = si.as_model(net)
+    got = products(model.hvp_operator(x, y, "mse"), model.num_params)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch has no CUDA device here")
