@@ -3,7 +3,9 @@
 The twin of :mod:`._jax_calls`. A module whose dropout or batch-norm layers are in training
 mode, or an encoder–decoder module that needs decoder inputs besides the ids, is refused when
 wrapped (:func:`refuse_unusable`) and, for the first, again if it is switched back to training
-mode afterwards (:func:`refuse_retrained`); a shape, dtype or missing-derivative error from
+mode afterwards (:func:`refuse_retrained`); one with torch's ``weight_norm``, whose second
+derivatives torch gets wrong, is refused for Hessians (:func:`refuse_weight_norm`); a shape,
+dtype or missing-derivative error from
 inside the layers becomes a ``ModelError`` that names the inputs (:func:`with_context`); the
 parameters differentiated are split from those held fixed (:func:`split_parameters`).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
@@ -20,7 +23,13 @@ from specinterp.errors import ModelError
 
 from ._torch_embedding import differentiable_kernels
 
-__all__ = ["refuse_retrained", "refuse_unusable", "split_parameters", "with_context"]
+__all__ = [
+    "refuse_retrained",
+    "refuse_unusable",
+    "refuse_weight_norm",
+    "split_parameters",
+    "with_context",
+]
 
 _MODE_DEPENDENT = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._BatchNorm)
 
@@ -66,6 +75,33 @@ def split_parameters(
     if not names:
         raise ModelError("the model has no parameters to differentiate")
     return {k: named[k] for k in names}, {k: v for k, v in named.items() if k not in names}
+
+
+def refuse_weight_norm(module: Any) -> None:
+    """Raise ``ModelError`` for a module with torch's ``weight_norm`` anywhere in it.
+
+    torch's fused ``_weight_norm_interface`` has a wrong double backward (torch 2.13): the
+    Hessian it gives through ``parametrizations.weight_norm`` (or the older
+    ``utils.weight_norm``) is not symmetric — off by 0.9 on a 3 × 3 convolution and by 2.3 on a
+    16 × 2 linear layer, its columns matching finite differences of the gradient and its rows
+    not — so every Hessian product would be silently wrong. Reverse-mode first derivatives
+    (Jacobians, the NTK) are right and are not refused; torch has no forward mode through it.
+    """
+    wn_type = getattr(torch.nn.utils.parametrizations, "_WeightNorm", ())
+    for name, mod in module.named_modules() if module is not None else []:
+        plist = getattr(mod, "parametrizations", {})
+        found = any(isinstance(p, wn_type) for ps in plist.values() for p in ps)
+        found = found or any(
+            type(h).__name__ == "WeightNorm" for h in mod._forward_pre_hooks.values()
+        )
+        if found:
+            raise ModelError(
+                f"module {name or '(root)'} uses torch's weight_norm, whose second derivatives "
+                "torch computes wrongly (a non-symmetric Hessian), so Hessian products would be "
+                "silently wrong; register the weight with a parametrization written in plain "
+                "tensor operations instead (g * v / v.norm over all but the first axis), or "
+                "analyse the Jacobians or the NTK, which need first derivatives only"
+            )
 
 
 @contextlib.contextmanager

@@ -20,6 +20,7 @@ from torch.func import grad, jvp
 from specinterp.errors import ModelError
 from specinterp.losses import get_loss
 
+from ._torch_calls import refuse_weight_norm
 from ._torch_dense import vmap_hessian
 from ._torch_hvp import gradient_graph_hvp
 from ._torch_sequential_hvp import first_layer_compression, sequential_hvp
@@ -29,49 +30,29 @@ __all__ = ["TorchCurvature"]
 Product = Callable[[torch.Tensor], torch.Tensor]
 
 
-def refuse_weight_norm(module: Any) -> None:
-    """Raise ``ModelError`` for a module with torch's ``weight_norm`` anywhere in it.
-
-    torch's fused ``_weight_norm_interface`` has a wrong double backward (torch 2.13): the
-    Hessian it gives through ``parametrizations.weight_norm`` (or the older
-    ``utils.weight_norm``) is not symmetric — off by 0.9 on a 3 × 3 convolution and by 2.3 on a
-    16 × 2 linear layer, its columns matching finite differences of the gradient and its rows
-    not — so every Hessian product would be silently wrong. Reverse-mode first derivatives
-    (Jacobians, the NTK) are right and are not refused; torch has no forward mode through it.
-    """
-    wn_type = getattr(torch.nn.utils.parametrizations, "_WeightNorm", ())
-    for name, mod in module.named_modules() if module is not None else []:
-        plist = getattr(mod, "parametrizations", {})
-        found = any(isinstance(p, wn_type) for ps in plist.values() for p in ps)
-        found = found or any(
-            type(h).__name__ == "WeightNorm" for h in mod._forward_pre_hooks.values()
-        )
-        if found:
-            raise ModelError(
-                f"module {name or '(root)'} uses torch's weight_norm, whose second derivatives "
-                "torch computes wrongly (a non-symmetric Hessian), so Hessian products would be "
-                "silently wrong; register the weight with a parametrization written in plain "
-                "tensor operations instead (g * v / v.norm over all but the first axis), or "
-                "analyse the Jacobians or the NTK, which need first derivatives only"
-            )
-
-
 class TorchCurvature:
     """HVPs, GGN products and dense Hessians of a torch model's mean loss."""
 
     params: dict[str, torch.Tensor]
     _fixed: dict[str, torch.Tensor]
 
-    def _sweeps(self, x: torch.Tensor) -> tuple[Any, dict[str, torch.Tensor], list[str]]:
-        """The module, every tensor and the differentiated names, for the layer-wise sweeps."""
+    def _checked(self, x: torch.Tensor, hessian: bool) -> None:
+        """Check ``x``; for a Hessian, refuse modules whose second derivatives torch gets wrong."""
         self.check_input(x)
+        if hessian:
+            refuse_weight_norm(getattr(self, "_module", None))
+
+    def _sweeps(
+        self, x: torch.Tensor, hessian: bool
+    ) -> tuple[Any, dict[str, torch.Tensor], list[str]]:
+        """The module, every tensor and the differentiated names, for the layer-wise sweeps."""
+        self._checked(x, hessian)
         module = self._plain_module(x)
         return module, {**self._fixed, **self.params}, [*self.params]
 
     def hvp(self, x: torch.Tensor, y: torch.Tensor, v: torch.Tensor, loss: Any) -> torch.Tensor:
         """``H v`` by forward-over-reverse (``jvp`` of ``grad``)."""
-        self.check_input(x)
-        refuse_weight_norm(getattr(self, "_module", None))
+        self._checked(x, hessian=True)
         lf = get_loss(loss)
         g = grad(lambda p: lf.value(self._f(p, x), y))
         return self.flatten(jvp(g, (self.params,), (self.unflatten(v),))[1])
@@ -82,8 +63,7 @@ class TorchCurvature:
         ``NotImplementedError`` where ``vmap`` cannot map the module (a padding mask, an
         operation without a batching or forward-mode rule): the caller takes ``p`` products.
         """
-        self.check_input(x)
-        refuse_weight_norm(getattr(self, "_module", None))
+        self._checked(x, hessian=True)
         try:
             return vmap_hessian(self, x, y, loss)
         except (RuntimeError, ModelError) as exc:  # a real input error recurs in the products
@@ -97,8 +77,7 @@ class TorchCurvature:
         one gradient graph with ``create_graph=True``, a backward pass through it per product
         (reverse-over-reverse, as PyHessian; :mod:`._torch_hvp`).
         """
-        module, tensors, names = self._sweeps(x)
-        refuse_weight_norm(getattr(self, "_module", None))
+        module, tensors, names = self._sweeps(x, hessian=True)
         lf = get_loss(loss)
         try:
             return sequential_hvp(module, tensors, names, x, y, lf)
@@ -114,7 +93,7 @@ class TorchCurvature:
 
         Other modules raise ``NotImplementedError``: the core then takes Jacobian products.
         """
-        module, tensors, names = self._sweeps(x)
+        module, tensors, names = self._sweeps(x, hessian=False)
         return sequential_hvp(module, tensors, names, x, y, get_loss(loss), ggn=True)
 
     def compressed_curvature(
@@ -124,5 +103,5 @@ class TorchCurvature:
 
         ``(matvec, m, lift, restrict)`` (:func:`._torch_sequential_hvp.first_layer_compression`).
         """
-        module, tensors, names = self._sweeps(x)
+        module, tensors, names = self._sweeps(x, hessian=not ggn)
         return first_layer_compression(module, tensors, names, x, y, get_loss(loss), ggn)
