@@ -19,12 +19,17 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CONV", "Bilinear", "ChannelScale", "Convolution", "Unweighted"]
+__all__ = ["CONV", "Bilinear", "ChannelScale", "Convolution", "Unweighted", "per_channel"]
 
 Tensor = torch.Tensor
 #: the convolution modules and their functional forms
 CONV = {nn.Conv1d: torch.nn.functional.conv1d, nn.Conv2d: torch.nn.functional.conv2d,
          nn.Conv3d: torch.nn.functional.conv3d}  # fmt: skip
+
+
+def per_channel(t: Tensor, ndim: int) -> Tensor:
+    """A per-channel ``(C,)`` vector shaped to broadcast over ``ndim`` axes after the channels."""
+    return t.view(-1, *([1] * ndim))
 
 
 class Bilinear:
@@ -100,7 +105,7 @@ class Convolution(Bilinear):
         return z if out is None else out.add_(z)
 
     def bias(self, b: Tensor) -> Tensor:
-        return b.view(-1, *([1] * self.nd))
+        return per_channel(b, self.nd)
 
     def _beside(self, fixed: Tensor, channels: int) -> Tensor:
         """A buffer of ``channels`` free channels before a copy of ``fixed``'s channels.
@@ -159,15 +164,13 @@ class ChannelScale(Bilinear):
     input_ndim = 0  # any batched input with channels on axis 1
     ndim = 0  # its axes after the channels', set by the forward pass (the first ``apply``)
 
-    def _per_channel(self, w: Tensor) -> Tensor:
-        return w.view(-1, *([1] * self.ndim))
-
     def apply(self, h: Tensor, w: Tensor, out: Tensor | None = None) -> Tensor:
         self.ndim = h.ndim - 2
-        return h * self._per_channel(w) if out is None else out.addcmul_(h, self._per_channel(w))
+        scale = per_channel(w, self.ndim)
+        return h * scale if out is None else out.addcmul_(h, scale)
 
     def bias(self, b: Tensor) -> Tensor:
-        return self._per_channel(b)
+        return per_channel(b, self.ndim)
 
     def input_adjoint(self, g: Tensor, w: Tensor, h: Tensor, out: Tensor | None = None) -> Tensor:
         return self.apply(g, w, out)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ._torch_bilinear import CONV, Bilinear, ChannelScale, Convolution, Unweighted
+from ._torch_bilinear import CONV, Bilinear, ChannelScale, Convolution, Unweighted, per_channel
 from ._torch_mlp import ELEMENTWISE
 
 __all__ = ["FixedMap", "Stage", "bilinear_stack"]
@@ -98,14 +98,11 @@ class Normalise(FixedMap):
     def __init__(self, mean: Tensor, var: Tensor, eps: float) -> None:
         self.mean, self.scale = mean, torch.rsqrt(var + eps)
 
-    def _per_channel(self, t: Tensor, like: Tensor) -> Tensor:
-        return t.view(-1, *([1] * (like.ndim - 2)))
-
     def forward(self, h: Tensor) -> Tensor:
-        return (h - self._per_channel(self.mean, h)) * self._per_channel(self.scale, h)
+        return (h - per_channel(self.mean, h.ndim - 2)) * per_channel(self.scale, h.ndim - 2)
 
     def linear(self, r: Tensor) -> Tensor:
-        return r * self._per_channel(self.scale, r)
+        return r * per_channel(self.scale, r.ndim - 2)
 
     def adjoint(self, g: Tensor) -> Tensor:
         return self.linear(g)
