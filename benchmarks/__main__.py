@@ -6,7 +6,7 @@ rows. Groups and the issue's cases they measure:
 
 * ``hessian_peers``  — 1 Hessian top-5 eigenvalues (PyHessian, curvlinops + ARPACK)
 * ``hessian_density`` — 3 Hessian SLQ density (PyHessian)
-* ``ggn_peers``      — 1b GGN top-5 eigenvalues of the MLPs (curvlinops + ARPACK)
+* ``ggn_peers``      — 1b GGN top-5 eigenvalues of the MLPs and CNNs (curvlinops + ARPACK)
 * ``trace_peers``    — 2 Hessian trace at 1 % relative SE (PyHessian, curvlinops)
 * ``model_operators`` — 4 NTK, 5 per-sample input-Jacobian spectra, one HVP (torch.func, JAX,
   curvlinops)
