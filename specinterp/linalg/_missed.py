@@ -52,6 +52,10 @@ MISS_PROBABILITY = 1e-6
 CHECK_BYTES = int(os.environ.get("SPECINTERP_CHECK_BYTES", 2**30))
 
 
+#: Steps the check's basis has room for before it grows: most checks stop within a few
+SHORT_CHECK = 8
+
+
 def step_budget(op: LinearOperator, m: int, wanted: int) -> int:
     """Steps the check may take: ``wanted``, capped by :data:`CHECK_BYTES` but at least ``m``."""
     per_vector = max(1, op.shape[0] * (op.xp.finfo(op.dtype).bits // 8))
@@ -188,20 +192,21 @@ def check(
         return "verified", 0
     eps = _xp.eps(xp, op.dtype)
     weight_cap = math.pi * miss_probability**2 / (2 * max(free - 1, 1))
-    z = complement(x, complement(x, rng.normal((n,), dtype=op.dtype)))  # twice is enough
+    # the locked columns lead the basis: one orthogonalisation pass (DGKS, repeated only when
+    # needed) keeps each new direction orthogonal to both, and since q ⊥ X, P A P q = P A q.
+    # The basis starts short and grows (most checks take a few steps).
+    steps = min(max_steps, free)
+    store = Basis(x[:, 0], q + min(steps, SHORT_CHECK) + 1, limit=q + steps + 1)
+    for j in range(q):
+        store.append(x[:, j])
+    z = project_out(store, rng.normal((n,), dtype=op.dtype))[0]
     if warm is not None and free >= 64:
-        w = complement(x, complement(x, warm))
+        w = project_out(store, warm)[0]
         w_norm = float(xp.linalg.vector_norm(w))
         if w_norm > 0:
             z = w / w_norm + z / math.sqrt(free)
             weight_cap /= 10.0
-    z = z / xp.linalg.vector_norm(z)
-    # the locked columns lead the basis: one orthogonalisation pass (DGKS, repeated only when
-    # needed) keeps each new direction orthogonal to both, and since q ⊥ X, P A P q = P A q
-    store = Basis(z, q + min(max_steps, free) + 1)
-    for j in range(q):
-        store.append(x[:, j])
-    store.append(z)
+    store.append(z / xp.linalg.vector_norm(z))
     alphas: list[float] = []
     betas: list[float] = []
     for step in range(min(max_steps, free)):

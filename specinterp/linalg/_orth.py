@@ -99,11 +99,18 @@ class Basis:
     whose shape never changes, so :func:`project_out` on it is one compiled program
     (:attr:`compiled`) instead of a fresh compilation of every operation at every size. Other
     immutable arrays fall back to concatenation.
+
+    ``limit`` (default ``capacity``) lets a writeable buffer start at ``capacity`` rows and
+    grow, doubling, up to ``limit`` rows — for a basis that usually stays short but may not
+    (the missed-eigenvalue check): a buffer allocated at its longest is a fresh memory map
+    whose pages fault in as they are written, where a short one is reused from the heap
+    (JAX allocates ``limit`` rows at once: its buffer's shape is compiled in).
     """
 
-    def __init__(self, like: Array, capacity: int) -> None:
+    def __init__(self, like: Array, capacity: int, limit: int | None = None) -> None:
         self.xp = _xp.namespace(like)
         self.size = 0
+        self.limit = int(capacity if limit is None else max(limit, capacity))
         self.capacity = int(capacity)
         n = int(like.shape[0])
         self._buf: Array | None = None
@@ -115,6 +122,7 @@ class Basis:
             # capacity cost no memory
             self._buf = self.xp.empty((self.capacity, n), dtype=like.dtype, device=device)
         elif compat.is_jax_array(like):
+            self.capacity = self.limit
             self._rows = self.xp.zeros((self.capacity, n), dtype=like.dtype, device=device)
 
     @property
@@ -154,6 +162,8 @@ class Basis:
 
     def append(self, q: Array) -> None:
         """Add one column."""
+        if self.size == self.capacity and self._buf is not None and self.capacity < self.limit:
+            self._grow()
         if self.size == self.capacity and (self._buf is not None or self._rows is not None):
             raise RuntimeError("Krylov basis capacity exceeded")
         if self._buf is not None:
@@ -167,6 +177,16 @@ class Basis:
                 else self.xp.concat([self._cols, q[:, None]], axis=1)
             )
         self.size += 1
+
+    def _grow(self) -> None:
+        """Double the writeable buffer's rows (at most to :attr:`limit`), keeping the columns."""
+        assert self._buf is not None
+        self.capacity = min(self.limit, 2 * self.capacity)
+        old = self._buf
+        self._buf = self.xp.empty(
+            (self.capacity, int(old.shape[1])), dtype=old.dtype, device=_xp.device(old)
+        )
+        self._buf[: self.size] = old[: self.size]
 
     def rotate(self, coefficients: np.ndarray, *, block: int = 16384) -> None:
         """Replace the columns ``V`` by ``V C`` for a small host matrix ``C`` (``size × k``).

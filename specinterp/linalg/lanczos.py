@@ -369,9 +369,13 @@ def _thick_restart(
             # each pending image was orthogonalised only against the basis of its own step:
             # project it against the whole basis now (also what a restart must carry over)
             pending = [(project_out(store, w)[0], ref, o) for w, ref, o in pending]
-            r_block = xp.stack([w for w, _, _ in pending], axis=1)
-            # ‖R y‖ = ‖R_r y_owners‖ with R = Q_r R_r: no (n × m) product is formed
-            r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
+            # ‖R y‖ = ‖R_r y_owners‖ with R = Q_r R_r: no (n × m) product is formed (one
+            # pending image: R_r is its norm)
+            if len(pending) == 1:
+                r_small = np.array([[float(xp.linalg.vector_norm(pending[0][0]))]])
+            else:
+                r_block = xp.stack([w for w, _, _ in pending], axis=1)
+                r_small = _xp.to_numpy(xp.linalg.qr(r_block)[1]).astype(np.float64)
             res = np.linalg.norm(r_small @ y[owners, :], axis=0)
         want = order(theta, which, k)
         thresh = threshold(theta[want], t_norm, tol, eps)
