@@ -21,7 +21,7 @@ from specinterp.linalg.compression import weight_block_maps
 from ._torch_bilinear import Bilinear
 from ._torch_stack import Stage, bilinear_stack
 
-__all__ = ["first_layer_compression", "sequential_hvp"]
+__all__ = ["first_layer_compression", "sequential_hvp", "span_basis"]
 
 Tensor = torch.Tensor
 Tensors = dict[str, torch.Tensor]
@@ -227,9 +227,40 @@ def first_layer_compression(
     n, d = (int(s) for s in h.shape)
     if first not in names or n >= d:
         raise NotImplementedError("the first layer's inputs span its whole input space")
-    q = torch.linalg.qr(h.T)[0]  # (d, n): its span contains every input row
+    q = span_basis(h.T)  # (d, n): its span contains every input row
     reduced = {**tensors, first: tensors[first] @ q}
     matvec = sequential_hvp(module, reduced, names, h @ q, y, loss, ggn)
     start = sum(tensors[k].numel() for k in names[: names.index(first)])
     lift, restrict = weight_block_maps(q, int(tensors[first].shape[0]), start)
     return matvec, sum(reduced[k].numel() for k in names), lift, restrict
+
+
+#: CholeskyQR2 hands over to Householder when its first pass leaves ``Q₁ᵀQ₁`` further than this
+#: from the identity (Frobenius norm, which bounds the 2-norm): below it the second pass
+#: restores orthogonality to rounding
+CHOLESKY_QR_SLACK = 0.1
+
+
+def span_basis(a: Tensor) -> Tensor:
+    """Orthonormal columns ``Q`` (``d × n``, ``d ≥ n``) whose span contains ``a``'s columns.
+
+    CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto 2014): ``Q₁ = A R₁⁻¹`` with
+    ``R₁ᵀR₁ = AᵀA``, then the same on ``Q₁``. Two Gram products, two ``n × n`` Cholesky
+    factorisations and two triangular solves — about half the time of LAPACK's Householder QR
+    for the 784 × 256 input block of an MNIST batch on a CPU. Its orthogonality is ``O(u)``
+    when the first pass's ``Q₁ᵀQ₁`` is near the identity, which holds for
+    ``κ(A) ≲ u^{-1/2}``; where the first Cholesky fails (``A`` rank deficient: repeated
+    samples) or ``‖Q₁ᵀQ₁ − I‖_F`` exceeds :data:`CHOLESKY_QR_SLACK`, Householder QR runs
+    instead (its span contains the columns whatever their rank).
+    """
+    n = int(a.shape[1])
+    eye = torch.eye(n, dtype=a.dtype, device=a.device)
+    r1, info = torch.linalg.cholesky_ex(a.T @ a, upper=True)
+    if int(info) == 0:
+        q1 = torch.linalg.solve_triangular(r1, a, upper=True, left=False)
+        g2 = q1.T @ q1
+        if float(torch.linalg.matrix_norm(g2 - eye)) <= CHOLESKY_QR_SLACK:
+            r2, info = torch.linalg.cholesky_ex(g2, upper=True)
+            if int(info) == 0:
+                return torch.linalg.solve_triangular(r2, q1, upper=True, left=False)
+    return torch.linalg.qr(a)[0]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from specinterp.adapters._torch_hvp import gradient_graph_hvp
+from specinterp.adapters._torch_sequential_hvp import span_basis
 from torch.func import functional_call
 
 import specinterp as si
@@ -299,3 +300,28 @@ def test_compression_with_the_first_weight_not_leading():
     np.testing.assert_allclose(restrict(v).numpy(), (lmat.T @ v).numpy(), atol=1e-13)
     h = dense_hessian(net, names, x, y, LOSSES["cross_entropy"])
     np.testing.assert_allclose(lmat.numpy() @ products(mv, m) @ lmat.numpy().T, h, atol=1e-12)
+
+
+def _conditioned(kappa: float, d: int = 200, n: int = 60, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    u, _ = np.linalg.qr(rng.standard_normal((d, n)))
+    v, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    return torch.tensor((u * np.geomspace(1.0, 1.0 / kappa, n)) @ v.T, dtype=torch.float32)
+
+
+@pytest.mark.parametrize(
+    "case", ["well conditioned", "κ = 1e5 (Cholesky fails)", "repeated samples (rank deficient)"]
+)
+def test_span_basis_is_orthonormal_and_holds_every_input(case):
+    a = _conditioned(10.0 if case == "well conditioned" else 1e5)
+    if case.startswith("repeated"):
+        a[:, 30:] = a[:, :30]  # the batch holds every sample twice
+    q = span_basis(a)
+    eps = float(torch.finfo(torch.float32).eps)
+    assert q.shape == a.shape
+    # orthonormal columns, and every input column in their span, to float32 rounding
+    assert float((q.T @ q - torch.eye(a.shape[1])).abs().max()) <= 20 * eps
+    assert float((a - q @ (q.T @ a)).norm() / a.norm()) <= 20 * eps
+    if case == "well conditioned":  # the same subspace as Householder QR's
+        h = torch.linalg.qr(a)[0]
+        assert float((q @ q.T - h @ h.T).abs().max()) <= 50 * eps
