@@ -51,14 +51,18 @@ class Omega:
     """Simon's estimate of the loss of orthogonality ``ω_{j+1,k} ≈ q_{j+1}ᵀ q_k``.
 
     ``ω_{j+1,k} β_j = β_k ω_{j,k+1} + (α_k − α_j) ω_{j,k} + β_{k−1} ω_{j,k−1} − β_{j−1} ω_{j−1,k}``
-    plus a rounding term ``± eps (β_k + β_j)`` (Simon 1984). A full
-    reorthogonalisation is due when ``max_k |ω_{j+1,k}| > √eps``; the vector after it is
-    reorthogonalised too (the recurrence's two previous rows both carry the loss), and the
-    estimates restart at ``eps``.
+    plus a rounding term ``± u ‖T‖`` (Simon 1984: the local error of a step is
+    ``O(eps ‖A‖)``), with ``u = eps √n``: a dot product or update of length-``n`` vectors
+    carries rounding that grows like ``√n`` (in float32 at ``n = 4·10⁵`` the loss after one
+    step measured ~40 ``eps ‖A‖``; with ``u = eps`` the estimate stayed below ``√eps`` while
+    the basis lost all orthogonality). A full reorthogonalisation is due when
+    ``max_k |ω_{j+1,k}| > √eps``; the vector after it is reorthogonalised too (the
+    recurrence's two previous rows both carry the loss), and the estimates restart at ``u``.
     """
 
-    def __init__(self, eps: float) -> None:
+    def __init__(self, eps: float, n: int = 1) -> None:
         self.eps, self.limit = eps, math.sqrt(eps)
+        self.unit = eps * math.sqrt(max(int(n), 1))  # the rounding of one step's vector work
         self.prev = np.zeros(0)  # ω_{j−1, 0..j−1}
         self.cur = np.ones(1)  # ω_{j, 0..j}
         self.again = False
@@ -81,9 +85,9 @@ class Omega:
             b_km1 = np.concatenate([[0.0], b])[k]
             prev = np.append(self.prev, 0.0)[: j + 1]
             val = b_k * up + (a[k] - a[j]) * self.cur + b_km1 * down - b[j - 1] * prev
-            # rounding of step j: ± eps (β_k + β_j) (Simon 1984, eq. 2.11)
-            val = (val + np.sign(val) * self.eps * (b_k + beta_new)) / beta_new
-            val[j] = self.eps * norm_t / beta_new  # q_{j+1} against q_j: local rounding only
+            # rounding of step j: ± u ‖T‖ (Simon 1984's O(eps ‖A‖), with u = eps √n)
+            val = (val + np.sign(val) * self.unit * norm_t) / beta_new
+            val[j] = self.unit * norm_t / beta_new  # q_{j+1} against q_j: local rounding only
             decision = bool(np.max(np.abs(val)) > self.limit)
             self.prev, self.cur = self.cur, np.append(val, 1.0)
         if decision:
@@ -91,13 +95,13 @@ class Omega:
             self.again = not self.again
             self.reset(j)
         elif j == 0:
-            self.prev, self.cur = self.cur, np.array([self.eps, 1.0])
+            self.prev, self.cur = self.cur, np.array([self.unit, 1.0])
         return decision
 
     def reset(self, j: int) -> None:
-        """``q_{j+1}`` is orthogonal to the basis to working precision: estimates back to eps."""
-        self.prev = np.append(np.full(j, self.eps), 1.0)  # ω_{j,·}, with ω_{jj} = 1
-        self.cur = np.append(np.full(j + 1, self.eps), 1.0)
+        """``q_{j+1}`` is orthogonal to the basis to working precision: estimates back to ``u``."""
+        self.prev = np.append(np.full(j, self.unit), 1.0)  # ω_{j,·}, with ω_{jj} = 1
+        self.cur = np.append(np.full(j + 1, self.unit), 1.0)
 
 
 def recurrence_step(
@@ -161,7 +165,7 @@ def first_cycle(
     alphas: list[float] = []
     betas: list[float] = []
     hess = np.zeros((m, m))
-    omega = Omega(eps)
+    omega = Omega(eps, n)
     matvecs = 0
     while True:
         j = store.size
