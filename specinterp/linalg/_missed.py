@@ -209,7 +209,7 @@ def check(
     store.append(z / xp.linalg.vector_norm(z))
     alphas: list[float] = []
     betas: list[float] = []
-    for step in range(min(max_steps, free)):
+    for step in range(steps):
         w = op.matvec(store.column(store.size - 1))
         w, coef = project_out(store, w)
         alphas.append(float(coef[-1]))

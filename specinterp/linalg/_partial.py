@@ -38,6 +38,7 @@ __all__ = [
     "Projection",
     "finish_cycle",
     "first_cycle",
+    "gram_deviation",
     "rayleigh_ritz",
     "recurrence_step",
 ]
@@ -61,7 +62,7 @@ class Omega:
     """
 
     def __init__(self, eps: float, n: int = 1) -> None:
-        self.eps, self.limit = eps, math.sqrt(eps)
+        self.limit = math.sqrt(eps)
         self.unit = eps * math.sqrt(max(int(n), 1))  # the rounding of one step's vector work
         self.prev = np.zeros(0)  # ω_{j−1, 0..j−1}
         self.cur = np.ones(1)  # ω_{j, 0..j}
@@ -199,6 +200,12 @@ class Projection:
     w_coeffs: np.ndarray  # w − V·w_coeffs is w's part orthogonal to span V (what a restart keeps)
 
 
+def gram_deviation(basis: Array) -> tuple[np.ndarray, float]:
+    """The Gram matrix ``G = VᵀV`` of the ``(n, s)`` basis (host float64) and ``‖G − I‖₂``."""
+    gram = _xp.to_numpy(basis.T @ basis).astype(np.float64)
+    return gram, float(np.linalg.norm(gram - np.eye(gram.shape[0]), 2))
+
+
 def rayleigh_ritz(cycle: FirstCycle) -> Projection | None:
     """The Rayleigh–Ritz of ``A`` on ``span V`` (see the module docstring).
 
@@ -208,8 +215,8 @@ def rayleigh_ritz(cycle: FirstCycle) -> Projection | None:
     basis = cycle.store.matrix
     xp = _xp.namespace(basis)
     s = int(basis.shape[1])
-    gram = _xp.to_numpy(basis.T @ basis).astype(np.float64)
-    if np.linalg.norm(gram - np.eye(s), 2) > GRAM_LIMIT:
+    gram, deviation = gram_deviation(basis)
+    if deviation > GRAM_LIMIT:
         return None
     low = np.linalg.cholesky(gram)  # G = L Lᵀ, N = V L⁻ᵀ
     vtw = _xp.to_numpy(basis.T @ cycle.w).astype(np.float64)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _xp
 from ._orth import Basis, project_out
-from ._partial import Omega, recurrence_step
+from ._partial import Omega, gram_deviation, recurrence_step
 from .operator import LinearOperator
 
 Array = Any
@@ -61,10 +61,7 @@ def lanczos_tridiagonal(
 
 def semi_orthogonal(store: Basis, eps: float) -> bool:
     """Whether ``‖VᵀV − I‖₂ ≤ s √eps``: what ``|q_jᵀ q_k| ≤ √eps`` for all ``j ≠ k`` implies."""
-    basis = store.matrix
-    s = int(basis.shape[1])
-    gram = _xp.to_numpy(basis.T @ basis).astype(np.float64)
-    return bool(np.linalg.norm(gram - np.eye(s), 2) <= s * np.sqrt(eps))
+    return gram_deviation(store.matrix)[1] <= store.size * np.sqrt(eps)
 
 
 def _run(
