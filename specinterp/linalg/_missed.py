@@ -171,6 +171,7 @@ def check(
     max_steps: int,
     miss_probability: float = MISS_PROBABILITY,
     warm: Array | None = None,
+    spare: Basis | None = None,
 ) -> tuple[str, int]:
     """Run the check; return ``("found" | "verified" | "unverified", products used)``.
 
@@ -184,6 +185,9 @@ def check(
     ``P(|uᵀz| ≤ t) ≤ t √(2n'/π)``; with ``‖z‖ ≤ 1 + ‖g‖/√n' ≤ 3`` (it fails with probability
     ``P(χ²_{n'} > 4n') ≤ e^{−0.8 n'} < 10⁻²²``) an escape needs ``|uᵀz| ≤ 3 √w_a``, which has
     probability at most ``3 √(2 n' w_a/π) ≤ δ √(0.9 n'/(n' − 1)) < δ``.
+
+    ``spare`` (optional) is a finished basis whose storage the check's basis may take over
+    (:meth:`~specinterp.linalg._orth.Basis.release`); neither ``x`` nor ``warm`` may alias it.
     """
     xp = op.xp
     n, q = op.shape[0], int(x.shape[1])
@@ -196,7 +200,7 @@ def check(
     # needed) keeps each new direction orthogonal to both, and since q ⊥ X, P A P q = P A q.
     # The basis starts short and grows (most checks take a few steps).
     steps = min(max_steps, free)
-    store = Basis(x[:, 0], q + min(steps, SHORT_CHECK) + 1, limit=q + steps + 1)
+    store = Basis(x[:, 0], q + min(steps, SHORT_CHECK) + 1, limit=q + steps + 1, reuse=spare)
     for j in range(q):
         store.append(x[:, j])
     z = project_out(store, rng.normal((n,), dtype=op.dtype))[0]

@@ -107,7 +107,9 @@ class Basis:
     (JAX allocates ``limit`` rows at once: its buffer's shape is compiled in).
     """
 
-    def __init__(self, like: Array, capacity: int, limit: int | None = None) -> None:
+    def __init__(
+        self, like: Array, capacity: int, limit: int | None = None, reuse: Basis | None = None
+    ) -> None:
         self.xp = _xp.namespace(like)
         self.size = 0
         self.limit = int(capacity if limit is None else max(limit, capacity))
@@ -116,14 +118,40 @@ class Basis:
         self._buf: Array | None = None
         self._rows: Array | None = None  # JAX: (capacity, n), rows past size masked
         self._cols: Array | None = None
+        self.released = False
         device = _xp.device(like)
-        if _xp.has_writeable_storage(like):
+        spare = None if reuse is None else reuse.release(like, self.capacity)
+        if spare is not None:
+            self._buf = spare
+            self.capacity = int(spare.shape[0])
+            self.limit = max(self.limit, self.capacity)
+        elif _xp.has_writeable_storage(like):
             # uninitialised: rows past ``size`` are never read, and untouched pages of a large
             # capacity cost no memory
             self._buf = self.xp.empty((self.capacity, n), dtype=like.dtype, device=device)
         elif compat.is_jax_array(like):
             self.capacity = self.limit
             self._rows = self.xp.zeros((self.capacity, n), dtype=like.dtype, device=device)
+
+    def release(self, like: Array, rows: int) -> Array | None:
+        """Give the writeable buffer to a new basis; ``None`` where it does not fit.
+
+        The buffer fits a new basis of at least ``rows`` rows shaped like ``like``; this basis
+        is then left empty and unusable. A finished solver's basis is free memory already in
+        place: a new buffer of the same size would be fresh pages that fault in as the next
+        basis writes them.
+        """
+        buf = self._buf
+        if (
+            buf is None
+            or int(buf.shape[0]) < rows
+            or int(buf.shape[1]) != int(like.shape[0])
+            or buf.dtype != like.dtype
+            or _xp.device(buf) != _xp.device(like)
+        ):
+            return None
+        self._buf, self.size, self.capacity, self.released = None, 0, 0, True
+        return buf
 
     @property
     def compiled(self) -> bool:
@@ -162,6 +190,8 @@ class Basis:
 
     def append(self, q: Array) -> None:
         """Add one column."""
+        if self.released:
+            raise RuntimeError("this Krylov basis gave its storage to another one")
         if self.size == self.capacity and self._buf is not None and self.capacity < self.limit:
             self._grow()
         if self.size == self.capacity and (self._buf is not None or self._rows is not None):
@@ -187,6 +217,21 @@ class Basis:
             (self.capacity, int(old.shape[1])), dtype=old.dtype, device=_xp.device(old)
         )
         self._buf[: self.size] = old[: self.size]
+
+    def combine(self, coefficients: np.ndarray) -> Array:
+        """The rows ``Cᵀ Vᵀ`` (``k × n``) for a small host matrix ``C`` (``size × k``).
+
+        Each row is one combination ``V c_j`` of the columns, stored contiguously: a product
+        over the row-major buffer reads it once, and the combinations are then contiguous rows
+        (``combine(C).T`` is ``V C`` with column-major layout).
+        """
+        current = self.matrix
+        ct = _xp.from_host(coefficients, current).T
+        if self._buf is not None:
+            return ct @ self._buf[: self.size]
+        if self._rows is not None:
+            return ct @ self._rows[: self.size]
+        return (current @ ct.T).T
 
     def rotate(self, coefficients: np.ndarray, *, block: int = 16384) -> None:
         """Replace the columns ``V`` by ``V C`` for a small host matrix ``C`` (``size × k``).

@@ -92,6 +92,7 @@ class Run:
     like: Array  # an array of the operator's namespace, dtype and device
     verified: bool = False
     runner_up: Array | None = None  # Ritz vector of the best unwanted Ritz value
+    spare: Any = None  # the finished Basis: its storage is free for the check to reuse
 
 
 def finish(
@@ -111,11 +112,12 @@ def finish(
     out = want[output_order(theta[want], which)]
     vectors = runner_up = None
     if want_vectors:  # the wanted vectors and the runner-up in one pass over the basis
-        basis = store.matrix
         extra = [int(order(theta, which, k + 1)[k])] if theta.size > k else []
-        both = basis @ _xp.from_host(coeffs[:, [*out.tolist(), *extra]], basis)
-        vectors = _xp.contiguous(both[:, : out.size])  # as a product of its own would be
-        runner_up = _xp.contiguous(both[:, out.size]) if extra else None
+        # as rows: each vector contiguous (the check locks them one by one), the (n, k) block
+        # column-major; eigsh returns it row-major
+        rows = store.combine(coeffs[:, [*out.tolist(), *extra]])
+        vectors = rows[: out.size, :].T
+        runner_up = rows[out.size, :] if extra else None
     return Run(
         theta[out],
         vectors,
@@ -125,4 +127,5 @@ def finish(
         whole,
         store.column(0),
         runner_up=runner_up,
+        spare=store if want_vectors else None,  # the vectors do not alias it (combine copies)
     )

@@ -185,7 +185,7 @@ def eigsh(
     c = unscale(scaled.scale)
     return EigResult(
         values=_xp.from_host(run.values * c, run.like),
-        vectors=run.vectors if return_vectors else None,
+        vectors=_xp.contiguous(run.vectors) if return_vectors else None,
         residuals=_xp.from_host(run.residuals * c, run.like),
         converged=run.converged,
         num_matvecs=run.num_matvecs + spent,
@@ -238,7 +238,7 @@ def _verify(
     locked, values, vectors, res = run.vectors, run.values, run.vectors, run.residuals
     matvecs, converged = run.num_matvecs, run.converged
     outcome = "unverified"
-    warm = run.runner_up
+    warm, spare = run.runner_up, run.spare
     for _ in range(k + 1):
         margin = tol * float(np.max(np.abs(values))) + float(np.max(res))
         side = _missed.sides(values, which, k, margin)
@@ -250,8 +250,9 @@ def _verify(
             rng=rng,
             max_steps=_missed.step_budget(op, m, max(3 * m, run.num_matvecs)),
             warm=warm,
+            spare=spare,
         )
-        warm = None
+        warm = spare = None
         matvecs += used
         if outcome != "found":
             break
