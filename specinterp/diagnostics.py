@@ -71,12 +71,12 @@ class JacobianSpectra:
 def jacobian_spectra(model: Any, x: Array, *, max_bytes: int | None = None) -> JacobianSpectra:
     """The :ref:`theory-spectra` statistics of every per-sample input Jacobian ``J_i = ∂f/∂x(x_i)``.
 
-    Entropy-type statistics of a zero Jacobian are NaN (``on_zero="nan"``). A model that offers
-    ``input_jacobian_factor`` hands over small matrices with the singular values of the
-    ``C × d`` Jacobians — ``C × n_1`` from an arraynet MLP's product form, the ``C × C``
-    R factors of ``J_iᵀ = Q_i R_i`` from an arraynet CNN on NumPy, ``(P·r) × d`` from a torch
-    language model's linear head of width ``r`` — so the ``(N, C, d)`` tensor is not formed
-    and the per-sample SVDs are smaller; otherwise the Jacobians are formed within
+    Entropy-type statistics and the stable rank of a zero Jacobian are NaN (``on_zero="nan"``).
+    A model that offers ``input_jacobian_factor`` hands over small matrices with the singular
+    values of the ``C × d`` Jacobians — ``C × n_1`` from an arraynet MLP's product form, the
+    ``C × C`` R factors of ``J_iᵀ = Q_i R_i`` from an arraynet CNN on NumPy, ``(P·r) × d`` from
+    a torch language model's linear head of width ``r`` — so the ``(N, C, d)`` tensor is not
+    formed and the per-sample SVDs are smaller; otherwise the Jacobians are formed within
     ``max_bytes``, a chunk of samples at a time where all of them would not fit.
     """
     s = _jacobian_spectrum(as_model(model), x, max_bytes)
@@ -93,7 +93,7 @@ def _statistics(s: Spectrum) -> tuple[Array, ...]:
         s.entropy(on_zero="nan"),
         s.entropy(normalized=True, on_zero="nan") if s.r >= 2 else s.entropy(on_zero="nan"),
         s.effective_rank(on_zero="nan"),
-        s.stable_rank(),
+        s.stable_rank(on_zero="nan"),
         s.condition_number(),
         s.attribution_condition_number(on_zero="nan"),
         s.typical_gain(),

@@ -87,12 +87,13 @@ def effective_rank(
     return _spectrum(a, hermitian).effective_rank(convention, on_zero=on_zero)
 
 
-def stable_rank(a: Array | Spectrum) -> Array:
-    """Stable rank ``srank(A) = ‖A‖_F² / σ_1²`` in ``[1, rank A]``; NaN if ``A = 0``.
+def stable_rank(a: Array | Spectrum, *, on_zero: OnZero = "raise") -> Array:
+    """Stable rank ``srank(A) = ‖A‖_F² / σ_1²`` in ``[1, rank A]``.
 
-    Mathematics §1.
+    Mathematics §1. A zero matrix has none (``0/0``): ``ZeroSpectrumError``, or NaN for it with
+    ``on_zero="nan"``.
     """
-    return _spectrum(a).stable_rank()
+    return _spectrum(a).stable_rank(on_zero=on_zero)
 
 
 def condition_number(

@@ -284,11 +284,21 @@ class Spectrum:
         return self.xp.exp(self.entropy(convention, on_zero=on_zero))
 
     # ----------------------------------------------------------------- norms and ratios
-    def stable_rank(self) -> Array:
-        """``srank = ‖A‖_F² / σ_1²`` in ``[1, rank A]``; NaN for a zero matrix."""
+    def stable_rank(self, *, on_zero: OnZero = "raise") -> Array:
+        """``srank = ‖A‖_F² / σ_1²`` in ``[1, rank A]``.
+
+        A zero matrix has none (``0/0``): ``ZeroSpectrumError``, or NaN with ``on_zero="nan"``.
+        """
+        if on_zero not in ("raise", "nan"):
+            raise ValueError(f"on_zero must be 'raise' or 'nan'; got {on_zero!r}")
         xp = self.xp
-        energy = self._energy()
-        return xp.where(self.operator_norm() > 0, energy, xp.nan)
+        nonzero = self.operator_norm() > 0
+        if on_zero == "raise" and _xp.concrete_bool(xp.all(nonzero)) is False:  # traced: None
+            raise ZeroSpectrumError(
+                "a zero matrix has no stable rank (‖A‖_F² / σ_1² is 0/0); drop it, or pass "
+                "on_zero='nan' to get NaN for it"
+            )
+        return xp.where(nonzero, self._energy(), xp.nan)
 
     def condition_number(self, *, rtol: float | None = None, k: int | None = None) -> Array:
         """``κ = σ_1 / σ_r``, ``+∞`` when ``σ_r ≤ rtol · σ_1``; or ``κ_k = σ_1 / σ_k`` if ``k``.

@@ -62,6 +62,10 @@ def test_zero_matrix(xp):
         si.effective_rank(xp.asarray(a))
     with pytest.raises(ZeroSpectrumError):
         si.attribution_condition_number(xp.asarray(a))
+    with pytest.raises(ZeroSpectrumError, match="stable rank"):
+        si.stable_rank(xp.asarray(a))
+    srank = xp.to_numpy(si.stable_rank(xp.asarray(a), on_zero="nan"))
+    assert np.isnan(srank[0]) and srank[1] == pytest.approx(3.0, rel=xp.rtol * 10)
     h = xp.to_numpy(si.spectral_entropy(xp.asarray(a), on_zero="nan"))
     assert np.isnan(h[0]) and h[1] == pytest.approx(math.log(3), rel=xp.rtol * 10)
     assert math.isinf(float(xp.to_numpy(si.condition_number(xp.asarray(a[0])))))
