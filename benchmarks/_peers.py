@@ -38,7 +38,7 @@ def curvlinops_ggn(net: Any, x: Any, y: Any) -> Any:
 
 
 def arpack_top5(
-    hop: Any, tol: float = 1e-3, k: int = 5, one_thread: bool = False
+    hop: Any, tol: float = 1e-3, k: int = 5, one_thread: bool = False, seed: int = 0
 ) -> tuple[Any, int]:
     """Top-``k`` eigenvalues of a float32 torch operator by ARPACK at ``tol``, and its products.
 
@@ -50,7 +50,7 @@ def arpack_top5(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(1, user_api="blas"):
-            return arpack_top5(hop, tol, k)
+            return arpack_top5(hop, tol, k, seed=seed)
     import numpy as np
     import scipy.sparse.linalg as sla
     import torch
@@ -62,6 +62,6 @@ def arpack_top5(
         return (hop @ torch.as_tensor(np.asarray(v, dtype=np.float32).ravel())).numpy()
 
     sop = sla.LinearOperator(hop.shape, matvec=mv, dtype=np.float32)
-    v0 = np.random.default_rng(0).standard_normal(hop.shape[0]).astype(np.float32)
+    v0 = np.random.default_rng(seed).standard_normal(hop.shape[0]).astype(np.float32)
     vals = sla.eigsh(sop, k, which="LA", tol=tol, v0=v0, return_eigenvectors=False)
     return vals, count[0]

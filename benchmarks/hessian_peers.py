@@ -2,7 +2,9 @@
 
 Case 1: top-5 Hessian eigenvalues. Each method runs at several tolerances; its relative error
 against a converged reference (specinterp eigsh at tol 1e-10 on a float64 copy of the network)
-is reported with its HVP count and median wall time. "Equal accuracy" is, for every method
+is reported with its HVP count and median wall time over five repeats, each with the next
+seed (0, 1, 2, …) for every method alike (:class:`Seeded`): the product counts are medians and
+the error the largest over the seeds. "Equal accuracy" is, for every method
 alike, its cheapest run whose error is ≤ 1e-3: specinterp ``eigsh`` (with the
 missed-eigenvalue check) and curvlinops' ``HessianLinearOperator`` +
 ``scipy.sparse.linalg.eigsh`` (ARPACK; as scipy runs it and with NumPy's/SciPy's BLAS on one
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,9 +59,9 @@ def _reference(net, x, y):
 TOLS = (1e-3, 1e-2, 3e-2)
 
 
-def _specinterp(net, x, y, verify=True, tol=1e-3):
+def _specinterp(net, x, y, verify=True, tol=1e-3, seed=0):
     op = si.hessian_operator(si.as_model(net), x, y, "cross_entropy")
-    res = si.linalg.eigsh(op, 5, tol=tol, seed=0, verify=verify)
+    res = si.linalg.eigsh(op, 5, tol=tol, seed=seed, verify=verify)
     return np.asarray(res.values), res.num_matvecs
 
 
@@ -100,10 +104,10 @@ def _products_only(net, x, y, count, vals):
     return vals, count
 
 
-def _arpack(net, x, y, tol=1e-3, one_thread=False):
+def _arpack(net, x, y, tol=1e-3, one_thread=False, seed=0):
     """ARPACK as scipy runs it, or with one BLAS thread (about 3× faster on the MLPs here); the
     faster one is the peer."""
-    return arpack_top5(curvlinops_hessian(net, x, y), tol, one_thread=one_thread)
+    return arpack_top5(curvlinops_hessian(net, x, y), tol, one_thread=one_thread, seed=seed)
 
 
 class _PyHessian:
@@ -120,8 +124,8 @@ class _PyHessian:
 
         self.mod.hessian_vector_product = counted
 
-    def top5(self, net, x, y, tol):
-        torch.manual_seed(0)
+    def top5(self, net, x, y, tol, seed=0):
+        torch.manual_seed(seed)
         self.count = 0
         comp = self.mod.hessian(net, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False)
         vals, _ = comp.eigenvalues(maxIter=1000, tol=tol, top_n=5)
@@ -157,7 +161,7 @@ def _slq(net, x, y, reorthogonalize="full", whole=False):
     return None, dens.num_matvecs
 
 
-def run(repeats: int = 3) -> list[dict[str, object]]:
+def run(repeats: int = 5) -> list[dict[str, object]]:
     try:
         pyh = _PyHessian()
     except ImportError:
@@ -168,49 +172,75 @@ def run(repeats: int = 3) -> list[dict[str, object]]:
         net, (x, y) = bench.net, bench.batch(BATCH)
         ref = _reference(net, x, y)
 
-        cands = {
-            f"specinterp eigsh tol={tol:g}": lambda net=net, x=x, y=y, tol=tol: _specinterp(
-                net, x, y, tol=tol
+        cands: dict[str, Seeded] = {}
+        for tol in TOLS:
+            cands[f"specinterp eigsh tol={tol:g}"] = Seeded(
+                lambda seed, net=net, x=x, y=y, tol=tol: _specinterp(net, x, y, tol=tol, seed=seed)
             )
-            for tol in TOLS
-        }
         # without the missed-eigenvalue check: the guarantee ARPACK and PyHessian give
         for tol in TOLS:
-            cands[f"specinterp eigsh verify=False tol={tol:g}"] = (
-                lambda net=net, x=x, y=y, tol=tol: _specinterp(net, x, y, verify=False, tol=tol)
+            cands[f"specinterp eigsh verify=False tol={tol:g}"] = Seeded(
+                lambda seed, net=net, x=x, y=y, tol=tol: _specinterp(
+                    net, x, y, verify=False, tol=tol, seed=seed
+                )
             )
         try:
             curvlinops_hessian(net, x, y)
             for tol in TOLS:
-                cands[f"curvlinops + ARPACK tol={tol:g}"] = lambda net=net, x=x, y=y, tol=tol: (
-                    _arpack(net, x, y, tol)
+                cands[f"curvlinops + ARPACK tol={tol:g}"] = Seeded(
+                    lambda seed, net=net, x=x, y=y, tol=tol: _arpack(net, x, y, tol, seed=seed)
                 )
-                cands[f"curvlinops + ARPACK, 1 BLAS thread tol={tol:g}"] = (
-                    lambda net=net, x=x, y=y, tol=tol: _arpack(net, x, y, tol, one_thread=True)
+                cands[f"curvlinops + ARPACK, 1 BLAS thread tol={tol:g}"] = Seeded(
+                    lambda seed, net=net, x=x, y=y, tol=tol: _arpack(
+                        net, x, y, tol, one_thread=True, seed=seed
+                    )
                 )
         except ImportError:
             pass
         steps, floor_vals = _krylov_floor(net, x, y, ref)
-        cands["Krylov floor (bare products)"] = lambda net=net, x=x, y=y, s=steps, v=floor_vals: (
-            _products_only(net, x, y, s, v)
+        cands["Krylov floor (bare products)"] = Seeded(
+            lambda seed, net=net, x=x, y=y, s=steps, v=floor_vals: _products_only(net, x, y, s, v)
         )
         if pyh is not None:
             for tol in (1e-3, 1e-4, 1e-5):
-                cands[f"PyHessian tol={tol:g}"] = lambda net=net, x=x, y=y, tol=tol: pyh.top5(
-                    net, x, y, tol
+                cands[f"PyHessian tol={tol:g}"] = Seeded(
+                    lambda seed, net=net, x=x, y=y, tol=tol: pyh.top5(net, x, y, tol, seed)
                 )
         runs = interleaved_runs(cands, repeats=repeats)
         case_rows = []
-        for method, (secs, (vals, hvps)) in runs.items():
-            vals = np.sort(np.asarray(vals, dtype=float))[::-1][:5]
-            err = float(np.max(np.abs(vals - ref) / np.abs(ref)))
+        for method, (secs, _) in runs.items():
+            errs, hvps = [], []
+            for vals, count in cands[method].results:
+                vals = np.sort(np.asarray(vals, dtype=float))[::-1][:5]
+                errs.append(float(np.max(np.abs(vals - ref) / np.abs(ref))))
+                hvps.append(count)
             case_rows.append(
                 {"case": "1 top-5 eigenvalues", "model": name, "params": bench.num_params}
-                | {"method": method, "hvps": hvps, "median_s": secs, "rel_err": err}
+                | {"method": method, "hvps": float(np.median(hvps)), "median_s": secs}
+                | {"rel_err": max(errs), "seeds": len(errs)}
             )
         _add_ratios(case_rows)
         rows += case_rows
     return rows
+
+
+class Seeded:
+    """A candidate that runs with seeds 0, 1, 2, … on successive calls and keeps every result.
+
+    A Krylov method's product count depends on its random start (over 12 seeds the checked
+    top-5 of the 670k MLP took 16–18 products at tolerance 1e-2): timing one seed over and over
+    measures that seed's luck. Each repeat takes the next seed — for every method alike —, the
+    time is the median over the seeds, and the error the largest of them.
+    """
+
+    def __init__(self, fn: Callable[[int], Any]) -> None:
+        self.fn = fn
+        self.results: list[Any] = []
+
+    def __call__(self) -> Any:
+        out = self.fn(len(self.results))
+        self.results.append(out)
+        return out
 
 
 def run_density(repeats: int = 3) -> list[dict[str, object]]:
