@@ -198,7 +198,8 @@ def check(
     weight_cap = math.pi * miss_probability**2 / (2 * max(free - 1, 1))
     # the locked columns lead the basis: one orthogonalisation pass (DGKS, repeated only when
     # needed) keeps each new direction orthogonal to both, and since q ⊥ X, P A P q = P A q.
-    # The basis starts short and grows (most checks take a few steps).
+    # The basis takes over the solver's finished one where it fits (pages already in memory),
+    # else starts short and grows (most checks take a few steps).
     steps = min(max_steps, free)
     store = Basis(x[:, 0], q + min(steps, SHORT_CHECK) + 1, limit=q + steps + 1, reuse=spare)
     for j in range(q):

@@ -104,7 +104,9 @@ class Basis:
     grow, doubling, up to ``limit`` rows — for a basis that usually stays short but may not
     (the missed-eigenvalue check): a buffer allocated at its longest is a fresh memory map
     whose pages fault in as they are written, where a short one is reused from the heap
-    (JAX allocates ``limit`` rows at once: its buffer's shape is compiled in).
+    (JAX allocates ``limit`` rows at once: its buffer's shape is compiled in). ``reuse``, a
+    finished basis, hands over its buffer where it fits (:meth:`release`): the check after a
+    solve then writes into pages already in memory.
     """
 
     def __init__(
