@@ -219,20 +219,34 @@ class Spectrum:
             )
         return convention
 
-    def _checked_total(self, w: Array, on_zero: OnZero) -> tuple[Array, Array | None]:
-        """``Σ w`` with zero totals replaced by 1, and the mask of zero matrices (or None)."""
+    def _zero_matrices(self, zero: Array, on_zero: OnZero, undefined: str) -> Array | None:
+        """The mask ``zero`` of zero matrices, ``None`` if there is none (or it is traced).
+
+        With ``on_zero="raise"`` a zero matrix raises ``ZeroSpectrumError`` saying it has no
+        ``undefined``.
+        """
         if on_zero not in ("raise", "nan"):
             raise ValueError(f"on_zero must be 'raise' or 'nan'; got {on_zero!r}")
-        xp = self.xp
-        total = xp.sum(w, axis=-1)
-        zero = total == 0
-        if not _xp.concrete_bool(xp.any(zero)):
-            return total, None
+        if not _xp.concrete_bool(self.xp.any(zero)):
+            return None
         if on_zero == "raise":
             raise ZeroSpectrumError(
-                "a zero matrix has no spectral distribution (entropy, effective rank and κ_attr "
-                "are undefined); drop it, or pass on_zero='nan' to get NaN for it"
+                f"a zero matrix has no {undefined}; drop it, or pass on_zero='nan' to get NaN "
+                "for it"
             )
+        return zero
+
+    def _checked_total(self, w: Array, on_zero: OnZero) -> tuple[Array, Array | None]:
+        """``Σ w`` with zero totals replaced by 1, and the mask of zero matrices (or None)."""
+        xp = self.xp
+        total = xp.sum(w, axis=-1)
+        zero = self._zero_matrices(
+            total == 0,
+            on_zero,
+            "spectral distribution (entropy, effective rank and κ_attr are undefined)",
+        )
+        if zero is None:
+            return total, None
         return xp.where(zero, xp.ones_like(total), total), zero
 
     def distribution(
@@ -289,16 +303,9 @@ class Spectrum:
 
         A zero matrix has none (``0/0``): ``ZeroSpectrumError``, or NaN with ``on_zero="nan"``.
         """
-        if on_zero not in ("raise", "nan"):
-            raise ValueError(f"on_zero must be 'raise' or 'nan'; got {on_zero!r}")
-        xp = self.xp
-        nonzero = self.operator_norm() > 0
-        if on_zero == "raise" and _xp.concrete_bool(xp.all(nonzero)) is False:  # traced: None
-            raise ZeroSpectrumError(
-                "a zero matrix has no stable rank (‖A‖_F² / σ_1² is 0/0); drop it, or pass "
-                "on_zero='nan' to get NaN for it"
-            )
-        return xp.where(nonzero, self._energy(), xp.nan)
+        norm = self.operator_norm()
+        self._zero_matrices(norm == 0, on_zero, "stable rank (‖A‖_F² / σ_1² is 0/0)")
+        return self.xp.where(norm > 0, self._energy(), self.xp.nan)
 
     def condition_number(self, *, rtol: float | None = None, k: int | None = None) -> Array:
         """``κ = σ_1 / σ_r``, ``+∞`` when ``σ_r ≤ rtol · σ_1``; or ``κ_k = σ_1 / σ_k`` if ``k``.
